@@ -1,0 +1,68 @@
+"""hh_api: one async client for Alibaba's HappyHorse video models on four providers.
+
+    async with HappyHorse() as hh:                      # keys from the environment
+        request = VideoRequest("a horse on a beach", mode=Mode.TEXT, duration=5)
+        print(hh.price("joypix", request), "credits")
+        task = await hh.submit("joypix", request)
+        done = await hh.wait("joypix", task.task_id, timeout=900)
+        await hh.download(done.video_url, "horse.mp4")
+"""
+
+from __future__ import annotations
+
+from hh_api.callbacks import sign_hiapi, verify_hiapi_callback
+from hh_api.capabilities import ModeCapabilities, PictureLimits
+from hh_api.client import HappyHorse, PollPolicy, Timeouts
+from hh_api.config import PROVIDER_NAMES, ProviderConfig, Secret, load_providers
+from hh_api.errors import (
+    AuthenticationError,
+    CallbackVerificationError,
+    ConfigurationError,
+    DownloadError,
+    HappyHorseError,
+    InvalidRequestError,
+    ProtocolError,
+    ProviderUnavailableError,
+    RateLimitError,
+    SubmitOutcomeUnknownError,
+    TaskFailedError,
+    TaskNotFoundError,
+    WaitTimeoutError,
+)
+from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
+from hh_api.pricing import PriceTable
+from hh_api.transport import RetryPolicy
+
+__all__ = [
+    "PROVIDER_NAMES",
+    "AuthenticationError",
+    "CallbackVerificationError",
+    "ConfigurationError",
+    "DownloadError",
+    "HappyHorse",
+    "HappyHorseError",
+    "InvalidRequestError",
+    "Mode",
+    "ModeCapabilities",
+    "PictureLimits",
+    "PollPolicy",
+    "PriceTable",
+    "ProtocolError",
+    "ProviderConfig",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "RetryPolicy",
+    "Secret",
+    "Status",
+    "Submission",
+    "SubmitOutcomeUnknownError",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskState",
+    "Timeouts",
+    "VideoRequest",
+    "WaitTimeoutError",
+    "load_providers",
+    "sign_hiapi",
+    "verify_hiapi_callback",
+]

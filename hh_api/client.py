@@ -1,0 +1,324 @@
+"""`HappyHorse`: one async client for every provider, over one pooled HTTP session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from hh_api.capabilities import ModeCapabilities
+from hh_api.config import ProviderConfig, load_providers
+from hh_api.download import download_video
+from hh_api.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ProtocolError,
+    ProviderUnavailableError,
+    RateLimitError,
+    TaskFailedError,
+    WaitTimeoutError,
+)
+from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
+from hh_api.pricing import PriceTable
+from hh_api.providers import PROVIDERS, Provider
+from hh_api.transport import Call, RetryPolicy, Sleep, Transport
+
+log = logging.getLogger("hh_api")
+
+OnUpdate = Callable[[TaskState], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed per HTTP request."""
+
+    connect: float = 10.0
+    read: float = 30.0  # between bytes of an answer
+    total: float = 60.0  # one whole request; downloads get `download_total`
+    download_total: float = 600.0
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to ask about a task: start near 2 s, grow, cap near 15 s."""
+
+    initial: float = 2.0
+    factor: float = 1.5
+    maximum: float = 15.0
+
+    def intervals(self):
+        interval = self.initial
+        while True:
+            yield interval
+            interval = min(self.maximum, interval * self.factor)
+
+
+class HappyHorse:
+    """The client. Use it as ``async with HappyHorse() as hh: ...``.
+
+    Providers, keys and base URLs come from the environment unless `providers`
+    is given; `prices` likewise. Every method names the provider it talks to, so
+    one client (and one connection pool) serves all of them.
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, ProviderConfig] | None = None,
+        *,
+        prices: PriceTable | None = None,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        poll: PollPolicy = PollPolicy(),
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        configs = load_providers() if providers is None else providers
+        unknown = set(configs) - set(PROVIDERS)
+        if unknown:
+            raise ConfigurationError(f"unknown provider(s): {', '.join(sorted(unknown))}")
+        self.providers: dict[str, Provider] = {
+            name: PROVIDERS[name](config) for name, config in configs.items()
+        }
+        self.prices = PriceTable.from_env() if prices is None else prices
+        self.timeouts = timeouts
+        self.retry = retry
+        self.poll = poll
+        self._sleep = sleep
+        self._session = session
+        self._owns_session = session is None
+        self._transport: Transport | None = None
+
+    def __repr__(self) -> str:
+        return f"HappyHorse(providers={sorted(self.providers)})"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> HappyHorse:
+        self._ensure_transport()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+        self._transport = None
+
+    def _ensure_transport(self) -> Transport:
+        if self._transport is None:
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(
+                        total=self.timeouts.total,
+                        sock_connect=self.timeouts.connect,
+                        sock_read=self.timeouts.read,
+                    ),
+                    connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
+                    raise_for_status=False,
+                )
+                self._owns_session = True
+            self._transport = Transport(self._session, self.retry, sleep=self._sleep)
+        return self._transport
+
+    # -- what a provider offers -----------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ConfigurationError(
+                f"unknown provider {name!r}; known: {known}", provider=name
+            ) from None
+
+    def configured(self) -> list[str]:
+        """The providers that have an API key, in the order they were given."""
+        return [name for name, p in self.providers.items() if p.config.api_key]
+
+    def capabilities(self, provider: str, mode: Mode | str) -> ModeCapabilities:
+        return self.provider(provider).capabilities(mode)
+
+    def validate(self, provider: str, request: VideoRequest) -> VideoRequest:
+        """The request with the provider's defaults filled in, or InvalidRequestError."""
+        return self.capabilities(provider, request.mode).resolve(request)
+
+    def price(self, provider: str, request: VideoRequest) -> int:
+        """Credits for `request` on `provider` (validated first)."""
+        return self.prices.credits(provider, self.validate(provider, request))
+
+    # -- tasks --------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        provider: str,
+        request: VideoRequest,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Submission:
+        """Validate and send `request`; return the provider's task id.
+
+        Invalid requests are refused before anything is sent. For providers that
+        take an idempotency key, one is made unless given, and reused by retries;
+        give your own to make a submit safe to repeat across restarts.
+        """
+        spec = self.provider(provider)
+        offer = spec.capabilities(request.mode)
+        resolved = offer.resolve(request)
+        headers = spec.headers()
+        call = Call.SUBMIT
+        if spec.idempotent_submit:
+            call = Call.IDEMPOTENT_SUBMIT
+            headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
+        body = spec.submit_body(offer, resolved, callback_url)
+        answer = await self._ensure_transport().request(
+            "POST", spec.base_url + offer.path, call=call, provider=provider,
+            headers=headers, body=body, enveloped=spec.enveloped,
+        )
+        data = _data(spec, answer.payload)
+        task_id = spec.task_id_from_submission(data)
+        log.info("%s accepted task %s (%s mode)", provider, task_id, offer.mode.value)
+        return Submission(provider=provider, task_id=task_id, raw=answer.payload)
+
+    async def status(self, provider: str, task_id: str) -> TaskState:
+        """Ask the provider once about `task_id`, retrying only transient failures."""
+        spec = self.provider(provider)
+        answer = await self._ensure_transport().request(
+            "GET", spec.base_url + spec.status_path(task_id), call=Call.READ,
+            provider=provider, headers=spec.headers(), enveloped=spec.enveloped,
+            task_id=task_id,
+        )
+        return spec.read_status(task_id, _data(spec, answer.payload), datetime.now(UTC))
+
+    async def wait(
+        self,
+        provider: str,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy | None = None,
+        on_update: OnUpdate | None = None,
+        wake: asyncio.Event | None = None,
+    ) -> TaskState:
+        """Poll until the task ends; return the succeeded state.
+
+        Works on any task id, so a restarted caller resumes where it left off.
+        `on_update` is called whenever the status (or the provider's word) changes.
+        Setting `wake` makes the next poll happen at once (a callback arrived).
+        Transient failures while polling are waited out until `timeout`.
+        Raises TaskFailedError, WaitTimeoutError (with the task id and last state),
+        AuthenticationError or TaskNotFoundError. Cancellation propagates.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        last: TaskState | None = None
+        for interval in (poll or self.poll).intervals():
+            try:
+                state = await self.status(provider, task_id)
+            except (ProviderUnavailableError, RateLimitError, ProtocolError) as error:
+                log.warning("%s task %s: status check failed, will retry: %s",
+                            provider, task_id, error)
+            else:
+                if last is None or (state.status, state.provider_status) != (
+                    last.status, last.provider_status,
+                ):
+                    log.info("%s task %s is %s (%s)", provider, task_id,
+                             state.status.value, state.provider_status)
+                    if on_update is not None:
+                        result = on_update(state)
+                        if inspect.isawaitable(result):
+                            await result
+                last = state
+                if state.status is Status.SUCCEEDED:
+                    return state
+                if state.status is Status.FAILED:
+                    raise TaskFailedError(state)
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise WaitTimeoutError(
+                        f"{provider} task {task_id} was not finished within {timeout:g} s; "
+                        f"wait on it again to resume",
+                        task_id=task_id, provider=provider, last=last,
+                    )
+                interval = min(interval, remaining)
+            await self._pause(interval, wake)
+        raise AssertionError("unreachable: intervals() never ends")
+
+    async def generate(
+        self,
+        provider: str,
+        request: VideoRequest,
+        *,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskState:
+        """Submit and wait: the whole job in one call."""
+        submission = await self.submit(provider, request, idempotency_key=idempotency_key)
+        return await self.wait(provider, submission.task_id, timeout=timeout, on_update=on_update)
+
+    async def download(
+        self,
+        url: str,
+        destination: str | Path,
+        *,
+        max_bytes: int = 200 * 1024 * 1024,
+    ) -> Path:
+        """Stream a finished video to `destination`, refusing non-videos and oversize files.
+
+        The provider's key is never sent: output links are public, pre-signed URLs.
+        """
+        self._ensure_transport()
+        assert self._session is not None
+        return await download_video(
+            self._session, url, Path(destination), max_bytes=max_bytes,
+            timeout=aiohttp.ClientTimeout(
+                total=self.timeouts.download_total,
+                sock_connect=self.timeouts.connect,
+                sock_read=self.timeouts.read,
+            ),
+            retry=self.retry, sleep=self._sleep,
+        )
+
+    async def _pause(self, seconds: float, wake: asyncio.Event | None) -> None:
+        if wake is None:
+            await self._sleep(seconds)
+            return
+        if not wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), seconds)
+        wake.clear()
+
+
+def _data(spec: Provider, payload: Any) -> Mapping[str, Any]:
+    """The part of an answer that carries the task: `data` in an envelope."""
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"{spec.title} answered with something other than an object",
+                            provider=spec.name)
+    if not spec.enveloped:
+        return payload
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{spec.title} answered without a 'data' object", provider=spec.name)
+    return data
+
+
+__all__ = ["AuthenticationError", "HappyHorse", "PollPolicy", "Timeouts"]
