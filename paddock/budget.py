@@ -1,0 +1,96 @@
+"""A server's budget rules: allowance periods, funding policy and limits, as plain values.
+
+All times are UTC. Periods start at midnight UTC: a day, an ISO week (from Monday), or a
+calendar month. ``Period.NONE`` never refills on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class Period(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    NONE = "none"
+
+
+class FundingPolicy(StrEnum):
+    """Where a job's credits come from."""
+
+    PERSONAL = "personal"
+    POOL = "pool"
+    PERSONAL_THEN_POOL = "personal_then_pool"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A server's limits. ``None`` means no limit."""
+
+    max_job_cost: int | None = None
+    member_spend: int | None = None  # credits a member may spend per member_spend_period
+    member_spend_period: Period = Period.DAILY
+    daily_ceiling: int | None = None  # credits the whole server may spend per UTC day
+    member_jobs: int | None = None  # pending holds (jobs in flight) per member
+    server_jobs: int | None = None  # pending holds per server
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAllowance:
+    role_id: int
+    allowance: int
+    period: Period
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    policy: FundingPolicy = FundingPolicy.PERSONAL
+    allowance: int = 0
+    period: Period = Period.NONE
+    limits: Limits = Limits()
+    role_allowances: tuple[RoleAllowance, ...] = ()
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (naive datetimes are taken to be UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 text, so that SQL compares timestamps as strings."""
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def period_start(period: Period, moment: datetime) -> datetime:
+    """When the period containing ``moment`` began (the epoch for ``Period.NONE``)."""
+    day = utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is Period.DAILY:
+        return day
+    if period is Period.WEEKLY:
+        return day - timedelta(days=day.weekday())
+    if period is Period.MONTHLY:
+        return day.replace(day=1)
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def period_key(period: Period, moment: datetime) -> str:
+    """A name for the period containing ``moment``; a refill is due when it changes."""
+    if period is Period.NONE:
+        return "none"
+    return f"{period.value}:{period_start(period, moment).date().isoformat()}"

@@ -1,0 +1,169 @@
+"""Paddock's schema as numbered migrations (sqlite-utils 4 ``Migrations``).
+
+Never edit a migration that has shipped: add ``m003_...`` instead. :class:`paddock.store.Store`
+applies each pending migration in its own ``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("paddock")
+
+
+@MIGRATIONS()
+def m001_ledger(db: Database) -> None:
+    """Accounts, two-phase holds and the append-only journal."""
+    db.executescript(
+        """
+        CREATE TABLE guild_settings (
+            guild_id INTEGER PRIMARY KEY,
+            policy TEXT NOT NULL DEFAULT 'personal'
+                CHECK (policy IN ('personal', 'pool', 'personal_then_pool')),
+            allowance INTEGER NOT NULL DEFAULT 0 CHECK (allowance >= 0),
+            period TEXT NOT NULL DEFAULT 'none'
+                CHECK (period IN ('daily', 'weekly', 'monthly', 'none')),
+            max_job_cost INTEGER CHECK (max_job_cost >= 0),
+            member_spend INTEGER CHECK (member_spend >= 0),
+            member_spend_period TEXT NOT NULL DEFAULT 'daily'
+                CHECK (member_spend_period IN ('daily', 'weekly', 'monthly')),
+            daily_ceiling INTEGER CHECK (daily_ceiling >= 0),
+            member_jobs INTEGER CHECK (member_jobs >= 0),
+            server_jobs INTEGER CHECK (server_jobs >= 0)
+        );
+
+        CREATE TABLE role_allowances (
+            guild_id INTEGER NOT NULL,
+            role_id INTEGER NOT NULL,
+            allowance INTEGER NOT NULL CHECK (allowance >= 0),
+            period TEXT NOT NULL CHECK (period IN ('daily', 'weekly', 'monthly', 'none')),
+            PRIMARY KEY (guild_id, role_id)
+        ) WITHOUT ROWID;
+
+        -- Cached balances. Each column always equals the sum of its journal deltas.
+        -- allowance: what is left of the periodic allowance; granted: moderator grants
+        -- (and pool funding); held: pending holds. Available = allowance + granted - held.
+        CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('member', 'pool')),
+            user_id INTEGER NOT NULL,  -- 0 for the pool
+            allowance INTEGER NOT NULL DEFAULT 0 CHECK (allowance >= 0),
+            granted INTEGER NOT NULL DEFAULT 0 CHECK (granted >= 0),
+            held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+            period_key TEXT,  -- the allowance period last refilled, e.g. 'D2025-03-01'
+            blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
+            CHECK (allowance + granted >= held),
+            UNIQUE (guild_id, kind, user_id)
+        );
+
+        -- Two-phase transfers: a hold is pending until settled or refunded, exactly once.
+        CREATE TABLE holds (
+            job_id TEXT PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            personal_account INTEGER NOT NULL REFERENCES accounts(id),
+            pool_account INTEGER REFERENCES accounts(id),
+            amount INTEGER NOT NULL CHECK (amount >= 0),
+            from_personal INTEGER NOT NULL CHECK (from_personal >= 0),
+            from_pool INTEGER NOT NULL CHECK (from_pool >= 0),
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'settled', 'refunded')),
+            charged INTEGER CHECK (charged BETWEEN 0 AND amount),
+            personal_available INTEGER NOT NULL,  -- right after reserving: the first reply
+            pool_available INTEGER,
+            reserved_at TEXT NOT NULL,
+            resolved_at TEXT,
+            CHECK (from_personal + from_pool = amount)
+        );
+        CREATE INDEX holds_pending ON holds (guild_id, user_id) WHERE state = 'pending';
+        CREATE INDEX holds_member_spend ON holds (guild_id, user_id, reserved_at);
+        CREATE INDEX holds_guild_spend ON holds (guild_id, reserved_at);
+
+        -- A hold changes once, from pending to settled or refunded, and is never deleted.
+        CREATE TRIGGER holds_resolve_once BEFORE UPDATE ON holds
+        WHEN OLD.state != 'pending' OR NEW.state = 'pending'
+            OR NEW.job_id IS NOT OLD.job_id OR NEW.amount IS NOT OLD.amount
+            OR NEW.from_personal IS NOT OLD.from_personal OR NEW.from_pool IS NOT OLD.from_pool
+            OR NEW.personal_account IS NOT OLD.personal_account
+            OR NEW.pool_account IS NOT OLD.pool_account
+        BEGIN
+            SELECT RAISE(ABORT, 'a hold is resolved exactly once');
+        END;
+        CREATE TRIGGER holds_no_delete BEFORE DELETE ON holds
+        BEGIN
+            SELECT RAISE(ABORT, 'holds are never deleted');
+        END;
+
+        -- Every change, append-only. Settings changes have no account and zero deltas.
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER,          -- the member concerned (also on pool entries)
+            account_id INTEGER REFERENCES accounts(id),
+            kind TEXT NOT NULL,
+            job_id TEXT,
+            d_allowance INTEGER NOT NULL DEFAULT 0,
+            d_granted INTEGER NOT NULL DEFAULT 0,
+            d_held INTEGER NOT NULL DEFAULT 0,
+            available INTEGER,        -- the account's available credits after this entry
+            actor_id INTEGER,         -- the moderator, for adjustments
+            reason TEXT,
+            detail TEXT               -- JSON, for settings changes
+        );
+        CREATE INDEX journal_member ON journal (guild_id, user_id, id);
+        CREATE INDEX journal_guild ON journal (guild_id, id);
+        CREATE INDEX journal_account ON journal (account_id);
+        CREATE INDEX journal_job ON journal (job_id) WHERE job_id IS NOT NULL;
+        CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+        BEGIN
+            SELECT RAISE(ABORT, 'the journal is append-only');
+        END;
+        CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+        BEGIN
+            SELECT RAISE(ABORT, 'the journal is append-only');
+        END;
+        """
+    )
+
+
+@MIGRATIONS()
+def m002_jobs(db: Database) -> None:
+    """Everything needed to finish a generation job after a restart."""
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER,
+            user_id INTEGER NOT NULL,
+            interaction_token TEXT,
+            token_expires_at TEXT,
+            progress_message_id INTEGER,
+            request TEXT NOT NULL DEFAULT '{}',  -- the normalised request, JSON
+            provider TEXT,
+            provider_task_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('accepted', 'submitted', 'running',
+                'succeeded', 'failed', 'delivered', 'cancelled')),
+            estimated_credits INTEGER NOT NULL DEFAULT 0 CHECK (estimated_credits >= 0),
+            charged_credits INTEGER CHECK (charged_credits >= 0),
+            result_url TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            submitted_at TEXT,
+            started_at TEXT,
+            finished_at TEXT,
+            delivered_at TEXT,
+            deadline_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            delivery_attempts INTEGER NOT NULL DEFAULT 0,
+            delivery_error TEXT,
+            idempotency_key TEXT UNIQUE
+        );
+        CREATE INDEX jobs_member ON jobs (guild_id, user_id, created_at);
+        CREATE INDEX jobs_unfinished ON jobs (state)
+            WHERE state NOT IN ('delivered', 'cancelled');
+        """
+    )

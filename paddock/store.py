@@ -1,0 +1,347 @@
+"""An asyncio-friendly SQLite store: one writer thread, read-only readers, numbered migrations.
+
+SQLite connections belong to the thread that made them, and a write transaction blocks every
+other writer, so the store keeps exactly one writer connection on a dedicated thread and
+feeds it through a queue. ``await store.write(fn, *args)`` runs ``fn(db)`` on that thread
+inside ``BEGIN IMMEDIATE``; ``await store.read(fn, *args)`` runs ``fn(db)`` on a small pool of
+read-only connections, inside a read transaction so it sees one consistent snapshot. Neither
+blocks the event loop, and in WAL mode readers never block the writer.
+
+Group commit: when several writes are queued, the writer runs them in one transaction, each
+inside its own savepoint (so one write's error rolls back only that write), and answers
+them after the single COMMIT. A write is reported done only once it is durable
+(``synchronous=FULL``). Because a batch may have to be replayed when a write's error
+destroys the whole transaction, write functions must touch nothing but the database.
+Cancelling ``await store.write(...)`` does not undo a write already queued: make writes
+idempotent (the ledger keys every operation by job id) instead of relying on cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from paddock.errors import StoreBusy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = Path("data") / "paddock.db"
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _WriteRequest:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    transactional: bool = True
+
+
+@dataclass(slots=True)
+class _Outcome:
+    request: _WriteRequest
+    ok: bool
+    value: Any = field(default=None)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower()
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """Resolve awaiting futures on their event loop (runs via call_soon_threadsafe)."""
+    for outcome in outcomes:
+        future = outcome.request.future
+        if future.done():  # the caller gave up waiting; the write itself stands
+            continue
+        if outcome.ok:
+            future.set_result(outcome.value)
+        else:
+            future.set_exception(outcome.value)
+
+
+class Store:
+    """One SQLite database file used from asyncio.
+
+    Build it with ``await Store.open(path)`` and release it with ``await store.close()``
+    (or ``async with await Store.open(path) as store``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = 5.0,
+        readers: int = 2,
+        max_batch: int = 256,
+    ) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_WriteRequest | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._run_writer, name=f"paddock-writer:{path.name}", daemon=True
+        )
+        self._readers = ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix=f"paddock-reader:{path.name}"
+        )
+        self._reader_local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._db: Database | None = None
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        migrations: Migrations | None = None,
+        busy_timeout: float = 5.0,
+        readers: int = 2,
+        max_batch: int = 256,
+    ) -> Store:
+        """Open (creating if needed) the database at ``path`` and apply pending migrations.
+
+        ``migrations`` defaults to Paddock's own schema (:mod:`paddock.migrations`).
+        """
+        if migrations is None:
+            from paddock.migrations import MIGRATIONS
+
+            migrations = MIGRATIONS
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = cls(path, busy_timeout=busy_timeout, readers=readers, max_batch=max_batch)
+        store._writer.start()
+        try:
+            await store._submit(_apply_migrations, (migrations,), transactional=False)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Finish queued writes, then close every connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        await asyncio.to_thread(self._writer.join)
+        await asyncio.to_thread(self._readers.shutdown, wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- public API ----------------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)`` on the writer thread in ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+
+        ``db`` is a :class:`sqlite_utils.Database`. An exception from ``fn`` rolls back
+        everything ``fn`` wrote and is raised here; otherwise ``fn``'s return value is
+        returned once the transaction is committed. Raises :class:`StoreBusy` when another
+        process holds the write lock for longer than the busy timeout.
+        """
+        return await self._submit(fn, args, transactional=True)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)`` on a read-only connection, in one read transaction."""
+        if self._closed:
+            raise RuntimeError("store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn, args)
+
+    # -- writer thread -------------------------------------------------------------------
+
+    async def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...], *, transactional: bool
+    ) -> T:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_WriteRequest(fn, args, future, loop, transactional))
+        return await future
+
+    def _connect(self, uri: str | None = None) -> sqlite3.Connection:
+        target = uri if uri is not None else str(self.path)
+        conn = sqlite3.connect(
+            target,
+            uri=uri is not None,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            timeout=self.busy_timeout,
+            check_same_thread=False,  # each connection is still used by one thread only
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _run_writer(self) -> None:
+        try:
+            self._conn = self._connect()
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._db = Database(self._conn, execute_plugins=False)
+        except sqlite3.Error as exc:
+            log.exception("cannot open %s", self.path)
+            self._fail_everything(exc)
+            return
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            plain = [r for r in batch if r.transactional]
+            for request in batch:
+                if not request.transactional:
+                    self._run_plain(request)
+            if plain:
+                self._run_batch(plain)
+        self._conn.close()
+
+    def _fail_everything(self, exc: BaseException) -> None:
+        outcomes = []
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            outcomes.append(_Outcome(item, False, exc))
+            self._send(outcomes)
+            outcomes = []
+
+    def _run_plain(self, request: _WriteRequest) -> None:
+        try:
+            value = request.fn(self._db, *request.args)
+        except Exception as exc:
+            self._send([_Outcome(request, False, exc)])
+        else:
+            self._send([_Outcome(request, True, value)])
+
+    def _run_batch(self, batch: list[_WriteRequest]) -> None:
+        conn = self._conn
+        assert conn is not None
+        todo = batch
+        while todo:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                error = StoreBusy() if _is_busy(exc) else exc
+                self._send([_Outcome(r, False, error) for r in todo])
+                return
+            done: list[_Outcome] = []
+            failed: list[_Outcome] = []
+            redo: list[_WriteRequest] = []
+            for index, request in enumerate(todo):
+                conn.execute("SAVEPOINT paddock_write")
+                try:
+                    value = request.fn(self._db, *request.args)
+                except Exception as exc:
+                    failed.append(_Outcome(request, False, exc))
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK TO paddock_write")
+                        conn.execute("RELEASE paddock_write")
+                        continue
+                    # The error ended the whole transaction: replay the rest in a new one.
+                    redo = [o.request for o in done] + todo[index + 1 :]
+                    done = []
+                    break
+                conn.execute("RELEASE paddock_write")
+                done.append(_Outcome(request, True, value))
+            if conn.in_transaction:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    error = StoreBusy() if _is_busy(exc) else exc
+                    done = [_Outcome(o.request, False, error) for o in done]
+            self._send(done + failed)
+            todo = redo
+
+    def _send(self, outcomes: list[_Outcome]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome.request.loop, []).append(outcome)
+        for loop, group in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, group)
+            except RuntimeError:  # the loop closed while we worked; nobody is waiting
+                log.warning("dropping %d write result(s) for a closed event loop", len(group))
+
+    # -- readers -------------------------------------------------------------------------
+
+    def _reader_db(self) -> Database:
+        db = getattr(self._reader_local, "db", None)
+        if db is None:
+            conn = self._connect(self.path.resolve().as_uri() + "?mode=ro")
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+            db = Database(conn, execute_plugins=False, recursive_triggers=False)
+            self._reader_local.db = db
+        return db
+
+    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        db = self._reader_db()
+        db.conn.execute("BEGIN")
+        try:
+            return fn(db, *args)
+        finally:
+            db.conn.execute("ROLLBACK")
+
+
+def _apply_migrations(db: Database, migrations: Migrations) -> list[str]:
+    """Apply pending migrations one at a time, each in its own ``BEGIN IMMEDIATE``.
+
+    Taking the write lock first means two processes opening a fresh file at once cannot
+    both try to apply the same migration.
+    """
+    applied: list[str] = []
+    while True:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            pending = migrations.pending(db)
+            if not pending:
+                db.conn.execute("ROLLBACK")
+                return applied
+            after = [m.name for m in pending[1:]]
+            # Inside our transaction, sqlite-utils runs the migration in a savepoint.
+            migrations.apply(db, stop_before=after or None)
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        applied.append(pending[0].name)
+        log.info("applied migration %s to %s", pending[0].name, db.conn)
