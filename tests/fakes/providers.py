@@ -20,6 +20,7 @@ Knobs for tests:
     emu.fault("html", status=502)  /  emu.fault("malformed")  /  emu.fault("drop")
     emu.fault(500, on="submit", after_accept=True)   # the task exists, the answer is lost
     emu.requests / emu.submits() / emu.polls() / emu.tasks
+    await emu.wait_for_requests("status", 3)   # no sleeping in loops
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class ProviderEmulator:
         self._idempotency: dict[str, tuple[str, bytes]] = {}
         self._ids = itertools.count(1)
         self._hung: asyncio.Event = asyncio.Event()
+        self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.on_task_created: Callable[[Task], None] | None = None
@@ -190,6 +192,15 @@ class ProviderEmulator:
     def polls(self) -> list[Recorded]:
         return [r for r in self.requests if r.kind == "status"]
 
+    async def wait_for_requests(self, kind: str, count: int, timeout: float = 5.0) -> None:
+        """Return once `count` requests of `kind` ("submit", "status", ...) have arrived."""
+
+        def enough() -> bool:
+            return sum(1 for r in self.requests if r.kind == kind) >= count
+
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(enough)
+
     def video_url(self, task_id: str) -> str:
         return f"{self.base_url}/files/{task_id}.mp4"
 
@@ -201,6 +212,8 @@ class ProviderEmulator:
         self.requests.append(
             Recorded(request.method, request.path_qs, dict(request.headers), body, kind)
         )
+        async with self._arrived:
+            self._arrived.notify_all()
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(kind)

@@ -1,0 +1,74 @@
+"""Downloading finished videos: streamed, capped, type-checked, never with the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from hh_api import DownloadError, VideoRequest
+from tests.fakes.providers import FAKE_MP4
+
+
+async def finished(start_emulator, make_client, provider: str = "joypix"):
+    emulator = await start_emulator(provider)
+    client = make_client(emulator)
+    state = await client.generate(provider, VideoRequest("a horse"))
+    return emulator, client, state
+
+
+async def test_a_video_is_saved_whole_without_sending_the_key(
+    start_emulator, make_client, tmp_path
+) -> None:
+    emulator, client, state = await finished(start_emulator, make_client)
+    saved = await client.download(state.video_url, tmp_path / "out" / "horse.mp4")
+    assert saved.read_bytes() == FAKE_MP4
+    [fetch] = [r for r in emulator.requests if r.kind == "file"]
+    assert "Authorization" not in fetch.headers
+
+
+async def test_octet_stream_is_accepted_when_the_bytes_are_a_video(
+    start_emulator, make_client, tmp_path
+) -> None:
+    emulator, client, state = await finished(start_emulator, make_client)
+    emulator.video_content_type = "application/octet-stream"
+    saved = await client.download(state.video_url, tmp_path / "v.mp4")
+    assert saved.read_bytes() == FAKE_MP4
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("text/html", b"<html>expired</html>", "text/html, not a video"),
+        ("application/octet-stream", b"PK\x03\x04 a zip file", "not a video"),
+    ],
+)
+async def test_what_is_not_a_video_is_refused_and_leaves_no_file(
+    start_emulator, make_client, tmp_path, content_type, body, reason
+) -> None:
+    emulator, client, state = await finished(start_emulator, make_client)
+    emulator.video_content_type = content_type
+    emulator.video_bytes = body
+    with pytest.raises(DownloadError, match=reason):
+        await client.download(state.video_url, tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_video_over_the_cap_is_refused(start_emulator, make_client, tmp_path) -> None:
+    emulator, client, state = await finished(start_emulator, make_client)
+    emulator.video_bytes = FAKE_MP4 + bytes(2_000_000)
+    with pytest.raises(DownloadError, match=r"over the 1\.0 MB limit"):
+        await client.download(state.video_url, tmp_path / "v.mp4", max_bytes=1024 * 1024)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_expired_link_says_so(start_emulator, make_client, tmp_path) -> None:
+    emulator, client, _ = await finished(start_emulator, make_client)
+    with pytest.raises(DownloadError, match="HTTP 404 \\(it may have expired\\)"):
+        await client.download(emulator.video_url("task_gone"), tmp_path / "v.mp4")
+
+
+async def test_a_transient_failure_is_retried(start_emulator, make_client, tmp_path) -> None:
+    emulator, client, state = await finished(start_emulator, make_client)
+    emulator.fault(503, on="file", times=2)
+    saved = await client.download(state.video_url, tmp_path / "v.mp4")
+    assert saved.read_bytes() == FAKE_MP4
+    assert len([r for r in emulator.requests if r.kind == "file"]) == 3
