@@ -1,0 +1,480 @@
+"""The job store: each generation job's life, durable enough to finish it after a restart.
+
+States
+    ``accepted`` → ``submitted`` → ``running`` → ``succeeded`` | ``failed`` → ``delivered``.
+    A job may also fail straight from ``accepted`` (the provider refused the submission) or
+    from ``submitted``, and may be ``cancelled`` while still ``accepted`` (``/jobs cancel``
+    before it reached the provider). Any other change, including repeating the current
+    state, raises :class:`~paddock.errors.InvalidTransition`.
+
+    Failed jobs are delivered too: the member must be told that the job failed and that its
+    credits came back, so ``failed`` waits for ``delivered`` like ``succeeded`` does.
+    ``delivered`` means delivery is over; if the bot gave up (channel gone, token expired
+    and no channel access), ``delivery_error`` says why. ``cancelled`` is final at once,
+    since the cancel command's own reply tells the member.
+
+Credits
+    :meth:`JobStore.accept` stores the job and reserves its estimated credits in one
+    transaction; ``mark_succeeded`` settles the hold, ``mark_failed`` and ``cancel`` refund
+    it, each in the same transaction as the state change, so a crash can never leave a
+    finished job with a pending hold or a refund that happened without its job failing.
+
+Sweep
+    :meth:`JobStore.sweep` (at start-up, then on a timer) fails and refunds jobs still
+    ``accepted`` after ``accept_grace`` (they never reached the provider, typically because
+    the bot died before submitting), and jobs ``submitted``/``running`` past their
+    deadline. It also refunds pending holds that have no job at all after the grace: every
+    hold should be made through :meth:`JobStore.accept`. The failed jobs then await
+    delivery of their failure message like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlite_utils import Database
+
+from paddock.budget import parse_timestamp, timestamp, utc, utcnow
+from paddock.errors import ConflictingReservation, InvalidTransition, JobNotFound
+from paddock.ledger import Clock, Reservation, refund_in, reserve_in, settle_in
+from paddock.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class JobState(StrEnum):
+    ACCEPTED = "accepted"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.ACCEPTED: frozenset({JobState.SUBMITTED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.SUBMITTED: frozenset({JobState.RUNNING, JobState.FAILED}),
+    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
+    JobState.SUCCEEDED: frozenset({JobState.DELIVERED}),
+    JobState.FAILED: frozenset({JobState.DELIVERED}),
+    JobState.DELIVERED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+IN_FLIGHT = (JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING)
+UNFINISHED = (*IN_FLIGHT, JobState.SUCCEEDED, JobState.FAILED)  # still need the bot's work
+
+# The column each state stamps with the time it was entered.
+_STAMPS = {
+    JobState.SUBMITTED: "submitted_at",
+    JobState.RUNNING: "started_at",
+    JobState.SUCCEEDED: "finished_at",
+    JobState.FAILED: "finished_at",
+    JobState.CANCELLED: "finished_at",
+    JobState.DELIVERED: "delivered_at",
+}
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+DEFAULT_ACCEPT_GRACE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One generation job as stored. ``request`` is the normalised request as a plain dict."""
+
+    id: str
+    guild_id: int
+    channel_id: int | None
+    user_id: int
+    interaction_token: str | None
+    token_expires_at: datetime | None
+    progress_message_id: int | None
+    request: dict[str, Any]
+    provider: str | None
+    provider_task_id: str | None
+    state: JobState
+    estimated_credits: int
+    charged_credits: int | None
+    result_url: str | None
+    error: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    delivered_at: datetime | None
+    deadline_at: datetime
+    updated_at: datetime
+    delivery_attempts: int
+    delivery_error: str | None
+    idempotency_key: str | None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.state in IN_FLIGHT
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What :meth:`JobStore.accept` did. ``duplicate`` is true for a repeated idempotency key."""
+
+    job: Job
+    reservation: Reservation
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """Job ids the sweep failed (and refunded), and hold ids it refunded without a job."""
+
+    never_submitted: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    resolved_stray_holds: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.never_submitted) + len(self.timed_out) + len(self.resolved_stray_holds)
+
+
+_COLUMNS = [name for name in Job.__dataclass_fields__]
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+_TIME_COLUMNS = {
+    "token_expires_at",
+    "created_at",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "delivered_at",
+    "deadline_at",
+    "updated_at",
+}
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    values: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
+    for name in _TIME_COLUMNS:
+        values[name] = parse_timestamp(values[name])
+    values["request"] = json.loads(values["request"])
+    values["state"] = JobState(values["state"])
+    return Job(**values)
+
+
+def _get(db: Database, job_id: str) -> Job:
+    row = db.execute(f"{_SELECT} WHERE id = ?", [job_id]).fetchone()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _job(row)
+
+
+def _transition(
+    db: Database, now: datetime, job_id: str, to: JobState, **changes: Any
+) -> tuple[Job, Job]:
+    """Move the job to ``to`` if that is a legal next state; return (before, after)."""
+    before = _get(db, job_id)
+    if to not in TRANSITIONS[before.state]:
+        raise InvalidTransition(job_id, before.state.value, to.value)
+    at = timestamp(now)
+    changes = {**changes, "state": to.value, "updated_at": at, _STAMPS[to]: at}
+    assignments = ", ".join(f"{name} = :{name}" for name in changes)
+    row = db.execute(
+        f"UPDATE jobs SET {assignments} WHERE id = :job_id AND state = :was"
+        f" RETURNING {', '.join(_COLUMNS)}",
+        {**changes, "job_id": job_id, "was": before.state.value},
+    ).fetchone()
+    assert row is not None  # we hold the write lock: nobody changed it since _get
+    return before, _job(row)
+
+
+def _fail(db: Database, now: datetime, job_id: str, error: str, charged: int) -> Job:
+    hold = settle_in(db, now, job_id, charged) if charged else refund_in(db, now, job_id)
+    _, job = _transition(
+        db, now, job_id, JobState.FAILED, error=error, charged_credits=hold.charged or None
+    )
+    return job
+
+
+def _accept(
+    db: Database,
+    now: datetime,
+    fields: dict[str, Any],
+    role_ids: tuple[int, ...],
+) -> Accepted:
+    key = fields.get("idempotency_key")
+    if key is not None:
+        row = db.execute(f"{_SELECT} WHERE idempotency_key = ?", [key]).fetchone()
+        if row is not None:
+            job = _job(row)
+            if (job.guild_id, job.user_id) != (fields["guild_id"], fields["user_id"]):
+                raise ConflictingReservation(job.id, "a job of another member", "this one")
+            reservation = reserve_in(
+                db, now, job.id, job.guild_id, job.user_id, job.estimated_credits
+            )
+            return Accepted(job, reservation, duplicate=True)
+    names = list(fields)
+    db.execute(
+        f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})",
+        fields,
+    )
+    # Reserving after the insert: if the member can't pay, the savepoint drops the job too.
+    reservation = reserve_in(
+        db,
+        now,
+        fields["id"],
+        fields["guild_id"],
+        fields["user_id"],
+        fields["estimated_credits"],
+        role_ids,
+    )
+    return Accepted(_get(db, fields["id"]), reservation)
+
+
+def _sweep(db: Database, now: datetime, accept_grace: timedelta) -> SweepReport:
+    report = SweepReport()
+    cutoff = timestamp(now - accept_grace)
+    stale = db.execute(
+        "SELECT id FROM jobs WHERE state = 'accepted' AND created_at <= ? ORDER BY created_at",
+        [cutoff],
+    ).fetchall()
+    for (job_id,) in stale:
+        _fail(db, now, job_id, "The job never reached the provider; your credits were refunded.", 0)
+        report.never_submitted.append(job_id)
+    late = db.execute(
+        "SELECT id FROM jobs WHERE state IN ('submitted', 'running') AND deadline_at <= ?"
+        " ORDER BY created_at",
+        [timestamp(now)],
+    ).fetchall()
+    for (job_id,) in late:
+        _fail(db, now, job_id, "The provider took too long; your credits were refunded.", 0)
+        report.timed_out.append(job_id)
+    # Holds no job explains: reserved without a job, or a job finished without resolving them.
+    stray = db.execute(
+        """
+        SELECT h.job_id, j.state, j.charged_credits FROM holds h
+          LEFT JOIN jobs j ON j.id = h.job_id
+         WHERE h.state = 'pending'
+           AND ((j.id IS NULL AND h.reserved_at <= ?)
+                OR j.state IN ('succeeded', 'failed', 'delivered', 'cancelled'))
+        """,
+        [cutoff],
+    ).fetchall()
+    for job_id, state, charged in stray:
+        if state in ("succeeded", "delivered") and charged is not None:
+            settle_in(db, now, job_id, charged)
+        else:
+            refund_in(db, now, job_id)
+        report.resolved_stray_holds.append(job_id)
+    return report
+
+
+class JobStore:
+    """Jobs on a :class:`~paddock.store.Store`, with their credits held in the same ledger.
+
+    Pass the same ``clock`` as the :class:`~paddock.ledger.Ledger` so both agree on time.
+    """
+
+    def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
+        self.store = store
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return utc(self._clock())
+
+    async def accept(
+        self,
+        *,
+        guild_id: int,
+        user_id: int,
+        request: Mapping[str, Any],
+        estimated_credits: int,
+        channel_id: int | None = None,
+        role_ids: Iterable[int] = (),
+        provider: str | None = None,
+        interaction_token: str | None = None,
+        token_expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        timeout: timedelta = DEFAULT_TIMEOUT,
+        job_id: str | None = None,
+    ) -> Accepted:
+        """Store a new job and hold its estimated credits, atomically.
+
+        Raises the ledger's errors (:class:`~paddock.errors.InsufficientCredits`,
+        :class:`~paddock.errors.LimitExceeded`, ...) and then stores nothing. A repeated
+        ``idempotency_key`` returns the first job, with ``duplicate=True``.
+        """
+        now = self.now()
+        at = timestamp(now)
+        fields = {
+            "id": job_id or uuid.uuid4().hex,
+            "guild_id": guild_id,
+            "channel_id": channel_id,
+            "user_id": user_id,
+            "interaction_token": interaction_token,
+            "token_expires_at": None if token_expires_at is None else timestamp(token_expires_at),
+            "request": json.dumps(dict(request), sort_keys=True),
+            "provider": provider,
+            "state": JobState.ACCEPTED.value,
+            "estimated_credits": estimated_credits,
+            "created_at": at,
+            "updated_at": at,
+            "deadline_at": timestamp(now + timeout),
+            "idempotency_key": idempotency_key,
+        }
+        return await self.store.write(_accept, now, fields, tuple(role_ids))
+
+    async def mark_submitted(
+        self, job_id: str, *, provider_task_id: str, provider: str | None = None
+    ) -> Job:
+        """The provider accepted the job and gave it ``provider_task_id``."""
+        changes: dict[str, Any] = {"provider_task_id": provider_task_id}
+        if provider is not None:
+            changes["provider"] = provider
+
+        def run(db: Database, now: datetime) -> Job:
+            return _transition(db, now, job_id, JobState.SUBMITTED, **changes)[1]
+
+        return await self.store.write(run, self.now())
+
+    async def mark_running(self, job_id: str) -> Job:
+        def run(db: Database, now: datetime) -> Job:
+            return _transition(db, now, job_id, JobState.RUNNING)[1]
+
+        return await self.store.write(run, self.now())
+
+    async def mark_succeeded(self, job_id: str, *, result_url: str, charged: int) -> Job:
+        """The video is ready; charge ``charged`` credits (at most what is held)."""
+
+        def run(db: Database, now: datetime) -> Job:
+            hold = settle_in(db, now, job_id, charged)
+            _, job = _transition(
+                db,
+                now,
+                job_id,
+                JobState.SUCCEEDED,
+                result_url=result_url,
+                charged_credits=hold.charged,
+            )
+            return job
+
+        return await self.store.write(run, self.now())
+
+    async def mark_failed(self, job_id: str, *, error: str, charged: int = 0) -> Job:
+        """The job failed; refund its credits (or charge ``charged`` if the provider billed)."""
+        return await self.store.write(_fail, self.now(), job_id, error, charged)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job that has not reached the provider yet, refunding its credits."""
+
+        def run(db: Database, now: datetime) -> Job:
+            _, job = _transition(db, now, job_id, JobState.CANCELLED)
+            refund_in(db, now, job_id)
+            return job
+
+        return await self.store.write(run, self.now())
+
+    async def mark_delivered(self, job_id: str, *, delivery_error: str | None = None) -> Job:
+        """Delivery is over: the result (or failure) reached the member, or we gave up."""
+
+        def run(db: Database, now: datetime) -> Job:
+            return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error)[
+                1
+            ]
+
+        return await self.store.write(run, self.now())
+
+    async def record_delivery_failure(self, job_id: str, error: str) -> Job:
+        """Count a failed delivery attempt; the job stays undelivered for a retry."""
+
+        def run(db: Database, now: datetime) -> Job:
+            job = _get(db, job_id)
+            if job.state not in (JobState.SUCCEEDED, JobState.FAILED):
+                raise InvalidTransition(job_id, job.state.value, "retried for delivery")
+            db.execute(
+                "UPDATE jobs SET delivery_attempts = delivery_attempts + 1, delivery_error = ?,"
+                " updated_at = ? WHERE id = ?",
+                [error, timestamp(now), job_id],
+            )
+            return _get(db, job_id)
+
+        return await self.store.write(run, self.now())
+
+    async def set_progress_message(self, job_id: str, message_id: int) -> Job:
+        def run(db: Database, now: datetime) -> Job:
+            cursor = db.execute(
+                "UPDATE jobs SET progress_message_id = ?, updated_at = ? WHERE id = ?",
+                [message_id, timestamp(now), job_id],
+            )
+            if cursor.rowcount == 0:
+                raise JobNotFound(job_id)
+            return _get(db, job_id)
+
+        return await self.store.write(run, self.now())
+
+    # queries
+
+    async def get(self, job_id: str) -> Job:
+        """The job, or :class:`~paddock.errors.JobNotFound`."""
+        return await self.store.read(_get, job_id)
+
+    async def list_for_member(self, guild_id: int, user_id: int, *, limit: int = 10) -> list[Job]:
+        """The member's most recent jobs on the server, newest first."""
+
+        def run(db: Database) -> list[Job]:
+            rows = db.execute(
+                f"{_SELECT} WHERE guild_id = ? AND user_id = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                [guild_id, user_id, limit],
+            ).fetchall()
+            return [_job(r) for r in rows]
+
+        return await self.store.read(run)
+
+    async def list_unfinished(self) -> list[Job]:
+        """Jobs the bot still has work on (in flight or awaiting delivery), oldest first."""
+
+        def run(db: Database) -> list[Job]:
+            marks = ", ".join("?" for _ in UNFINISHED)
+            rows = db.execute(
+                f"{_SELECT} WHERE state IN ({marks}) ORDER BY created_at, id",
+                [s.value for s in UNFINISHED],
+            ).fetchall()
+            return [_job(r) for r in rows]
+
+        return await self.store.read(run)
+
+    async def count_in_flight(self, guild_id: int, user_id: int | None = None) -> int:
+        """Jobs accepted, submitted or running, on the server or for one member."""
+
+        def run(db: Database) -> int:
+            marks = ", ".join("?" for _ in IN_FLIGHT)
+            sql = f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ({marks})"
+            args: list[Any] = [guild_id, *(s.value for s in IN_FLIGHT)]
+            if user_id is not None:
+                sql += " AND user_id = ?"
+                args.append(user_id)
+            return int(db.execute(sql, args).fetchone()[0])
+
+        return await self.store.read(run)
+
+    async def sweep(
+        self, now: datetime | None = None, *, accept_grace: timedelta = DEFAULT_ACCEPT_GRACE
+    ) -> SweepReport:
+        """Fail and refund jobs that never reached the provider or ran past their deadline.
+
+        Run it at start-up and then on a timer. One transaction: a crash mid-sweep leaves
+        everything as it was.
+        """
+        report = await self.store.write(_sweep, utc(now or self.now()), accept_grace)
+        if report.total:
+            log.info(
+                "sweep: %d never submitted, %d timed out, %d stray holds",
+                len(report.never_submitted),
+                len(report.timed_out),
+                len(report.resolved_stray_holds),
+            )
+        return report

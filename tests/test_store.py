@@ -1,0 +1,203 @@
+"""The SQLite store: migrations, pragmas, transactions, group commit and read-only readers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from paddock.migrations import MIGRATIONS
+from paddock.store import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    store = await Store.open(tmp_path / "nested" / "paddock.db")
+    yield store
+    await store.close()
+
+
+async def test_open_creates_the_folder_and_applies_every_migration(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "paddock.db"
+    store = await Store.open(path)
+    try:
+        assert path.exists()
+        applied = await store.read(lambda db: [m.name for m in MIGRATIONS.applied(db)])
+        assert applied == ["m001_ledger", "m002_jobs"]
+        tables = set(await store.read(lambda db: db.table_names()))
+        assert {"accounts", "holds", "journal", "jobs", "guild_settings"} <= tables
+    finally:
+        await store.close()
+
+
+async def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "paddock.db"
+    await (await Store.open(path)).close()
+    store = await Store.open(path)
+    try:
+        rows = await store.read(
+            lambda db: db.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0]
+        )
+        assert rows == 2
+    finally:
+        await store.close()
+
+
+async def test_a_failing_migration_leaves_no_trace(tmp_path: Path) -> None:
+    broken = Migrations("broken")
+
+    @broken()
+    def m001_ok(db: Database) -> None:
+        db.execute("CREATE TABLE ok (x)")
+
+    @broken()
+    def m002_fails(db: Database) -> None:
+        db.execute("CREATE TABLE half (x)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await Store.open(tmp_path / "m.db", migrations=broken)
+    db = Database(tmp_path / "m.db")
+    assert "ok" in db.table_names()
+    assert "half" not in db.table_names()
+    assert [m.name for m in broken.applied(db)] == ["m001_ok"]
+    db.close()
+
+
+async def test_writer_pragmas_are_set_for_money(store: Store) -> None:
+    def pragmas(db: Database) -> tuple[str, int, int, int]:
+        return (
+            db.execute("PRAGMA journal_mode").fetchone()[0],
+            db.execute("PRAGMA synchronous").fetchone()[0],
+            db.execute("PRAGMA foreign_keys").fetchone()[0],
+            db.execute("PRAGMA busy_timeout").fetchone()[0],
+        )
+
+    mode, synchronous, foreign_keys, busy = await store.write(pragmas)
+    assert (mode, synchronous, foreign_keys) == ("wal", 2, 1)  # 2 is FULL
+    assert busy == 5000
+
+
+async def test_write_runs_in_an_immediate_transaction_on_one_thread(store: Store) -> None:
+    def where(db: Database) -> tuple[bool, str]:
+        return db.conn.in_transaction, threading.current_thread().name
+
+    seen = await asyncio.gather(*(store.write(where) for _ in range(20)))
+    assert all(in_tx for in_tx, _ in seen)
+    assert len({name for _, name in seen}) == 1
+    assert seen[0][1] != threading.current_thread().name
+
+
+async def test_write_commits_and_returns_the_result(store: Store) -> None:
+    await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
+    assert await store.write(lambda db: db.execute("INSERT INTO t VALUES (7)").rowcount) == 1
+    assert await store.read(lambda db: db.execute("SELECT x FROM t").fetchall()) == [(7,)]
+
+
+async def test_a_failing_write_rolls_back_only_itself(store: Store) -> None:
+    await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
+
+    def insert(db: Database, x: int) -> int:
+        db.execute("INSERT INTO t VALUES (?)", [x])
+        if x % 3 == 0:
+            raise ValueError(f"refused {x}")
+        return x
+
+    results = await asyncio.gather(
+        *(store.write(insert, x) for x in range(30)), return_exceptions=True
+    )
+    failed = [r for r in results if isinstance(r, ValueError)]
+    assert len(failed) == 10
+    stored = await store.read(lambda db: [r[0] for r in db.execute("SELECT x FROM t ORDER BY x")])
+    assert stored == [x for x in range(30) if x % 3]
+
+
+async def test_an_error_that_kills_the_transaction_does_not_lose_its_batch(store: Store) -> None:
+    await store.write(
+        lambda db: db.executescript(
+            """
+            CREATE TABLE t (x INTEGER);
+            CREATE TRIGGER no_13 BEFORE INSERT ON t WHEN NEW.x = 13
+            BEGIN SELECT RAISE(ROLLBACK, 'thirteen'); END;
+            """
+        )
+    )
+
+    def insert(db: Database, x: int) -> int:
+        db.execute("INSERT INTO t VALUES (?)", [x])
+        return x
+
+    results = await asyncio.gather(
+        *(store.write(insert, x) for x in range(20)), return_exceptions=True
+    )
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(errors) == 1 and "thirteen" in str(errors[0])
+    stored = await store.read(lambda db: [r[0] for r in db.execute("SELECT x FROM t ORDER BY x")])
+    assert stored == [x for x in range(20) if x != 13]
+
+
+async def test_readers_see_committed_data_in_one_snapshot_and_cannot_write(store: Store) -> None:
+    await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store.read(lambda db: db.execute("INSERT INTO t VALUES (1)"))
+
+    started, release = threading.Event(), threading.Event()
+
+    def long_read(db: Database) -> tuple[int, int]:
+        first = db.execute("SELECT COUNT(*) FROM t").fetchone()[0]
+        started.set()
+        release.wait(10)
+        return first, db.execute("SELECT COUNT(*) FROM t").fetchone()[0]
+
+    reading = asyncio.ensure_future(store.read(long_read))
+    await asyncio.to_thread(started.wait, 10)
+    # The writer is not blocked by the open read, and the event loop is not blocked either.
+    await store.write(lambda db: db.execute("INSERT INTO t VALUES (1)"))
+    release.set()
+    assert await reading == (0, 0)
+    assert await store.read(lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 1
+
+
+async def test_the_journal_refuses_update_and_delete(store: Store) -> None:
+    def tamper(db: Database, sql: str) -> None:
+        db.execute("INSERT INTO journal (at, guild_id, kind) VALUES ('2025-01-01', 1, 'x')")
+        db.execute(sql)
+
+    for sql in ("UPDATE journal SET kind = 'y'", "DELETE FROM journal"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await store.write(tamper, sql)
+    assert (
+        await store.read(lambda db: db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]) == 0
+    )
+
+
+async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "p.db")
+    await store.close()
+    await store.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.write(lambda db: None)
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.read(lambda db: None)
+
+
+async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "p.db")
+    await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
+    pending = [
+        asyncio.ensure_future(
+            store.write(lambda db, x=x: db.execute("INSERT INTO t VALUES (?)", [x]))
+        )
+        for x in range(50)
+    ]
+    await asyncio.sleep(0)
+    await store.close()
+    await asyncio.gather(*pending)
+    db = Database(tmp_path / "p.db")
+    assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 50
+    db.close()
