@@ -1,0 +1,151 @@
+"""Paddock, the Discord bot: settings, the Bot subclass, and ``python bot.py``.
+
+Settings come from the environment and ``.env``. ``DISCORD_API_BASE`` and
+``DISCORD_GATEWAY_URL`` route discord.py through a REST proxy and a gateway proxy (or, in
+tests, the fake Discord); unset, the bot talks to Discord itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+from dotenv import load_dotenv
+
+log = logging.getLogger("paddock")
+
+COGS_DIR = Path(__file__).resolve().parent / "cogs"
+
+
+class SettingsError(ValueError):
+    """The environment cannot start the bot; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot needs from its environment."""
+
+    discord_token: str
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    dev_guild_id: int | None = None
+    guild_ready_timeout: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read ``DISCORD_TOKEN`` (required), ``DISCORD_API_BASE``,
+        ``DISCORD_GATEWAY_URL``, ``DEV_GUILD_ID`` and ``DISCORD_GUILD_READY_TIMEOUT``."""
+        token = env.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            raise SettingsError("DISCORD_TOKEN is not set; put it in the environment or .env")
+        guild = env.get("DEV_GUILD_ID", "").strip()
+        if guild and not guild.isdigit():
+            raise SettingsError(f"DEV_GUILD_ID must be a server id (digits), not {guild!r}")
+        timeout = env.get("DISCORD_GUILD_READY_TIMEOUT", "").strip()
+        try:
+            ready_timeout = float(timeout) if timeout else 2.0
+        except ValueError:
+            message = f"DISCORD_GUILD_READY_TIMEOUT must be seconds, not {timeout!r}"
+            raise SettingsError(message) from None
+        return cls(
+            discord_token=token,
+            discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
+            discord_gateway_url=env.get("DISCORD_GATEWAY_URL", "").strip() or None,
+            dev_guild_id=int(guild) if guild else None,
+            guild_ready_timeout=ready_timeout,
+        )
+
+
+def route_discord(settings: Settings) -> None:
+    """Point discord.py's REST client (and its webhook/interaction adapter, which shares
+    ``Route``) and its gateway at the configured proxies; leave Discord's own otherwise."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class PaddockTree(app_commands.CommandTree["Paddock"]):
+    """The command tree; its ``on_error`` is the last line for unexpected failures."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[Paddock], error: app_commands.AppCommandError
+    ) -> None:
+        command = interaction.command.qualified_name if interaction.command else "?"
+        log.error("/%s failed", command, exc_info=error)
+        text = "Something went wrong on our side; the error is logged. Please try again."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+
+class Paddock(commands.Bot):
+    """The bot: loads every cog in ``cogs/`` and syncs its slash commands on start."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=discord.Intents.default(),
+            tree_cls=PaddockTree,
+            guild_ready_timeout=settings.guild_ready_timeout,
+        )
+        self.settings = settings
+
+    async def setup_hook(self) -> None:
+        for path in sorted(COGS_DIR.glob("*.py")):
+            if not path.name.startswith("_"):
+                await self.load_extension(f"cogs.{path.stem}")
+        await self.sync_commands()
+
+    async def sync_commands(self) -> list[app_commands.AppCommand]:
+        """Register the commands: instantly in ``DEV_GUILD_ID`` if set, else globally."""
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to server %s", len(synced), guild.id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally", len(synced))
+        return synced
+
+    async def on_ready(self) -> None:
+        log.info("ready as %s in %d server(s)", self.user, len(self.guilds))
+
+
+async def run(settings: Settings) -> None:
+    route_discord(settings)
+    async with Paddock(settings) as bot:
+        await bot.start(settings.discord_token)
+
+
+def main() -> None:
+    """``python bot.py``: one clear line, not a traceback, when it cannot start."""
+    load_dotenv()
+    discord.utils.setup_logging(level=logging.INFO)
+    try:
+        settings = Settings.from_env(os.environ)
+        asyncio.run(run(settings))
+    except SettingsError as error:
+        sys.exit(f"paddock: {error}")
+    except discord.LoginFailure:
+        sys.exit("paddock: Discord rejected DISCORD_TOKEN (401 Unauthorized); check the token")
+    except discord.PrivilegedIntentsRequired as error:
+        sys.exit(f"paddock: enable the privileged intents in the Developer Portal ({error})")
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""/help: how to use Paddock, answered privately."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from bot import Paddock
+
+HELP_COLOUR = discord.Colour(0x8B5A2B)
+
+
+def help_embed() -> discord.Embed:
+    """The guide members see; it names the commands as members type them."""
+    embed = discord.Embed(
+        title="How to use Paddock",
+        description=(
+            "Paddock turns a prompt into a short HappyHorse video and posts it here. "
+            "Each video costs credits; you see the cost and your balance before it starts."
+        ),
+        colour=HELP_COLOUR,
+    )
+    embed.add_field(
+        name="Make a video",
+        value=(
+            "`/video text` from a prompt\n"
+            "`/video image` from one picture and a prompt\n"
+            "`/video reference` from up to nine pictures; name them in the prompt as "
+            "[Image 1], [Image 2], ..."
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Credits and jobs",
+        value="`/credits balance`, `/credits history`, `/jobs list`, `/jobs cancel`",
+        inline=False,
+    )
+    embed.add_field(
+        name="On a finished video",
+        value="**Re-roll** for a new seed, **Remix** to change the prompt, **Delete** removes it.",
+        inline=False,
+    )
+    embed.set_footer(text="Only you can see this message.")
+    return embed
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: Paddock) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help")
+    async def help(self, interaction: discord.Interaction[Paddock]) -> None:
+        """How to make videos with Paddock."""
+        await interaction.response.send_message(embed=help_embed(), ephemeral=True)
+
+
+async def setup(bot: Paddock) -> None:
+    await bot.add_cog(Help(bot))

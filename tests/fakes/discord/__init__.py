@@ -1,0 +1,111 @@
+"""A wire-level fake of Discord for testing the bot as members use it.
+
+The real, unpatched discord.py client connects to it: REST under
+``http://127.0.0.1:PORT/api/v10``, the gateway at ``ws://127.0.0.1:PORT/gateway``, and
+a CDN for attachments. It holds one server with #general and #videos, the bot, and an
+owner; tests add members, roles and channels, then act as members and assert on what
+members see.
+
+Quick start (fixtures from ``tests/conftest.py``)::
+
+    async def test_help(fake_discord, paddock):
+        alice = fake_discord.member("alice")
+        reply = await (await alice.slash("help")).reply()
+        assert reply.ephemeral and reply.embed.title == "How to use Paddock"
+        assert alice.last_seen() is reply and fake_discord.member("bob").seen() == []
+
+Acting as a member (each returns the :class:`Interaction` at once; wait on it):
+
+- ``await alice.slash("video text", prompt="a horse", duration=5, channel="videos")``;
+  option values may be Member, Role, Channel, or ``Upload`` for attachment options
+  (``Upload.image("cat.png", 640, 480)``, ``Upload.blob("big.mp4", 11 << 20)``).
+  Raises ``CommandNotFound``, ``CommandHidden`` (default permissions) or
+  ``OptionRejected`` (unknown/missing option, bad choice, out of range) where
+  Discord's own client would not send it.
+- ``await alice.press(message, "Re-roll")``; ``await alice.choose(message, id, ["a"])``
+- ``modal = await ix.opened_modal()``; ``await alice.submit_modal(modal, {"Prompt": "x"})``
+- ``await alice.autocomplete("video text", "provider", "jo")`` → choices
+- ``await alice.say("hi", channel="general")`` → a member's own message
+
+Reading the conversation:
+
+- ``await ix.reply()`` → the first answer the member can read (after "thinking");
+  ``ix.thinking``, ``ix.failed`` (no answer within 3 s), ``ix.original``,
+  ``await ix.followup(n)``, ``ix.followups``, ``ix.choices``, ``ix.modal``.
+- ``alice.seen(channel=None)``, ``alice.last_seen()``, ``alice.ephemerals()``,
+  ``alice.pinged_in()``, ``await alice.wait_to_see(check, after=message)``.
+- ``fake.channel("videos").visible`` / ``.files`` / ``.last_message``.
+- A :class:`Message` has ``content``, ``embeds`` (``discord.Embed``), ``embed``,
+  ``text``, ``buttons``/``button(label)``, ``selects``, ``attachments`` (``filename``,
+  ``size``, ``data``, ``content_type``, ``width``, ``height``), ``ephemeral``,
+  ``thinking``, ``edited_at``, ``versions`` (earlier states), ``deleted``,
+  ``replies_to``, ``pings(member)``.
+- ``await fake.wait_for(lambda: ..., timeout=5)`` waits for any condition (re-checked on
+  every change); on timeout it fails with a transcript of the server.
+
+What Discord enforces, with its codes: the 3 s deadline for the first response (404,
+10062) and one response only (400, 40060); 15 min token life on ``fake.clock`` (401,
+50027; ``fake.clock.advance(15 * 60)``); ``attachment_size_limit``
+(``fake.guild.upload_limit``, 10 MiB; 413, 40005); content 2000; embeds (title 256,
+description 4096, 25 fields, name 256, value 1024, footer 2048, author 256, 6000 in
+all, 10 embeds); 5 rows of 5 buttons; custom_id 100 and unique; modals; 25 options and
+25 choices per command; command names and descriptions (all 400, 50035 with Discord's
+``errors`` paths); empty messages (50006); the bot's channel permissions (403, 50013).
+``fake.rate_limit("POST /channels/{channel_id}/messages", retry_after=0.1)`` answers
+429 with ``retry_after`` and the X-RateLimit headers discord.py reads.
+
+Every REST call is in ``fake.calls`` (``fake.calls_to("POST /channels/{channel_id}/messages")``)
+with its JSON body, uploaded files, status and response.
+
+Running a bot: the ``paddock`` fixture (in-process, ready in a few ms), ``running_bot``
+for any discord.py client, ``bot_process`` for ``python bot.py`` with ``fake.env()``;
+``fake.request_reconnect()`` exercises RESUME; ``await fake.wait_for_bot()`` waits for
+a (re)started bot to connect and register its commands.
+"""
+
+from __future__ import annotations
+
+from tests.fakes.discord.clock import FakeClock
+from tests.fakes.discord.errors import DiscordError
+from tests.fakes.discord.fixtures import BotProcess, bot_process, running_bot
+from tests.fakes.discord.members import Member
+from tests.fakes.discord.options import CommandHidden, CommandNotFound, OptionRejected, Upload
+from tests.fakes.discord.probe import ProbeBot, ProbeButton, ProbeModal, button_view
+from tests.fakes.discord.rest import RecordedCall
+from tests.fakes.discord.server import FakeDiscord, WaitTimeout
+from tests.fakes.discord.state import (
+    Button,
+    Channel,
+    Interaction,
+    Message,
+    Modal,
+    Role,
+    StoredAttachment,
+)
+
+__all__ = [
+    "BotProcess",
+    "Button",
+    "Channel",
+    "CommandHidden",
+    "CommandNotFound",
+    "DiscordError",
+    "FakeClock",
+    "FakeDiscord",
+    "Interaction",
+    "Member",
+    "Message",
+    "Modal",
+    "OptionRejected",
+    "ProbeBot",
+    "ProbeButton",
+    "ProbeModal",
+    "RecordedCall",
+    "Role",
+    "StoredAttachment",
+    "Upload",
+    "WaitTimeout",
+    "bot_process",
+    "button_view",
+    "running_bot",
+]

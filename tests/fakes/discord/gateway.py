@@ -1,0 +1,227 @@
+"""The fake gateway: HELLO, heartbeats, IDENTIFY → READY + GUILD_CREATE, RESUME →
+replay + RESUMED, RECONNECT on request, and ordered dispatch of events to the bot.
+
+Frames are plain JSON text; discord.py accepts them even when it asked for
+``compress=zlib-stream`` (it only inflates binary frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from tests.fakes.discord.server import FakeDiscord
+
+log = logging.getLogger(__name__)
+
+DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, VOICE_STATE = 0, 1, 2, 3, 4
+RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
+HEARTBEAT_INTERVAL_MS = 41250
+CLOSE_AUTHENTICATION_FAILED = 4004
+
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_MESSAGE_CONTENT = 1 << 15
+
+
+class GatewaySession:
+    """One bot session: its sequence, the events it was sent (for RESUME), and the
+    websocket it is attached to (None while the bot is reconnecting)."""
+
+    def __init__(self, session_id: str, intents: int) -> None:
+        self.session_id = session_id
+        self.intents = intents
+        self.seq = 0
+        self.sent: list[tuple[int, str]] = []
+        self.ws: web.WebSocketResponse | None = None
+        self.outbox: asyncio.Queue[str | None] | None = None
+        self.resumes = 0
+        self.ended = False
+        self.dropped_by_us = False
+
+    @property
+    def connected(self) -> bool:
+        return self.ws is not None and not self.ws.closed
+
+    def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Queue an event in order; it is kept for replay if the bot resumes."""
+        self.seq += 1
+        frame = json.dumps({"op": DISPATCH, "d": data, "s": self.seq, "t": event})
+        self.sent.append((self.seq, frame))
+        if self.outbox is not None:
+            self.outbox.put_nowait(frame)
+
+    def send_op(self, op: int, data: Any = None) -> None:
+        if self.outbox is not None:
+            self.outbox.put_nowait(json.dumps({"op": op, "d": data, "s": None, "t": None}))
+
+
+class Gateway:
+    """Accepts bot connections at ``/gateway`` and keeps their sessions."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.sessions: dict[str, GatewaySession] = {}
+        self.identified: list[GatewaySession] = []
+        self.connections = 0
+        self._writers: set[asyncio.Task[None]] = set()
+
+    # -- for the fake ---------------------------------------------------------------
+    def live_sessions(self) -> list[GatewaySession]:
+        return [s for s in self.identified if not s.ended]
+
+    def current(self) -> GatewaySession | None:
+        """The session interactions go to: the newest one still alive."""
+        live = self.live_sessions()
+        connected = [s for s in live if s.connected]
+        return (connected or live or [None])[-1]
+
+    def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+        for session in self.live_sessions():
+            if intent is None or session.intents & intent:
+                session.dispatch(event, data)
+
+    def request_reconnect(self) -> None:
+        """Ask connected bots to reconnect (op 7); discord.py then RESUMEs."""
+        for session in self.live_sessions():
+            session.send_op(RECONNECT)
+
+    async def drop(self, code: int = 4000) -> None:
+        """Close connected bots' sockets as a network failure would; they RESUME."""
+        for session in self.live_sessions():
+            if session.ws is not None:
+                session.dropped_by_us = True
+                await session.ws.close(code=code)
+
+    async def close(self) -> None:
+        for session in self.live_sessions():
+            if session.outbox is not None:
+                session.outbox.put_nowait(None)
+            if session.ws is not None:
+                await session.ws.close()
+        for task in list(self._writers):
+            task.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
+
+    # -- the websocket --------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        self.connections += 1
+        outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._write(ws, outbox))
+        self._writers.add(writer)
+        writer.add_done_callback(self._writers.discard)
+        hello = {"heartbeat_interval": HEARTBEAT_INTERVAL_MS, "_trace": ["fake-gateway"]}
+        outbox.put_nowait(json.dumps({"op": HELLO, "d": hello, "s": None, "t": None}))
+        session: GatewaySession | None = None
+        try:
+            async for message in ws:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                frame = json.loads(message.data)
+                op, data = frame.get("op"), frame.get("d")
+                if op == HEARTBEAT:
+                    outbox.put_nowait(
+                        json.dumps({"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+                    )
+                elif op == IDENTIFY:
+                    session = await self._identify(ws, outbox, data)
+                elif op == RESUME:
+                    session = self._resume(ws, outbox, data) or session
+                elif op == REQUEST_MEMBERS and session is not None:
+                    self._chunk_members(session, data)
+        finally:
+            if session is not None and session.ws is ws:
+                session.ws = None
+                session.outbox = None
+                log.debug("socket of session %s closed with %s", session.session_id, ws.close_code)
+                if ws.close_code == 1000 and not session.dropped_by_us:
+                    session.ended = True  # the bot's clean close ends its session
+                session.dropped_by_us = False
+            outbox.put_nowait(None)
+            self.fake.changed()
+        return ws
+
+    async def _write(self, ws: web.WebSocketResponse, outbox: asyncio.Queue[str | None]) -> None:
+        """Send queued frames in order; ``outbox.join()`` waits until all are sent."""
+        while True:
+            frame = await outbox.get()
+            try:
+                if frame is None or ws.closed:
+                    return
+                await ws.send_str(frame)
+            except ConnectionResetError:
+                return
+            finally:
+                outbox.task_done()
+
+    async def _identify(
+        self, ws: web.WebSocketResponse, outbox: asyncio.Queue[str | None], data: dict[str, Any]
+    ) -> GatewaySession | None:
+        if data.get("token") != self.fake.token:
+            log.warning("IDENTIFY with an unknown token; closing with 4004")
+            await ws.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            return None
+        session = GatewaySession(secrets.token_hex(16), int(data.get("intents", 0)))
+        session.ws, session.outbox = ws, outbox
+        self.sessions[session.session_id] = session
+        self.identified.append(session)
+        fake = self.fake
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": fake.bot_user_payload(),
+            "guilds": [{"id": str(fake.guild.id), "unavailable": True}],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": fake.gateway_url,
+            "application": {"id": str(fake.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "_trace": ["fake-gateway"],
+        }
+        if "shard" in data:
+            ready["shard"] = data["shard"]
+        session.dispatch("READY", ready)
+        session.dispatch("GUILD_CREATE", fake.guild.payload(application_id=fake.application_id))
+        log.info("bot identified: session %s, intents %s", session.session_id, session.intents)
+        fake.changed()
+        return session
+
+    def _resume(
+        self, ws: web.WebSocketResponse, outbox: asyncio.Queue[str | None], data: dict[str, Any]
+    ) -> GatewaySession | None:
+        session = self.sessions.get(data.get("session_id", ""))
+        if session is None or session.ended or data.get("token") != self.fake.token:
+            outbox.put_nowait(json.dumps({"op": INVALID_SESSION, "d": False, "s": None, "t": None}))
+            return None
+        session.ws, session.outbox = ws, outbox
+        last = data.get("seq") or 0
+        for seq, frame in session.sent:
+            if seq > last:
+                outbox.put_nowait(frame)
+        session.resumes += 1
+        session.dispatch("RESUMED", {"_trace": ["fake-gateway"]})
+        log.info("session %s resumed after seq %s", session.session_id, last)
+        return session
+
+    def _chunk_members(self, session: GatewaySession, data: dict[str, Any]) -> None:
+        guild = self.fake.guild
+        chunk: dict[str, Any] = {
+            "guild_id": str(guild.id),
+            "members": [m.payload() for m in guild.members.values()],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if data.get("nonce"):
+            chunk["nonce"] = data["nonce"]
+        session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
