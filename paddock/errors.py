@@ -38,7 +38,7 @@ class InvalidAmount(CreditError):
         self.why = why
 
     def __str__(self) -> str:
-        return f"{self.amount!r} is not a valid amount: {self.why}."
+        return f"That amount ({self.amount!r}) isn't valid: {self.why}."
 
 
 class InsufficientCredits(CreditError):

@@ -1,0 +1,514 @@
+"""The ledger, operation by operation and error by error."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from paddock.budget import FundingPolicy, Limits, Period
+from paddock.errors import (
+    BalanceInUse,
+    ConflictingReservation,
+    ConflictingResolution,
+    InsufficientCredits,
+    InvalidAmount,
+    LimitExceeded,
+    MemberBlocked,
+    PaddockError,
+    UnknownHold,
+)
+from paddock.ledger import Ledger
+from paddock.store import Store
+from tests.ledger_support import ALICE, BOB, GUILD, MOD, Clock
+
+OTHER_GUILD = 2002
+ROLE_VIP, ROLE_MUTED = 501, 502
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    store = await Store.open(tmp_path / "paddock.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def ledger(store: Store, clock: Clock) -> Ledger:
+    ledger = Ledger(store, clock=clock)
+    await ledger.set_allowance(GUILD, 100, Period.DAILY, actor_id=MOD, reason="launch")
+    return ledger
+
+
+async def available(ledger: Ledger, user: int = ALICE, **kw) -> int:
+    return (await ledger.balance(GUILD, user, **kw)).available
+
+
+async def assert_consistent(ledger: Ledger) -> None:
+    report = await ledger.check()
+    assert report.problems == ()
+    assert report.accounts > 0 and report.entries > 0
+
+
+# -- two-phase transfers ----------------------------------------------------------------------
+
+
+async def test_a_new_member_starts_with_the_allowance(ledger: Ledger) -> None:
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.allowance, balance.granted, balance.held) == (100, 0, 0)
+    assert (balance.allowance_level, balance.period) == (100, Period.DAILY)
+
+
+async def test_reserve_holds_at_once_and_settle_charges_and_releases(ledger: Ledger) -> None:
+    reservation = await ledger.reserve("job-1", GUILD, ALICE, 30)
+    assert (reservation.from_personal, reservation.from_pool) == (30, 0)
+    assert reservation.personal_available == 70
+    assert reservation.pool_available is None
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.total, balance.held, balance.available) == (100, 30, 70)
+
+    hold = await ledger.settle("job-1", 20)
+    assert (hold.state, hold.charged, hold.released) == ("settled", 20, 10)
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.total, balance.held, balance.available) == (80, 0, 80)
+    await assert_consistent(ledger)
+
+
+async def test_refund_releases_everything(ledger: Ledger) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    hold = await ledger.refund("job-1")
+    assert (hold.state, hold.charged, hold.released) == ("refunded", 0, 30)
+    assert await available(ledger) == 100
+    await assert_consistent(ledger)
+
+
+async def test_settling_above_the_hold_charges_only_the_hold(ledger: Ledger) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    hold = await ledger.settle("job-1", 45)
+    assert hold.charged == 30
+    assert await available(ledger) == 70
+
+
+async def test_pending_holds_count_against_the_balance(ledger: Ledger) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 60)
+    with pytest.raises(InsufficientCredits) as caught:
+        await ledger.reserve("job-2", GUILD, ALICE, 50)
+    assert (caught.value.available, caught.value.cost) == (40, 50)
+    assert (
+        str(caught.value) == "Not enough credits: this needs 50 and your balance has 40 available."
+    )
+    assert await ledger.hold("job-2") is None  # nothing half-written
+    await ledger.reserve("job-3", GUILD, ALICE, 40)
+    assert await available(ledger) == 0
+
+
+async def test_repeats_return_the_first_outcome(ledger: Ledger) -> None:
+    first = await ledger.reserve("job-1", GUILD, ALICE, 30)
+    assert await ledger.reserve("job-1", GUILD, ALICE, 30) == first
+    assert await available(ledger) == 70  # held once, not twice
+    settled = await ledger.settle("job-1", 10)
+    assert await ledger.settle("job-1", 10) == settled
+    again = await ledger.reserve("job-1", GUILD, ALICE, 30)  # the first figures, today's state
+    assert (again.amount, again.personal_available, again.hold.state) == (30, 70, "settled")
+    await ledger.reserve("job-2", GUILD, ALICE, 5)
+    refunded = await ledger.refund("job-2")
+    assert await ledger.refund("job-2") == refunded
+    assert await available(ledger) == 90
+    await assert_consistent(ledger)
+
+
+async def test_disagreeing_repeats_are_errors(ledger: Ledger) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    with pytest.raises(ConflictingReservation, match="already holds 30 credits"):
+        await ledger.reserve("job-1", GUILD, ALICE, 31)
+    with pytest.raises(ConflictingReservation):
+        await ledger.reserve("job-1", GUILD, BOB, 30)
+    await ledger.settle("job-1", 10)
+    with pytest.raises(ConflictingResolution) as caught:
+        await ledger.settle("job-1", 11)
+    assert str(caught.value) == (
+        "Job job-1 was already settled for 10 credits; it can't now be settled for 11 credits."
+    )
+    with pytest.raises(ConflictingResolution, match="can't now be refunded"):
+        await ledger.refund("job-1")
+    await ledger.reserve("job-2", GUILD, ALICE, 5)
+    await ledger.refund("job-2")
+    with pytest.raises(ConflictingResolution, match="already refunded"):
+        await ledger.settle("job-2", 5)
+    assert await available(ledger) == 90
+    await assert_consistent(ledger)
+
+
+async def test_unknown_holds_and_bad_amounts_are_refused(ledger: Ledger) -> None:
+    with pytest.raises(UnknownHold, match="nope"):
+        await ledger.settle("nope", 1)
+    with pytest.raises(UnknownHold):
+        await ledger.refund("nope")
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(InvalidAmount):
+            await ledger.reserve("bad", GUILD, ALICE, bad)  # type: ignore[arg-type]
+    await ledger.reserve("job-1", GUILD, ALICE, 3)
+    with pytest.raises(InvalidAmount, match="negative"):
+        await ledger.settle("job-1", -1)
+    with pytest.raises(InvalidAmount, match="zero"):
+        await ledger.grant(GUILD, ALICE, 0, actor_id=MOD)
+
+
+async def test_a_free_job_holds_nothing_but_still_resolves_once(ledger: Ledger) -> None:
+    await ledger.reserve("free", GUILD, ALICE, 0)
+    assert (await ledger.settle("free", 0)).charged == 0
+    assert await available(ledger) == 100
+    await assert_consistent(ledger)
+
+
+# -- funding policy and the pool --------------------------------------------------------------
+
+
+async def test_pool_policy_spends_only_the_pool(ledger: Ledger) -> None:
+    await ledger.set_policy(GUILD, FundingPolicy.POOL, actor_id=MOD, reason="community")
+    with pytest.raises(InsufficientCredits, match="the server pool has 0 available"):
+        await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.fund_pool(GUILD, 50, actor_id=MOD, reason="donation")
+    reservation = await ledger.reserve("job-1", GUILD, ALICE, 10)
+    assert (reservation.from_personal, reservation.from_pool) == (0, 10)
+    assert reservation.pool_available == 40
+    await ledger.settle("job-1", 10)
+    assert (await ledger.pool_balance(GUILD)).available == 40
+    assert await available(ledger) == 100
+    await assert_consistent(ledger)
+
+
+async def test_personal_then_pool_splits_and_charges_personal_first(ledger: Ledger) -> None:
+    await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
+    await ledger.fund_pool(GUILD, 50, actor_id=MOD)
+    reservation = await ledger.reserve("job-1", GUILD, ALICE, 130)
+    assert (reservation.from_personal, reservation.from_pool) == (100, 30)
+    assert (reservation.personal_available, reservation.pool_available) == (0, 20)
+    await ledger.settle("job-1", 110)  # personal part first: 100 personal, 10 pool
+    assert await available(ledger) == 0
+    assert (await ledger.pool_balance(GUILD)).available == 40
+    with pytest.raises(InsufficientCredits) as caught:
+        await ledger.reserve("job-2", GUILD, ALICE, 41)
+    assert (caught.value.available, caught.value.cost) == (40, 41)
+    assert "your balance and the server pool together" in str(caught.value)
+    await assert_consistent(ledger)
+
+
+async def test_a_refused_pool_part_rolls_back_the_personal_part(ledger: Ledger) -> None:
+    await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
+    with pytest.raises(InsufficientCredits):
+        await ledger.reserve("job-1", GUILD, ALICE, 101)
+    assert (await ledger.balance(GUILD, ALICE)).held == 0
+    await assert_consistent(ledger)
+
+
+async def test_taking_from_the_pool_respects_its_holds(ledger: Ledger) -> None:
+    await ledger.set_policy(GUILD, FundingPolicy.POOL, actor_id=MOD)
+    await ledger.fund_pool(GUILD, 50, actor_id=MOD)
+    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    with pytest.raises(BalanceInUse):
+        await ledger.fund_pool(GUILD, -40, actor_id=MOD)
+    with pytest.raises(InsufficientCredits):
+        await ledger.fund_pool(GUILD, -60, actor_id=MOD)
+    assert (await ledger.fund_pool(GUILD, -20, actor_id=MOD)).available == 0
+
+
+# -- allowances, refills and grants -----------------------------------------------------------
+
+
+async def test_daily_refill_tops_up_to_the_allowance_and_never_above(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.settle("job-1", 30)
+    clock.advance(hours=11, minutes=59)  # 23:59, same day
+    assert await available(ledger) == 70
+    clock.advance(minutes=2)  # next day
+    assert await available(ledger) == 100
+    clock.advance(days=1)  # unspent allowance does not pile up
+    assert await available(ledger) == 100
+    await assert_consistent(ledger)
+
+
+async def test_grants_sit_on_top_and_survive_refills(ledger: Ledger, clock: Clock) -> None:
+    await ledger.grant(GUILD, ALICE, 50, actor_id=MOD, reason="contest prize")
+    await ledger.reserve("job-1", GUILD, ALICE, 120)
+    await ledger.settle("job-1", 120)  # allowance spent first: 100 from it, 20 from the grant
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.allowance, balance.granted) == (0, 30)
+    clock.advance(days=1)
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.allowance, balance.granted, balance.available) == (100, 30, 130)
+    await assert_consistent(ledger)
+
+
+async def test_a_hold_across_midnight_is_charged_after_the_refill(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 100)
+    clock.advance(days=1)
+    assert await available(ledger) == 0  # the allowance was not spent yet: nothing to top up
+    await ledger.settle("job-1", 40)
+    assert await available(ledger) == 60
+    await assert_consistent(ledger)
+
+
+@pytest.mark.parametrize(
+    ("period", "not_yet", "due"),
+    [
+        (Period.WEEKLY, {"days": 6, "hours": 11}, {"days": 6, "hours": 13}),  # next Monday
+        (Period.MONTHLY, {"days": 28, "hours": 11}, {"days": 28, "hours": 13}),  # 1 April
+    ],
+)
+async def test_weekly_and_monthly_refills_wait_for_their_boundary(
+    ledger: Ledger, clock: Clock, period: Period, not_yet: dict, due: dict
+) -> None:
+    await ledger.set_allowance(GUILD, 10, period, actor_id=MOD)
+    await ledger.set_balance(GUILD, ALICE, 0, actor_id=MOD, reason="start empty")
+    start = clock.current
+    clock.advance(**not_yet)
+    assert await available(ledger) == 0
+    clock.current = start
+    clock.advance(**due)
+    assert await available(ledger) == 10
+
+
+async def test_period_none_fills_once_only(store: Store, clock: Clock) -> None:
+    ledger = Ledger(store, clock=clock)
+    await ledger.set_allowance(GUILD, 25, Period.NONE, actor_id=MOD)
+    await ledger.reserve("job-1", GUILD, ALICE, 25)
+    await ledger.settle("job-1", 25)
+    clock.advance(days=400)
+    assert await available(ledger) == 0
+    assert (await ledger.reset_to_allowance(GUILD, ALICE, actor_id=MOD)).available == 25
+
+
+async def test_the_highest_role_override_wins_even_below_the_default(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.set_allowance(GUILD, 500, Period.WEEKLY, role_id=ROLE_VIP, actor_id=MOD)
+    await ledger.set_allowance(GUILD, 5, Period.DAILY, role_id=ROLE_MUTED, actor_id=MOD)
+    assert await available(ledger, BOB, role_ids=[ROLE_MUTED]) == 5
+    vip = await ledger.balance(GUILD, ALICE, role_ids=[ROLE_MUTED, ROLE_VIP, 12345])
+    assert (vip.available, vip.allowance_level, vip.period) == (500, 500, Period.WEEKLY)
+    settings = await ledger.settings(GUILD)
+    assert [r.role_id for r in settings.role_allowances] == [ROLE_VIP, ROLE_MUTED]
+    assert await ledger.clear_role_allowance(GUILD, ROLE_VIP, actor_id=MOD)
+    assert not await ledger.clear_role_allowance(GUILD, ROLE_VIP, actor_id=MOD)
+
+
+async def test_negative_grants_take_granted_credits_first(ledger: Ledger) -> None:
+    await ledger.grant(GUILD, ALICE, 20, actor_id=MOD)
+    balance = await ledger.grant(GUILD, ALICE, -30, actor_id=MOD, reason="refund abuse")
+    assert (balance.allowance, balance.granted) == (90, 0)
+    with pytest.raises(InsufficientCredits, match="this member's balance has 90 available"):
+        await ledger.grant(GUILD, ALICE, -91, actor_id=MOD)
+    await ledger.reserve("job-1", GUILD, ALICE, 50)
+    with pytest.raises(BalanceInUse) as caught:
+        await ledger.grant(GUILD, ALICE, -60, actor_id=MOD)
+    assert (caught.value.requested, caught.value.held) == (30, 50)
+    await assert_consistent(ledger)
+
+
+async def test_set_balance_fills_the_allowance_part_then_grants(
+    ledger: Ledger, clock: Clock
+) -> None:
+    balance = await ledger.set_balance(GUILD, ALICE, 150, actor_id=MOD, reason="apology")
+    assert (balance.allowance, balance.granted) == (100, 50)
+    balance = await ledger.set_balance(GUILD, ALICE, 40, actor_id=MOD)
+    assert (balance.allowance, balance.granted) == (40, 0)
+    clock.advance(days=1)
+    assert await available(ledger) == 100
+    await ledger.reserve("job-1", GUILD, ALICE, 60)
+    with pytest.raises(BalanceInUse, match="60 credits are held"):
+        await ledger.set_balance(GUILD, ALICE, 59, actor_id=MOD)
+    balance = await ledger.reset_to_allowance(GUILD, ALICE, actor_id=MOD)
+    assert (balance.total, balance.held) == (100, 60)
+    await assert_consistent(ledger)
+
+
+# -- blocks and limits ------------------------------------------------------------------------
+
+
+async def test_blocked_members_cannot_reserve_but_running_jobs_finish(ledger: Ledger) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.block(GUILD, ALICE, actor_id=MOD, reason="spam")
+    with pytest.raises(MemberBlocked) as caught:
+        await ledger.reserve("job-2", GUILD, ALICE, 10)
+    assert str(caught.value) == "You are blocked from generating videos on this server."
+    await ledger.settle("job-1", 10)
+    await ledger.reserve("bob-1", GUILD, BOB, 10)  # others are unaffected
+    await ledger.unblock(GUILD, ALICE, actor_id=MOD, reason="appeal")
+    await ledger.reserve("job-2", GUILD, ALICE, 10)
+
+
+async def test_the_job_cost_limit(ledger: Ledger) -> None:
+    await ledger.set_limits(GUILD, Limits(max_job_cost=40), actor_id=MOD)
+    with pytest.raises(LimitExceeded) as caught:
+        await ledger.reserve("job-1", GUILD, ALICE, 41)
+    assert caught.value.limit_name == "job_cost"
+    assert str(caught.value) == "This server allows at most 40 credits per job; this one costs 41."
+    await ledger.reserve("job-1", GUILD, ALICE, 40)
+
+
+async def test_the_member_spend_limit_counts_holds_and_charges_per_period(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.grant(GUILD, ALICE, 1000, actor_id=MOD)
+    await ledger.set_limits(
+        GUILD, Limits(member_spend=50, member_spend_period=Period.WEEKLY), actor_id=MOD
+    )
+    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.reserve("job-2", GUILD, ALICE, 15)
+    await ledger.refund("job-2")  # refunds don't count
+    await ledger.settle("job-1", 20)  # only the charge counts once settled
+    await ledger.reserve("job-3", GUILD, ALICE, 30)
+    with pytest.raises(LimitExceeded) as caught:
+        await ledger.reserve("job-4", GUILD, ALICE, 1)
+    assert (caught.value.limit_name, caught.value.used) == ("member_spend", 50)
+    assert "50 credits per week; you have used 50" in str(caught.value)
+    await ledger.reserve("bob-1", GUILD, BOB, 50)  # per member
+    clock.advance(days=7)
+    await ledger.reserve("job-4", GUILD, ALICE, 50)
+
+
+async def test_the_daily_ceiling_caps_the_whole_server(ledger: Ledger, clock: Clock) -> None:
+    await ledger.set_limits(GUILD, Limits(daily_ceiling=120), actor_id=MOD)
+    await ledger.reserve("a-1", GUILD, ALICE, 70)
+    with pytest.raises(LimitExceeded, match="daily ceiling of 120 credits \\(70 used\\)"):
+        await ledger.reserve("b-1", GUILD, BOB, 60)
+    await ledger.reserve("b-1", GUILD, BOB, 50)
+    await ledger.reserve("x-1", OTHER_GUILD, BOB, 0)  # other servers are not affected
+    clock.advance(days=1)
+    await ledger.reserve("b-2", GUILD, BOB, 50)
+
+
+async def test_concurrent_job_limits_count_pending_holds(ledger: Ledger) -> None:
+    await ledger.set_limits(GUILD, Limits(member_jobs=2, server_jobs=3), actor_id=MOD)
+    await ledger.reserve("a-1", GUILD, ALICE, 1)
+    await ledger.reserve("a-2", GUILD, ALICE, 1)
+    with pytest.raises(LimitExceeded, match="You already have 2 jobs running"):
+        await ledger.reserve("a-3", GUILD, ALICE, 1)
+    await ledger.reserve("b-1", GUILD, BOB, 1)
+    with pytest.raises(LimitExceeded, match="already has 3 jobs running, its limit is 3"):
+        await ledger.reserve("b-2", GUILD, BOB, 1)
+    await ledger.settle("a-1", 1)
+    await ledger.reserve("b-2", GUILD, BOB, 1)
+
+
+async def test_limits_are_stored_and_replaced_whole(ledger: Ledger) -> None:
+    limits = Limits(max_job_cost=9, member_spend=8, member_spend_period=Period.MONTHLY,
+                    daily_ceiling=7, member_jobs=6, server_jobs=5)  # fmt: skip
+    await ledger.set_limits(GUILD, limits, actor_id=MOD)
+    assert (await ledger.settings(GUILD)).limits == limits
+    await ledger.set_limits(GUILD, Limits(), actor_id=MOD)
+    assert (await ledger.settings(GUILD)).limits == Limits()
+    with pytest.raises(ValueError, match="period"):
+        await ledger.set_limits(GUILD, Limits(member_spend_period=Period.NONE), actor_id=MOD)
+
+
+# -- journal, history, audit and check --------------------------------------------------------
+
+
+async def test_every_moderator_action_records_who_when_and_why(
+    ledger: Ledger, clock: Clock
+) -> None:
+    clock.advance(minutes=5)
+    await ledger.grant(GUILD, ALICE, 5, actor_id=MOD, reason="bug bounty")
+    await ledger.set_balance(GUILD, ALICE, 50, actor_id=MOD + 1, reason="fix")
+    await ledger.block(GUILD, ALICE, actor_id=MOD, reason="spam")
+    await ledger.set_policy(GUILD, FundingPolicy.POOL, actor_id=MOD, reason="pool")
+    await ledger.fund_pool(GUILD, 10, actor_id=MOD, reason="seed")
+    await ledger.set_limits(GUILD, Limits(max_job_cost=3), actor_id=MOD, reason="cap")
+    log = await ledger.audit_log(GUILD)
+    by_kind = {e.kind: e for e in log}
+    assert [e.kind for e in log] == [
+        "limits", "fund", "policy", "block", "set", "grant", "refill", "allowance",
+    ]  # fmt: skip
+    assert (by_kind["grant"].actor_id, by_kind["grant"].reason) == (MOD, "bug bounty")
+    assert (by_kind["grant"].change, by_kind["grant"].available) == (5, 105)
+    assert (by_kind["set"].actor_id, by_kind["set"].change) == (MOD + 1, -55)
+    assert by_kind["limits"].detail is not None and by_kind["limits"].detail["max_job_cost"] == 3
+    assert by_kind["fund"].account == "pool"
+    assert all(e.at == clock.current for e in log if e.kind != "allowance")
+
+
+async def test_history_shows_a_members_own_entries_including_pool_spending(
+    ledger: Ledger,
+) -> None:
+    await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
+    await ledger.fund_pool(GUILD, 100, actor_id=MOD)
+    await ledger.reserve("a-1", GUILD, ALICE, 120)
+    await ledger.settle("a-1", 110)
+    await ledger.reserve("b-1", GUILD, BOB, 1)
+    history = await ledger.history(GUILD, ALICE)
+    assert [(e.kind, e.account, e.change, e.held_change) for e in history] == [
+        ("settle", "pool", -10, -20),
+        ("settle", "member", -100, -100),
+        ("hold", "pool", 0, 20),
+        ("hold", "member", 0, 100),
+        ("refill", "member", 100, 0),
+    ]
+    assert {e.user_id for e in await ledger.audit_log(GUILD, BOB)} == {BOB}
+    page = await ledger.audit_log(GUILD, limit=2)
+    older = await ledger.audit_log(GUILD, limit=2, before=page[-1].id)
+    assert len(page) == len(older) == 2 and older[0].id < page[-1].id
+
+
+async def test_check_catches_a_balance_changed_outside_the_journal(
+    ledger: Ledger, store: Store
+) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await assert_consistent(ledger)
+    await store.write(lambda db: db.execute("UPDATE accounts SET granted = granted + 7"))
+    report = await ledger.check()
+    assert not report.ok
+    assert any("!= journal sums 100/0/10" in p for p in report.problems)
+
+
+async def test_check_catches_a_hold_out_of_step_with_its_account(
+    ledger: Ledger, store: Store
+) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await store.write(
+        lambda db: db.execute(
+            "INSERT INTO journal (at, guild_id, account_id, kind, job_id, d_held)"
+            " VALUES ('2025-01-01', ?, 1, 'hold', 'job-1', 5)",
+            [GUILD],
+        )
+    )
+    problems = (await ledger.check()).problems
+    assert any("!= journal sums 100/0/15" in p for p in problems)
+    assert any("hold job-1 (pending, 10 held" in p and "15 still held" in p for p in problems)
+
+
+async def test_the_database_refuses_to_resolve_a_hold_twice(ledger: Ledger, store: Store) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.settle("job-1", 10)
+    with pytest.raises(sqlite3.IntegrityError, match="exactly once"):
+        await store.write(lambda db: db.execute("UPDATE holds SET state = 'refunded'"))
+    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+        await store.write(lambda db: db.execute("DELETE FROM holds"))
+
+
+async def test_every_domain_error_is_a_paddock_error_with_a_readable_message() -> None:
+    errors = [
+        InsufficientCredits(3, 5),
+        BalanceInUse(1, 2),
+        MemberBlocked(1, 2),
+        LimitExceeded("member_jobs", 2, used=2),
+        UnknownHold("j"),
+        ConflictingResolution("j", "refunded", "settled for 3 credits"),
+        ConflictingReservation("j", "3 credits", "4 credits"),
+        InvalidAmount(-1, "it can't be negative"),
+    ]
+    for error in errors:
+        assert isinstance(error, PaddockError)
+        text = str(error)
+        assert text and "Traceback" not in text and text[0].isupper()

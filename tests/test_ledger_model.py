@@ -1,0 +1,322 @@
+"""A Hypothesis state machine drives the ledger against a plain-Python model of it.
+
+The model restates the rules of ``paddock.ledger`` in the simplest way: refills top the
+allowance part up at the first operation of a new day or week, spending takes the
+allowance part first, negative grants take granted credits first, pending holds count at
+once, and a refused operation changes nothing. After every step the stored accounts and
+holds must equal the model's, and ``check()`` must find nothing wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+
+from paddock.budget import FundingPolicy, Limits, Period
+from paddock.errors import (
+    BalanceInUse,
+    ConflictingResolution,
+    InsufficientCredits,
+    LimitExceeded,
+    MemberBlocked,
+    UnknownHold,
+)
+from paddock.ledger import Ledger
+from paddock.store import Store
+from tests.ledger_support import GUILD, MOD, Clock
+
+MEMBERS = (1, 2, 3)
+MAX_JOB_COST = 25
+MEMBER_JOBS = 3
+
+
+@dataclass
+class Account:
+    allowance: int = 0
+    granted: int = 0
+    held: int = 0
+    key: object = None
+    blocked: bool = False
+
+    @property
+    def available(self) -> int:
+        return self.allowance + self.granted - self.held
+
+
+@dataclass
+class ModelHold:
+    user: int
+    amount: int
+    from_personal: int
+    from_pool: int
+    state: str = "pending"
+    charged: int | None = None
+
+
+def model_key(period: str, now: datetime) -> object:
+    if period == "daily":
+        return ("daily", now.date())
+    if period == "weekly":
+        return ("weekly", now.isocalendar()[:2])
+    return "none"
+
+
+def charge(account: Account, amount: int) -> None:
+    from_allowance = min(amount, account.allowance)
+    account.allowance -= from_allowance
+    account.granted -= amount - from_allowance
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    jobs = Bundle("jobs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.folder = Path(tempfile.mkdtemp(prefix="ledger-model-"))
+        self.clock = Clock()
+        self.store = self.run(Store.open(self.folder / "paddock.db"))
+        self.ledger = Ledger(self.store, clock=self.clock)
+        self.members: dict[int, Account] = {}
+        self.pool = Account()
+        self.holds: dict[str, ModelHold] = {}
+        self.level, self.period = 20, "daily"
+        self.policy = FundingPolicy.PERSONAL
+        self.next_job = 0
+
+    def run(self, coroutine):
+        return self.loop.run_until_complete(coroutine)
+
+    def teardown(self) -> None:
+        self.run(self.store.close())
+        self.loop.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -- the model ----------------------------------------------------------------------------
+
+    def refilled(self, user: int) -> Account:
+        """The member's account as the ledger sees it after a due refill (not yet saved)."""
+        key = model_key(self.period, self.clock())
+        account = self.members.get(user)
+        if account is None:
+            return Account(allowance=self.level, key=key)
+        account = replace(account)
+        if account.key != key:
+            account.key = key
+            account.allowance = max(account.allowance, self.level)
+        return account
+
+    def pending(self, user: int) -> int:
+        return sum(1 for h in self.holds.values() if h.user == user and h.state == "pending")
+
+    # -- rules --------------------------------------------------------------------------------
+
+    @initialize()
+    def configure(self) -> None:
+        self.run(self.ledger.set_allowance(GUILD, self.level, Period.DAILY, actor_id=MOD))
+        limits = Limits(max_job_cost=MAX_JOB_COST, member_jobs=MEMBER_JOBS)
+        self.run(self.ledger.set_limits(GUILD, limits, actor_id=MOD))
+
+    @rule(target=jobs, user=st.sampled_from(MEMBERS), amount=st.integers(0, 30))
+    def reserve(self, user: int, amount: int) -> str:
+        self.next_job += 1
+        job = f"job-{self.next_job}"
+        account = self.refilled(user)
+        pool_available = self.pool.available
+        expected: type[Exception] | None = None
+        from_personal = from_pool = 0
+        if account.blocked:
+            expected = MemberBlocked
+        elif amount > MAX_JOB_COST or self.pending(user) >= MEMBER_JOBS:
+            expected = LimitExceeded
+        else:
+            if self.policy is FundingPolicy.PERSONAL:
+                from_personal = amount
+            elif self.policy is FundingPolicy.PERSONAL_THEN_POOL:
+                from_personal = min(amount, max(account.available, 0))
+            from_pool = amount - from_personal
+            if from_personal > account.available or from_pool > pool_available:
+                expected = InsufficientCredits
+        try:
+            reservation = self.run(self.ledger.reserve(job, GUILD, user, amount))
+        except (MemberBlocked, LimitExceeded, InsufficientCredits) as error:
+            assert type(error) is expected, (error, expected)
+            event(f"reserve refused: {type(error).__name__}")
+            return job
+        event(f"reserve held, policy {self.policy.value}")
+        assert expected is None, f"expected {expected}, got {reservation}"
+        assert (reservation.from_personal, reservation.from_pool) == (from_personal, from_pool)
+        account.held += from_personal
+        self.pool.held += from_pool
+        self.members[user] = account
+        self.holds[job] = ModelHold(user, amount, from_personal, from_pool)
+        assert reservation.personal_available == account.available
+        return job
+
+    def resolve(self, job: str, charged: int, state: str) -> None:
+        hold = self.holds[job]
+        personal_charge = min(charged, hold.from_personal)
+        member = self.members[hold.user]
+        member.held -= hold.from_personal
+        charge(member, personal_charge)
+        self.pool.held -= hold.from_pool
+        charge(self.pool, charged - personal_charge)
+        hold.state, hold.charged = state, charged
+
+    @rule(job=jobs, actual=st.integers(0, 35))
+    def settle(self, job: str, actual: int) -> None:
+        hold = self.holds.get(job)
+        try:
+            result = self.run(self.ledger.settle(job, actual))
+        except UnknownHold:
+            assert hold is None
+            return
+        except ConflictingResolution:
+            assert hold is not None and hold.state != "pending"
+            assert hold.state == "refunded" or hold.charged != min(actual, hold.amount)
+            return
+        assert hold is not None
+        if hold.state == "pending":
+            self.resolve(job, min(actual, hold.amount), "settled")
+        assert (
+            (result.state, result.charged)
+            == (hold.state, hold.charged)
+            == (
+                "settled",
+                min(actual, hold.amount),
+            )
+        )
+
+    @rule(job=jobs)
+    def refund(self, job: str) -> None:
+        hold = self.holds.get(job)
+        try:
+            result = self.run(self.ledger.refund(job))
+        except UnknownHold:
+            assert hold is None
+            return
+        except ConflictingResolution:
+            assert hold is not None and hold.state == "settled"
+            return
+        assert hold is not None
+        if hold.state == "pending":
+            self.resolve(job, 0, "refunded")
+        assert (result.state, result.charged) == ("refunded", 0)
+
+    @rule(user=st.sampled_from(MEMBERS), amount=st.integers(-30, -1) | st.integers(1, 30))
+    def grant(self, user: int, amount: int) -> None:
+        account = self.refilled(user)
+        try:
+            self.run(self.ledger.grant(GUILD, user, amount, actor_id=MOD, reason="model"))
+        except (InsufficientCredits, BalanceInUse):
+            assert amount < 0 and account.available < -amount
+            return
+        if amount > 0:
+            account.granted += amount
+        else:
+            from_granted = min(-amount, account.granted)
+            account.granted -= from_granted
+            account.allowance -= -amount - from_granted
+        self.members[user] = account
+
+    @rule(user=st.sampled_from(MEMBERS), amount=st.one_of(st.none(), st.integers(0, 60)))
+    def set_balance(self, user: int, amount: int | None) -> None:
+        account = self.refilled(user)
+        target = self.level if amount is None else amount
+        try:
+            if amount is None:
+                self.run(self.ledger.reset_to_allowance(GUILD, user, actor_id=MOD))
+            else:
+                self.run(self.ledger.set_balance(GUILD, user, amount, actor_id=MOD))
+        except BalanceInUse:
+            assert target < account.held
+            return
+        account.allowance = min(target, self.level)
+        account.granted = target - account.allowance
+        self.members[user] = account
+
+    @rule(amount=st.integers(-20, -1) | st.integers(1, 40))
+    def fund_pool(self, amount: int) -> None:
+        try:
+            self.run(self.ledger.fund_pool(GUILD, amount, actor_id=MOD))
+        except (InsufficientCredits, BalanceInUse):
+            assert self.pool.available < -amount
+            return
+        self.pool.granted += amount
+
+    @rule(user=st.sampled_from(MEMBERS), blocked=st.booleans())
+    def block(self, user: int, blocked: bool) -> None:
+        account = self.refilled(user)
+        if blocked:
+            self.run(self.ledger.block(GUILD, user, actor_id=MOD))
+        else:
+            self.run(self.ledger.unblock(GUILD, user, actor_id=MOD))
+        account.blocked = blocked
+        self.members[user] = account
+
+    @rule(policy=st.sampled_from(FundingPolicy))
+    def set_policy(self, policy: FundingPolicy) -> None:
+        self.run(self.ledger.set_policy(GUILD, policy, actor_id=MOD))
+        self.policy = policy
+
+    @rule(level=st.integers(0, 40), period=st.sampled_from(["daily", "weekly", "none"]))
+    def set_allowance(self, level: int, period: str) -> None:
+        self.run(self.ledger.set_allowance(GUILD, level, Period(period), actor_id=MOD))
+        self.level, self.period = level, period
+
+    @rule(hours=st.integers(1, 60))
+    def advance_clock(self, hours: int) -> None:
+        self.clock.advance(hours=hours)
+
+    # -- after every step ---------------------------------------------------------------------
+
+    @invariant()
+    def stored_figures_match_the_model(self) -> None:
+        def figures(db):
+            return {
+                (kind, user): (allowance, granted, held, bool(blocked))
+                for kind, user, allowance, granted, held, blocked in db.execute(
+                    "SELECT kind, user_id, allowance, granted, held, blocked FROM accounts"
+                )
+            }
+
+        stored = self.run(self.store.read(figures))
+        for user, account in self.members.items():
+            expected = (account.allowance, account.granted, account.held, account.blocked)
+            assert stored[("member", user)] == expected, user
+        if ("pool", 0) in stored:
+            assert stored[("pool", 0)][:3] == (
+                self.pool.allowance,
+                self.pool.granted,
+                self.pool.held,
+            )
+        holds = self.run(self.ledger.holds(GUILD))
+        assert {h.job_id: (h.state, h.charged) for h in holds} == {
+            job: (h.state, h.charged) for job, h in self.holds.items()
+        }
+
+    @invariant()
+    def the_ledger_checks_out(self) -> None:
+        report = self.run(self.ledger.check())
+        assert report.problems == ()
+        assert all(
+            a.allowance >= 0 and a.granted >= 0 and a.held >= 0 and a.available >= 0
+            for a in (*self.members.values(), self.pool)
+        )
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=120,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestLedgerModel = LedgerMachine.TestCase
