@@ -10,8 +10,10 @@ from tests.fakes.discord.options import OptionRejected, build_command_data
 from tests.fakes.discord.state import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
+    DEFAULT,
     MESSAGE_COMPONENT,
     MODAL_SUBMIT,
+    REPLY,
     Channel,
     Guild,
     Interaction,
@@ -239,9 +241,11 @@ class Member:
             content=content,
             pinged_ids=pinged,
             pinged_role_ids=roles,
+            type=REPLY if reply_to is not None else DEFAULT,
+            reference=self.fake.reference_to(reply_to),
             referenced=reply_to,
         )
-        await self.fake.announce_message(message, member=self)
+        self.fake.announce_message(message, member=self)
         return message
 
     def _check_visible(self, message: Message) -> None:

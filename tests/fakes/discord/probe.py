@@ -6,6 +6,7 @@ coroutine the test puts in ``bot.behaviour``, and HTTP errors it meets are kept 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -14,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+log = logging.getLogger(__name__)
 Behaviour = Callable[[discord.Interaction[Any], dict[str, Any]], Awaitable[None]]
 
 
@@ -41,7 +43,18 @@ class ProbeBot(commands.Bot):
         for command in (probe, clip, pick, admin):
             self.tree.add_command(command, guild=guild)
         self.add_dynamic_items(ProbeButton)
+        self.tree.on_error = self.keep_tree_error  # type: ignore[method-assign]
         await self.tree.sync(guild=guild)
+
+    async def keep_tree_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """HTTP errors a command raises outside its behaviour land in ``errors``."""
+        cause = error.__cause__ if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, discord.HTTPException):
+            self.errors.append(cause)
+        else:
+            log.error("probe command failed", exc_info=error)
 
     async def run_behaviour(
         self, interaction: discord.Interaction[Any], values: dict[str, Any]

@@ -372,9 +372,7 @@ class RestApi:
         elif kind in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
             interaction.original = interaction.source_message
             if kind == UPDATE_MESSAGE and interaction.original is not None:
-                limits.check_message(
-                    data, request[FILES], upload_limit=upload_limit, editing=True
-                )
+                limits.check_message(data, request[FILES], upload_limit=upload_limit, editing=True)
                 fake.edit_message(interaction.original, data, request[FILES])
                 interaction.answered.append(interaction.original)
                 resource = {"type": kind, "message": interaction.original.payload()}

@@ -346,6 +346,17 @@ class FakeDiscord:
         ]
         return kept + new
 
+    def reference_to(self, message: Message | None) -> dict[str, Any] | None:
+        """The ``message_reference`` of a reply to ``message``."""
+        if message is None:
+            return None
+        return {
+            "type": 0,
+            "message_id": str(message.id),
+            "channel_id": str(message.channel.id),
+            "guild_id": str(self.guild.id),
+        }
+
     def new_message(self, channel: Channel, author: User, **fields: Any) -> Message:
         message = Message(self.ids.next(), channel, author, created_at=self.clock.iso(), **fields)
         channel.messages.append(message)
@@ -371,14 +382,6 @@ class FakeDiscord:
         pinged, pinged_roles = (
             ([], []) if ephemeral or loading else parse_mentions(content, allowed, referenced)
         )
-        reference = None
-        if referenced is not None:
-            reference = {
-                "type": 0,
-                "message_id": str(referenced.id),
-                "channel_id": str(referenced.channel.id),
-                "guild_id": str(self.guild.id),
-            }
         return self.new_message(
             channel,
             self.bot_user,
@@ -393,7 +396,7 @@ class FakeDiscord:
             visible_to=interaction.member.user.id
             if interaction is not None and ephemeral
             else None,
-            reference=reference,
+            reference=self.reference_to(referenced),
             referenced=referenced,
             allowed_mentions=allowed,
             pinged_ids=pinged,

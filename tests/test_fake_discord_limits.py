@@ -1,0 +1,381 @@
+"""Each limit the fake Discord enforces, with the status and code the bot would get."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import discord
+import pytest
+from discord.http import Route
+
+from tests.fakes.discord import FakeDiscord, ProbeBot, ProbeModal
+from tests.fakes.discord.options import build_command_data
+
+MiB = 1024 * 1024
+
+
+async def errors_of(fake: FakeDiscord, bot: ProbeBot, count: int = 1) -> list[tuple[int, int]]:
+    await fake.wait_for(
+        lambda: len(bot.errors) >= count, timeout=5, what="the bot to meet an error"
+    )
+    return [(error.status, error.code) for error in bot.errors]
+
+
+async def post_raw(
+    bot: ProbeBot, channel_id: int, payload: dict[str, Any]
+) -> discord.HTTPException:
+    """Send a raw message body through discord.py's HTTP client and return the refusal."""
+    route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
+    with pytest.raises(discord.HTTPException) as caught:
+        await bot.http.request(route, json=payload)
+    return caught.value
+
+
+async def test_first_response_after_three_seconds_is_unknown_interaction(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    late = discord.utils.MISSING
+
+    async def respond_late(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        nonlocal late
+        fake_discord.clock.advance(3.1)
+        late = interaction
+        await interaction.response.send_message("too late")
+
+    probe_bot.behaviour = respond_late
+    ix = await fake_discord.member("alice").slash("probe")
+
+    assert await errors_of(fake_discord, probe_bot) == [(404, 10062)]
+    assert ix.failed
+    assert fake_discord.member("alice").seen() == []
+    assert late is not discord.utils.MISSING
+
+
+async def test_a_second_initial_response_is_already_acknowledged(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    async def respond_twice(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        await interaction.response.defer()
+        await probe_bot.http.request(
+            Route(
+                "POST",
+                "/interactions/{id}/{token}/callback",
+                id=interaction.id,
+                token=interaction.token,
+            ),
+            json={"type": 4, "data": {"content": "again"}},
+        )
+
+    probe_bot.behaviour = respond_twice
+    ix = await fake_discord.member("alice").slash("probe")
+
+    assert await errors_of(fake_discord, probe_bot) == [(400, 40060)]
+    assert ix.thinking
+
+
+async def test_the_token_dies_after_fifteen_minutes(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    async def answer_after_the_token_died(
+        interaction: discord.Interaction[Any], values: dict[str, Any]
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        fake_discord.clock.advance(15 * 60 + 1)
+        for attempt in (
+            interaction.followup.send("done"),
+            interaction.edit_original_response(content="done"),
+            interaction.delete_original_response(),
+        ):
+            try:
+                await attempt
+            except discord.HTTPException as error:
+                probe_bot.errors.append(error)
+
+    probe_bot.behaviour = answer_after_the_token_died
+    ix = await fake_discord.member("alice").slash("probe")
+
+    assert await errors_of(fake_discord, probe_bot, 3) == [(401, 50027)] * 3
+    assert ix.thinking
+    assert probe_bot.errors[0].text == "Invalid Webhook Token"
+
+
+async def test_the_token_still_works_just_before_fifteen_minutes(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    async def answer_late_but_in_time(
+        interaction: discord.Interaction[Any], values: dict[str, Any]
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        fake_discord.clock.advance(14 * 60 + 59)
+        await interaction.followup.send("just in time")
+
+    probe_bot.behaviour = answer_late_but_in_time
+    reply = await (await fake_discord.member("alice").slash("probe")).reply()
+
+    assert reply.content == "just in time"
+
+
+@pytest.mark.parametrize(
+    ("limit", "size", "refused"), [(10 * MiB, 10 * MiB + 1, True), (25 * MiB, 11 * MiB, False)]
+)
+async def test_uploads_above_the_channel_limit_are_too_large(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot, limit: int, size: int, refused: bool
+) -> None:
+    fake_discord.guild.upload_limit = limit
+    seen_limits: list[int] = []
+
+    async def upload(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        seen_limits.append(interaction.filesize_limit)
+        await interaction.response.defer()
+        await interaction.followup.send(file=discord.File(io.BytesIO(bytes(size)), "video.mp4"))
+
+    probe_bot.behaviour = upload
+    ix = await fake_discord.member("alice").slash("probe")
+
+    if refused:
+        assert await errors_of(fake_discord, probe_bot) == [(413, 40005)]
+        assert ix.thinking
+    else:
+        reply = await ix.reply()
+        assert [(a.filename, a.size, a.content_type) for a in reply.attachments] == [
+            ("video.mp4", size, "video/mp4")
+        ]
+    assert seen_limits == [limit]
+
+
+async def test_channel_messages_respect_the_upload_limit_too(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    channel = probe_bot.get_channel(fake_discord.default_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    with pytest.raises(discord.HTTPException) as caught:
+        await channel.send(file=discord.File(io.BytesIO(bytes(10 * MiB + 1)), "big.mp4"))
+    assert (caught.value.status, caught.value.code) == (413, 40005)
+    assert fake_discord.default_channel.visible == []
+
+
+async def test_message_content_is_limited_to_2000(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    async def too_long(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        await interaction.response.send_message("x" * 2001)
+
+    probe_bot.behaviour = too_long
+    ix = await fake_discord.member("alice").slash("probe")
+
+    assert await errors_of(fake_discord, probe_bot) == [(400, 50035)]
+    assert "In content: Must be 2000 or fewer in length." in str(probe_bot.errors[0])
+    assert not ix.acknowledged
+
+
+async def test_an_empty_message_is_refused(fake_discord: FakeDiscord, probe_bot: ProbeBot) -> None:
+    error = await post_raw(probe_bot, fake_discord.default_channel.id, {"content": ""})
+    assert (error.status, error.code) == (400, 50006)
+
+
+def field(name: str = "n", value: str = "v") -> dict[str, str]:
+    return {"name": name, "value": value}
+
+
+@pytest.mark.parametrize(
+    ("embeds", "where"),
+    [
+        ([{"title": "t" * 257}], "embeds.0.title"),
+        ([{"description": "d" * 4097}], "embeds.0.description"),
+        ([{"fields": [field()] * 26}], "embeds.0.fields"),
+        ([{"fields": [field(name="n" * 257)]}], "embeds.0.fields.0.name"),
+        ([{"fields": [field(value="v" * 1025)]}], "embeds.0.fields.0.value"),
+        ([{"footer": {"text": "f" * 2049}}], "embeds.0.footer.text"),
+        ([{"author": {"name": "a" * 257}}], "embeds.0.author.name"),
+        ([{"description": "d" * 4000}, {"description": "d" * 2001}], "embeds"),
+        ([{"title": "t"}] * 11, "embeds"),
+    ],
+    ids=[
+        "title",
+        "description",
+        "fields",
+        "field-name",
+        "field-value",
+        "footer",
+        "author",
+        "total",
+        "count",
+    ],
+)
+async def test_embed_limits(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot, embeds: list[dict[str, Any]], where: str
+) -> None:
+    error = await post_raw(probe_bot, fake_discord.default_channel.id, {"embeds": embeds})
+
+    assert (error.status, error.code) == (400, 50035)
+    assert f"In {where}:" in str(error)
+    assert fake_discord.default_channel.visible == []
+
+
+async def test_embed_limits_apply_to_interaction_responses(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    async def big_embed(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        await interaction.response.send_message(embed=discord.Embed(title="t" * 257))
+
+    probe_bot.behaviour = big_embed
+    await fake_discord.member("alice").slash("probe")
+
+    assert await errors_of(fake_discord, probe_bot) == [(400, 50035)]
+
+
+def button(custom_id: str) -> dict[str, Any]:
+    return {"type": 2, "style": 1, "label": "Go", "custom_id": custom_id}
+
+
+@pytest.mark.parametrize(
+    ("components", "where", "message"),
+    [
+        (
+            [{"type": 1, "components": [button(f"b{r}")]} for r in range(6)],
+            "components",
+            "Must be 5 or fewer",
+        ),
+        (
+            [{"type": 1, "components": [button(f"b{i}") for i in range(6)]}],
+            "components.0.components",
+            "Must be 5",
+        ),
+        (
+            [{"type": 1, "components": [button("x" * 101)]}],
+            "components.0.components.0.custom_id",
+            "Must be 100",
+        ),
+        (
+            [{"type": 1, "components": [button("same"), button("same")]}],
+            "components.0.components.1.custom_id",
+            "Component custom id cannot be duplicated",
+        ),
+    ],
+    ids=["rows", "buttons-per-row", "custom-id-length", "custom-id-duplicate"],
+)
+async def test_component_limits(
+    fake_discord: FakeDiscord,
+    probe_bot: ProbeBot,
+    components: list[dict[str, Any]],
+    where: str,
+    message: str,
+) -> None:
+    error = await post_raw(
+        probe_bot, fake_discord.default_channel.id, {"content": "c", "components": components}
+    )
+
+    assert (error.status, error.code) == (400, 50035)
+    assert f"In {where}: {message}" in str(error)
+
+
+async def test_modal_limits(fake_discord: FakeDiscord, probe_bot: ProbeBot) -> None:
+    async def long_title(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        modal = ProbeModal()
+        modal.title = "t" * 46
+        await interaction.response.send_modal(modal)
+
+    probe_bot.behaviour = long_title
+    ix = await fake_discord.member("alice").slash("probe")
+
+    assert await errors_of(fake_discord, probe_bot) == [(400, 50035)]
+    assert ix.modal is None
+
+
+def command(name: str = "cmd", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "description": "A command.", "type": 1, **extra}
+
+
+def option(name: str, required: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "description": "An option.", "type": 3, "required": required, **extra}
+
+
+@pytest.mark.parametrize(
+    ("commands", "where"),
+    [
+        ([command(options=[option(f"o{i}") for i in range(26)])], "0.options"),
+        (
+            [
+                command(
+                    options=[
+                        option(
+                            "o", choices=[{"name": f"c{i}", "value": f"c{i}"} for i in range(26)]
+                        )
+                    ]
+                )
+            ],
+            "0.options.0.choices",
+        ),
+        ([command(name="Bad Name")], "0.name"),
+        ([command(name="n" * 33)], "0.name"),
+        ([command(description="d" * 101)], "0.description"),
+        ([command(options=[option("a"), option("b", required=True)])], "0.options"),
+        ([command(), command()], "1.name"),
+    ],
+    ids=[
+        "options",
+        "choices",
+        "name-chars",
+        "name-length",
+        "description",
+        "required-order",
+        "duplicate",
+    ],
+)
+async def test_command_registration_limits(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot, commands: list[dict[str, Any]], where: str
+) -> None:
+    before = fake_discord.registered_commands(fake_discord.guild.id)
+    with pytest.raises(discord.HTTPException) as caught:
+        await probe_bot.http.bulk_upsert_guild_commands(
+            fake_discord.application_id, fake_discord.guild.id, commands
+        )
+
+    assert (caught.value.status, caught.value.code) == (400, 50035)
+    assert f"In {where}:" in str(caught.value)
+    assert fake_discord.registered_commands(fake_discord.guild.id) == before
+
+
+async def test_autocomplete_offers_at_most_25_choices(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    @probe_bot.tree.command(name="many", guild=discord.Object(fake_discord.guild.id))
+    async def many(interaction: discord.Interaction[Any], item: str) -> None:
+        """Too many choices."""
+
+    @many.autocomplete("item")
+    async def items(
+        interaction: discord.Interaction[Any], current: str
+    ) -> list[discord.app_commands.Choice[str]]:
+        return [discord.app_commands.Choice(name=str(i), value=str(i)) for i in range(26)]
+
+    await probe_bot.tree.sync(guild=discord.Object(fake_discord.guild.id))
+    alice, channel = fake_discord.member("alice"), fake_discord.default_channel
+    data = build_command_data(
+        fake_discord, "many", {"item": ""}, member=alice, channel=channel, focused="item"
+    )
+    interaction = await fake_discord.start_interaction(4, alice, channel, data, command_name="many")
+
+    callback = "POST /interactions/{interaction_id}/{token}/callback"
+    await fake_discord.wait_for(lambda: fake_discord.calls_to(callback), what="the bot to answer")
+    [answer] = fake_discord.calls_to(callback)
+    assert (answer.status, answer.response["code"]) == (400, 50035)
+    assert (
+        answer.response["errors"]["data"]["choices"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+    )
+    assert interaction.choices is None
+
+
+async def test_the_bot_needs_permission_to_post_in_a_channel(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    closed = fake_discord.channel("announcements")
+    closed.set_permissions(
+        fake_discord.guild.everyone, deny=discord.Permissions(send_messages=True)
+    )
+    closed.set_permissions(fake_discord.bot_member, deny=discord.Permissions(send_messages=True))
+
+    error = await post_raw(probe_bot, closed.id, {"content": "hello"})
+
+    assert (error.status, error.code) == (403, 50013)
