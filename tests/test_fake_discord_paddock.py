@@ -1,0 +1,91 @@
+"""Paddock itself through the fake Discord: /help end to end, in-process and as
+``python bot.py``, and the one-line failures of a bot that cannot start."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from bot import Paddock, Settings, SettingsError, route_discord
+from tests.fakes.discord import FakeDiscord, bot_process, running_bot
+
+
+async def test_help_answers_the_member_privately(
+    fake_discord: FakeDiscord, paddock: Paddock
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+
+    reply = await (await alice.slash("help")).reply()
+
+    assert reply.ephemeral
+    assert reply.embed is not None and reply.embed.title == "How to use Paddock"
+    assert "/video text" in reply.text and "Re-roll" in reply.text
+    assert alice.seen() == [reply]
+    assert bob.seen() == []
+
+
+async def test_commands_sync_globally_without_a_dev_server(fake_discord: FakeDiscord) -> None:
+    settings = Settings(discord_token=fake_discord.token, guild_ready_timeout=0.01)
+    async with running_bot(fake_discord, Paddock(settings)):
+        assert [c["name"] for c in fake_discord.registered_commands(None)] == ["help"]
+        assert fake_discord.registered_commands(fake_discord.guild.id) == []
+        reply = await (await fake_discord.member("alice").slash("help")).reply()
+    assert reply.embed is not None and reply.embed.title == "How to use Paddock"
+
+
+async def test_bot_py_runs_against_the_fake(fake_discord: FakeDiscord) -> None:
+    async with bot_process(fake_discord) as bot:
+        reply = await (await fake_discord.member("alice").slash("help")).reply()
+        assert reply.ephemeral and reply.embed is not None
+        assert reply.embed.title == "How to use Paddock"
+        assert "synced 1 commands to server" in bot.output
+    assert [c["name"] for c in fake_discord.registered_commands(fake_discord.guild.id)] == ["help"]
+
+
+@pytest.mark.parametrize(
+    ("token", "line"),
+    [
+        (
+            "wrong-token",
+            "paddock: Discord rejected DISCORD_TOKEN (401 Unauthorized); check the token",
+        ),
+        ("", "paddock: DISCORD_TOKEN is not set; put it in the environment or .env"),
+    ],
+    ids=["rejected", "missing"],
+)
+async def test_bot_py_explains_a_bad_token_in_one_line(
+    fake_discord: FakeDiscord, token: str, line: str
+) -> None:
+    async with bot_process(fake_discord, env={"DISCORD_TOKEN": token}, wait=False) as bot:
+        code = await bot.process.wait()
+    assert code == 1
+    assert bot.output.splitlines()[-1] == line
+    assert "Traceback" not in bot.output
+
+
+def test_settings_read_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "DISCORD_TOKEN": " abc ",
+            "DISCORD_API_BASE": "http://proxy.local/api/v10/",
+            "DISCORD_GATEWAY_URL": "ws://gateway.local",
+            "DEV_GUILD_ID": "42",
+            "DISCORD_GUILD_READY_TIMEOUT": "0.1",
+        }
+    )
+    assert settings == Settings("abc", "http://proxy.local/api/v10", "ws://gateway.local", 42, 0.1)
+    assert Settings.from_env({"DISCORD_TOKEN": "abc"}) == Settings("abc")
+    with pytest.raises(SettingsError, match="DEV_GUILD_ID"):
+        Settings.from_env({"DISCORD_TOKEN": "abc", "DEV_GUILD_ID": "my-server"})
+
+
+def test_route_discord_points_discord_py_at_proxies_only_when_set() -> None:
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    try:
+        route_discord(Settings("abc"))
+        assert discord.http.Route.BASE == "https://discord.com/api/v10"
+        route_discord(Settings("abc", "http://127.0.0.1:9/api/v10", "ws://127.0.0.1:9/gateway"))
+        assert discord.http.Route("GET", "/users/@me").url == "http://127.0.0.1:9/api/v10/users/@me"
+        assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
