@@ -1,0 +1,132 @@
+"""SIGKILL a process in the middle of reserves and settles, many times: nothing is lost.
+
+The child (``tests/ledger_child.py crash``) runs jobs through the job store from several
+tasks and logs every step after it returned. After each kill the parent reopens the file,
+checks that pending holds belong exactly to jobs still in flight, sweeps, and checks that
+every hold is then settled or refunded as its job says, that every acknowledged step is
+in the database, and that the members' credits add up to what was granted minus charges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sys
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+from paddock.budget import utcnow
+from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
+from paddock.ledger import Ledger
+from paddock.store import Store
+from tests.ledger_child import CRASH_MEMBERS, GUILD
+
+ROOT = Path(__file__).resolve().parent.parent
+KILLS = 25
+GRANT = 100_000
+
+
+async def run_child_and_kill(db: Path, ack_log: Path, seed: int, rng: random.Random) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.ledger_child", "crash", str(db), str(ack_log), str(seed),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), 60) == b"ready\n"
+        await asyncio.sleep(rng.uniform(0.0, 0.25))
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+
+async def all_jobs(jobs: JobStore) -> dict[str, Job]:
+    found = {}
+    for member in CRASH_MEMBERS:
+        for job in await jobs.list_for_member(GUILD, member, limit=1_000_000):
+            found[job.id] = job
+    return found
+
+
+def read_acks(ack_log: Path) -> dict[str, list[list[str]]]:
+    steps: dict[str, list[list[str]]] = defaultdict(list)
+    if ack_log.exists():
+        for line in ack_log.read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2:  # a line cut by the kill has no job id after it is cut
+                steps[words[1]].append(words)
+    return steps
+
+
+async def verify_after_restart(db: Path, ack_log: Path) -> None:
+    store = await Store.open(db)
+    try:
+        ledger, jobs = Ledger(store), JobStore(store)
+        assert (await ledger.check()).problems == ()
+
+        # Before the sweep: a hold is pending exactly when its job is still in flight.
+        holds = {h.job_id: h for h in await ledger.holds(GUILD)}
+        stored = await all_jobs(jobs)
+        assert set(holds) == set(stored)  # accept stores both or neither
+        for job_id, job in stored.items():
+            assert (holds[job_id].state == "pending") == (job.state in IN_FLIGHT), job
+
+        await jobs.sweep(utcnow() + timedelta(hours=1))
+
+        holds = {h.job_id: h for h in await ledger.holds(GUILD)}
+        stored = await all_jobs(jobs)
+        for job_id, job in stored.items():
+            hold = holds[job_id]
+            assert job.state not in IN_FLIGHT
+            if job.result_url is not None:  # succeeded, perhaps delivered since
+                assert (hold.state, hold.charged) == ("settled", job.charged_credits)
+            else:  # failed, cancelled, or failed by the sweep
+                assert (hold.state, hold.charged) == ("refunded", 0)
+
+        # Every step the child saw acknowledged is durable.
+        for job_id, steps in read_acks(ack_log).items():
+            job = stored[job_id]
+            done = {words[0] for words in steps}
+            if "cancelled" in done:
+                assert job.state is JobState.CANCELLED
+            if "delivered" in done:
+                assert job.state is JobState.DELIVERED
+            if "submitted" in done:
+                assert job.provider_task_id == f"task-{job_id}"
+            if "succeeded" in done:
+                charged = next(int(w[2]) for w in steps if w[0] == "succeeded")
+                assert job.result_url is not None and job.charged_credits == charged
+            if "failed" in done:
+                assert job.error == "provider said no"
+
+        # Credits add up: the grant, minus what settled holds charged.
+        charged = sum(h.charged or 0 for h in holds.values())
+        totals = [(await ledger.balance(GUILD, member)) for member in CRASH_MEMBERS]
+        assert sum(b.total for b in totals) == GRANT * len(CRASH_MEMBERS) - charged
+        assert all(b.held == 0 for b in totals)
+        assert (await ledger.check()).problems == ()
+    finally:
+        await store.close()
+
+
+async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+    db, ack_log = tmp_path / "crash.db", tmp_path / "acks.log"
+    store = await Store.open(db)
+    ledger = Ledger(store)
+    for member in CRASH_MEMBERS:
+        await ledger.grant(GUILD, member, GRANT, actor_id=1, reason="crash test")
+    await store.close()
+
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    for kill in range(KILLS):
+        await run_child_and_kill(db, ack_log, seed + kill, rng)
+        try:
+            await verify_after_restart(db, ack_log)
+        except AssertionError as error:
+            raise AssertionError(f"after kill {kill + 1} (seed {seed})") from error
+    steps = read_acks(ack_log)
+    assert len(steps) > KILLS  # the children really worked between kills
