@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.fakes.discord.fixtures import fake_discord, paddock, probe_bot
+from tests.fakes.discord.fixtures import fake_discord, paddock, paddock_settings, probe_bot
 
-__all__ = ["fake_discord", "paddock", "probe_bot"]
+__all__ = ["fake_discord", "paddock", "paddock_settings", "probe_bot"]

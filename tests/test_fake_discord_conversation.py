@@ -200,6 +200,18 @@ async def test_default_permissions_hide_a_command(
     assert reply.content == "received ['admin']"
 
 
+async def test_members_cannot_use_commands_in_a_channel_they_cannot_see(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    staff = fake_discord.channel("staff")
+    staff.set_permissions(fake_discord.guild.everyone, deny=discord.Permissions(view_channel=True))
+    alice = fake_discord.member("alice")
+
+    with pytest.raises(CommandHidden, match="#staff"):
+        await alice.slash("probe", channel=staff)
+    assert (await (await alice.slash("probe", channel="general")).reply()).content == "received []"
+
+
 async def test_attachment_options_carry_discord_metadata_and_bytes(
     fake_discord: FakeDiscord, probe_bot: ProbeBot
 ) -> None:

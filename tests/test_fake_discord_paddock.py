@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import discord
 import pytest
 
@@ -40,6 +42,17 @@ async def test_bot_py_runs_against_the_fake(fake_discord: FakeDiscord) -> None:
         assert reply.embed.title == "How to use Paddock"
         assert "synced 1 commands to server" in bot.output
     assert [c["name"] for c in fake_discord.registered_commands(fake_discord.guild.id)] == ["help"]
+
+
+async def test_bot_py_killed_and_restarted_serves_again(fake_discord: FakeDiscord) -> None:
+    alice = fake_discord.member("alice")
+    async with bot_process(fake_discord) as first:
+        await (await alice.slash("help")).reply()
+        assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    async with bot_process(fake_discord):
+        reply = await (await alice.slash("help")).reply()
+    assert [m for m in alice.seen() if m.embed is not None][-1] is reply
+    assert len(fake_discord.gateway.identified) == 2
 
 
 @pytest.mark.parametrize(

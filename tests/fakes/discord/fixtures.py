@@ -4,6 +4,7 @@ subprocess (``python bot.py``). ``tests/conftest.py`` makes the fixtures availab
 Fixtures:
 
 - ``fake_discord``: a started :class:`FakeDiscord` on a random port.
+- ``paddock_settings``: the ``bot.Settings`` the ``paddock`` fixture uses (override it).
 - ``paddock``: the real ``bot.Paddock``, running in the test's event loop against
   ``fake_discord``, ready and with its commands registered in the fake server.
 - ``probe_bot``: a bare bot whose commands run the test's coroutine (``probe.py``), for
@@ -34,7 +35,7 @@ from tests.fakes.discord.probe import ProbeBot
 from tests.fakes.discord.server import FakeDiscord
 
 if TYPE_CHECKING:
-    from bot import Paddock
+    from bot import Paddock, Settings
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[3]
@@ -108,7 +109,11 @@ async def bot_process(
 ) -> AsyncIterator[BotProcess]:
     """Start ``python bot.py`` in the repository with the environment pointing at
     ``fake`` (plus ``env``); with ``wait``, return once it is connected and has
-    registered its commands. Stopped (SIGTERM, then SIGKILL) on exit."""
+    registered its commands. Stopped (SIGTERM, then SIGKILL) on exit.
+
+    A restart is two of these in a row: the second waits for a new session, not the
+    killed bot's (``await first.stop(signal.SIGKILL)`` simulates a crash)."""
+    previous = fake.gateway.current()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "bot.py",
@@ -127,7 +132,7 @@ async def bot_process(
     reader = asyncio.create_task(collect())
     try:
         if wait:
-            connected = asyncio.create_task(fake.wait_for_bot(timeout=timeout))
+            connected = asyncio.create_task(fake.wait_for_bot(timeout=timeout, replacing=previous))
             exited = asyncio.create_task(process.wait())
             done, _ = await asyncio.wait({connected, exited}, return_when=asyncio.FIRST_COMPLETED)
             if exited in done:
@@ -151,18 +156,26 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-async def paddock(fake_discord: FakeDiscord) -> AsyncIterator[Paddock]:
-    """The real Paddock bot, in-process, connected to ``fake_discord`` and ready."""
-    from bot import Paddock, Settings
+def paddock_settings(fake_discord: FakeDiscord) -> Settings:
+    """Settings for a Paddock talking to ``fake_discord``; override this fixture to add
+    more (database path, provider keys) as the bot grows."""
+    from bot import Settings
 
-    settings = Settings(
+    return Settings(
         discord_token=fake_discord.token,
         discord_api_base=fake_discord.api_base,
         discord_gateway_url=fake_discord.gateway_url,
         dev_guild_id=fake_discord.guild.id,
         guild_ready_timeout=0.01,
     )
-    async with running_bot(fake_discord, Paddock(settings)) as bot:
+
+
+@pytest.fixture
+async def paddock(fake_discord: FakeDiscord, paddock_settings: Settings) -> AsyncIterator[Paddock]:
+    """The real Paddock bot, in-process, connected to ``fake_discord`` and ready."""
+    from bot import Paddock
+
+    async with running_bot(fake_discord, Paddock(paddock_settings)) as bot:
         yield bot
 
 

@@ -10,7 +10,13 @@ import mimetypes
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord.state import ADMINISTRATOR, Channel, Role
+from tests.fakes.discord.state import (
+    ADMINISTRATOR,
+    USE_APPLICATION_COMMANDS,
+    VIEW_CHANNEL,
+    Channel,
+    Role,
+)
 
 if TYPE_CHECKING:
     from tests.fakes.discord.members import Member
@@ -104,17 +110,20 @@ def _picture_size(data: bytes) -> tuple[int | None, int | None]:
 def find_command(fake: FakeDiscord, name: str, channel: Channel, member: Member) -> dict[str, Any]:
     """The registered chat-input command a member would pick (server commands first)."""
     registered = fake.registered_commands(channel.guild.id) + fake.registered_commands(None)
+    permissions = channel.guild.permissions_in(member, channel)
+    needed = VIEW_CHANNEL | USE_APPLICATION_COMMANDS
+    if permissions & needed != needed:
+        raise CommandHidden(f"{member.user.name} cannot use commands in #{channel.name}")
     for command in registered:
         if command["name"] == name and int(command.get("type", 1)) == 1:
-            required = command.get("default_member_permissions")
-            if required is not None:
-                permissions = channel.guild.permissions_in(member, channel)
-                if not permissions & ADMINISTRATOR and (permissions & int(required)) != int(
-                    required
-                ):
-                    raise CommandHidden(
-                        f"/{name} is hidden from {member.user.name} by its default permissions"
-                    )
+            raw = command.get("default_member_permissions")
+            required = int(raw) if raw is not None else 0
+            # "0" means nobody but administrators; None means everyone.
+            hidden = raw is not None and (required == 0 or permissions & required != required)
+            if hidden and not permissions & ADMINISTRATOR:
+                raise CommandHidden(
+                    f"/{name} is hidden from {member.user.name} by its default permissions"
+                )
             return command
     names = sorted({c["name"] for c in registered})
     raise CommandNotFound(f"no registered command /{name}; registered: {names}")

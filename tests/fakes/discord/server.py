@@ -102,6 +102,8 @@ class FakeDiscord:
             bot_id=self.bot_user.id,
         )
         self.guild.roles[bot_role.id] = bot_role
+        self.gateway = Gateway(self)
+        self._changes = Changes()
         self.bot_member = self._add_member(self.bot_user, [bot_role])
         self.owner = self._add_member(owner_user, [])
         self.channels: dict[int, Channel] = {}
@@ -115,9 +117,6 @@ class FakeDiscord:
         self.cdn_fetches: list[str] = []
         self.rate_limits: list[RateLimit] = []
         self._commands: dict[int | None, list[dict[str, Any]]] = {None: []}
-        self._command_versions = 0
-        self.gateway = Gateway(self)
-        self._changes = Changes()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -237,8 +236,7 @@ class FakeDiscord:
         channel = Channel(self.ids.next(), self.guild, name, position=len(self.guild.channels))
         self.guild.channels[channel.id] = channel
         self.channels[channel.id] = channel
-        if hasattr(self, "gateway"):
-            self.dispatch("CHANNEL_CREATE", channel.payload(), intent=INTENT_GUILDS)
+        self.dispatch("CHANNEL_CREATE", channel.payload(), intent=INTENT_GUILDS)
         return channel
 
     @property
@@ -265,7 +263,6 @@ class FakeDiscord:
         registered = []
         for command in commands:
             kind = int(command.get("type", 1))
-            self._command_versions += 1
             echoed = {
                 "id": previous.get((command["name"], kind)) or str(self.ids.next()),
                 "application_id": str(self.application_id),
@@ -543,13 +540,24 @@ class FakeDiscord:
         """Drop the bot's gateway socket (close code 4000); discord.py RESUMEs."""
         await self.gateway.drop()
 
-    async def wait_for_bot(self, *, timeout: float = 10.0, commands: bool = True) -> GatewaySession:
+    async def wait_for_bot(
+        self,
+        *,
+        timeout: float = 10.0,
+        commands: bool = True,
+        replacing: GatewaySession | None = None,
+    ) -> GatewaySession:
         """Wait until a bot is connected, has READY and GUILD_CREATE in hand, and (with
-        ``commands``) has registered its commands. Use it for a bot in a subprocess."""
+        ``commands``) has registered its commands. Use it for a bot in a subprocess.
+
+        After a restart pass the old session as ``replacing`` to wait for the new bot
+        (a killed bot's socket may not have closed yet)."""
 
         def connected() -> GatewaySession | None:
             session = self.gateway.current()
-            return session if session is not None and session.connected else None
+            if session is None or not session.connected or session is replacing:
+                return None
+            return session
 
         session = await self.wait_for(connected, timeout=timeout, what="a bot to connect")
         if commands:
