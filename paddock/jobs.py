@@ -172,13 +172,19 @@ def _get(db: Database, job_id: str) -> Job:
     return _job(row)
 
 
+def _movable(db: Database, job_id: str, to: JobState) -> Job:
+    """The job, if ``to`` is a legal next state for it; else :class:`InvalidTransition`."""
+    job = _get(db, job_id)
+    if to not in TRANSITIONS[job.state]:
+        raise InvalidTransition(job_id, job.state.value, to.value)
+    return job
+
+
 def _transition(
     db: Database, now: datetime, job_id: str, to: JobState, **changes: Any
 ) -> tuple[Job, Job]:
     """Move the job to ``to`` if that is a legal next state; return (before, after)."""
-    before = _get(db, job_id)
-    if to not in TRANSITIONS[before.state]:
-        raise InvalidTransition(job_id, before.state.value, to.value)
+    before = _movable(db, job_id, to)
     at = timestamp(now)
     changes = {**changes, "state": to.value, "updated_at": at, _STAMPS[to]: at}
     assignments = ", ".join(f"{name} = :{name}" for name in changes)
@@ -192,6 +198,7 @@ def _transition(
 
 
 def _fail(db: Database, now: datetime, job_id: str, error: str, charged: int) -> Job:
+    _movable(db, job_id, JobState.FAILED)  # refuse before touching the hold
     hold = settle_in(db, now, job_id, charged) if charged else refund_in(db, now, job_id)
     _, job = _transition(
         db, now, job_id, JobState.FAILED, error=error, charged_credits=hold.charged or None
@@ -350,6 +357,7 @@ class JobStore:
         """The video is ready; charge ``charged`` credits (at most what is held)."""
 
         def run(db: Database, now: datetime) -> Job:
+            _movable(db, job_id, JobState.SUCCEEDED)  # refuse before touching the hold
             hold = settle_in(db, now, job_id, charged)
             _, job = _transition(
                 db,

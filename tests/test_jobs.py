@@ -1,0 +1,289 @@
+"""The job store: what it keeps, the state machine, credits per state, queries and the sweep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from paddock.budget import Period
+from paddock.errors import InsufficientCredits, InvalidTransition, JobNotFound
+from paddock.jobs import JobState, JobStore
+from paddock.ledger import Ledger
+from paddock.store import Store
+from tests.ledger_support import ALICE, BOB, GUILD, MOD, Clock, open_all
+
+REQUEST = {"prompt": "a horse on a beach", "seconds": 5, "resolution": "720p"}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def parts(tmp_path: Path, clock: Clock):
+    store, ledger, jobs = await open_all(tmp_path / "paddock.db", clock)
+    await ledger.set_allowance(GUILD, 100, Period.DAILY, actor_id=MOD)
+    yield store, ledger, jobs
+    await store.close()
+
+
+@pytest.fixture
+def ledger(parts) -> Ledger:
+    return parts[1]
+
+
+@pytest.fixture
+def jobs(parts) -> JobStore:
+    return parts[2]
+
+
+async def accept(jobs: JobStore, user: int = ALICE, credits: int = 30, **kw):
+    return await jobs.accept(
+        guild_id=GUILD, user_id=user, channel_id=77, request=REQUEST, estimated_credits=credits,
+        **kw,
+    )  # fmt: skip
+
+
+async def test_accept_keeps_what_a_restart_needs_and_holds_the_credits(
+    jobs: JobStore, ledger: Ledger, clock: Clock
+) -> None:
+    expires = clock.current + timedelta(minutes=15)
+    accepted = await accept(
+        jobs, interaction_token="tok", token_expires_at=expires, provider="joypix",
+        idempotency_key="interaction-1", timeout=timedelta(minutes=10),
+    )  # fmt: skip
+    job = await jobs.get(accepted.job.id)
+    assert job == accepted.job and not accepted.duplicate
+    assert (job.guild_id, job.channel_id, job.user_id) == (GUILD, 77, ALICE)
+    assert (job.interaction_token, job.token_expires_at) == ("tok", expires)
+    assert (job.request, job.provider, job.idempotency_key) == (REQUEST, "joypix", "interaction-1")
+    assert (job.state, job.estimated_credits, job.charged_credits) == (JobState.ACCEPTED, 30, None)
+    assert (job.created_at, job.deadline_at) == (
+        clock.current,
+        clock.current + timedelta(minutes=10),
+    )
+    assert job.in_flight and job.delivery_attempts == 0
+    assert accepted.reservation.amount == 30 and accepted.reservation.personal_available == 70
+    assert (await ledger.hold(job.id)).state == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_refused_reservation_stores_no_job(jobs: JobStore, ledger: Ledger) -> None:
+    with pytest.raises(InsufficientCredits):
+        await accept(jobs, credits=101)
+    assert await jobs.list_for_member(GUILD, ALICE) == []
+    assert await ledger.holds(GUILD) == []
+
+
+async def test_a_repeated_idempotency_key_returns_the_first_job(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    first = await accept(jobs, idempotency_key="click-1")
+    again = await accept(jobs, idempotency_key="click-1")
+    assert again.duplicate and again.job.id == first.job.id
+    assert (await ledger.balance(GUILD, ALICE)).held == 30
+    assert len(await jobs.list_for_member(GUILD, ALICE)) == 1
+
+
+async def test_the_happy_path_settles_and_stamps_every_step(
+    jobs: JobStore, ledger: Ledger, clock: Clock
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    clock.advance(seconds=1)
+    job = await jobs.mark_submitted(job_id, provider_task_id="task-9", provider="wavespeed")
+    assert (job.state, job.provider_task_id, job.provider) == (
+        JobState.SUBMITTED,
+        "task-9",
+        "wavespeed",
+    )
+    assert job.submitted_at == clock.current
+    clock.advance(seconds=1)
+    assert (await jobs.mark_running(job_id)).started_at == clock.current
+    clock.advance(seconds=60)
+    job = await jobs.mark_succeeded(job_id, result_url="https://cdn/x.mp4", charged=25)
+    assert (job.state, job.charged_credits, job.result_url) == (
+        JobState.SUCCEEDED,
+        25,
+        "https://cdn/x.mp4",
+    )
+    assert job.finished_at == clock.current
+    assert (await ledger.balance(GUILD, ALICE)).available == 75
+    job = await jobs.set_progress_message(job_id, 123456)
+    assert job.progress_message_id == 123456
+    clock.advance(seconds=1)
+    job = await jobs.mark_delivered(job_id)
+    assert (job.state, job.delivered_at, job.delivery_error) == (
+        JobState.DELIVERED,
+        clock.current,
+        None,
+    )
+    assert not job.in_flight
+
+
+async def test_charging_more_than_the_estimate_charges_the_estimate(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    await jobs.mark_submitted(job_id, provider_task_id="t")
+    await jobs.mark_running(job_id)
+    job = await jobs.mark_succeeded(job_id, result_url="u", charged=45)
+    assert job.charged_credits == 30
+    assert (await ledger.balance(GUILD, ALICE)).available == 70
+
+
+@pytest.mark.parametrize(
+    ("steps", "wanted"),
+    [
+        ([], "running"),
+        ([], "succeeded"),
+        ([], "delivered"),
+        (["submitted"], "submitted"),
+        (["submitted"], "succeeded"),
+        (["submitted"], "cancelled"),
+        (["submitted", "running"], "running"),
+        (["submitted", "running", "succeeded"], "failed"),
+        (["submitted", "running", "succeeded", "delivered"], "delivered"),
+        (["cancelled"], "submitted"),
+    ],
+)
+async def test_transitions_that_skip_or_repeat_a_state_are_refused(
+    jobs: JobStore, ledger: Ledger, steps: list[str], wanted: str
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    moves = {
+        "submitted": lambda: jobs.mark_submitted(job_id, provider_task_id="t"),
+        "running": lambda: jobs.mark_running(job_id),
+        "succeeded": lambda: jobs.mark_succeeded(job_id, result_url="u", charged=10),
+        "failed": lambda: jobs.mark_failed(job_id, error="e"),
+        "delivered": lambda: jobs.mark_delivered(job_id),
+        "cancelled": lambda: jobs.cancel(job_id),
+    }
+    for step in steps:
+        await moves[step]()
+    before = await jobs.get(job_id)
+    hold_before = await ledger.hold(job_id)
+    with pytest.raises(InvalidTransition) as caught:
+        await moves[wanted]()
+    assert str(caught.value) == f"Job {job_id} is {before.state.value}; it can't become {wanted}."
+    assert await jobs.get(job_id) == before
+    assert await ledger.hold(job_id) == hold_before  # no credit moved either
+
+
+async def test_failing_refunds_and_the_failure_still_awaits_delivery(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    await jobs.mark_submitted(job_id, provider_task_id="t")
+    job = await jobs.mark_failed(job_id, error="content policy")
+    assert (job.state, job.error, job.charged_credits) == (JobState.FAILED, "content policy", None)
+    assert (await ledger.balance(GUILD, ALICE)).available == 100
+    assert [j.id for j in await jobs.list_unfinished()] == [job_id]
+    assert (await jobs.mark_delivered(job_id)).state is JobState.DELIVERED
+    assert await jobs.list_unfinished() == []
+
+
+async def test_a_failure_the_provider_billed_can_be_charged(jobs: JobStore, ledger: Ledger) -> None:
+    job_id = (await accept(jobs)).job.id
+    job = await jobs.mark_failed(job_id, error="billed anyway", charged=5)
+    assert job.charged_credits == 5
+    assert (await ledger.hold(job_id)).charged == 5  # type: ignore[union-attr]
+
+
+async def test_cancel_refunds_a_job_that_never_reached_the_provider(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    job = await jobs.cancel(job_id)
+    assert job.state is JobState.CANCELLED and job.finished_at is not None
+    assert (await ledger.hold(job_id)).state == "refunded"  # type: ignore[union-attr]
+    assert await jobs.list_unfinished() == []
+
+
+async def test_delivery_failures_are_counted_until_delivery_ends(jobs: JobStore) -> None:
+    job_id = (await accept(jobs)).job.id
+    with pytest.raises(InvalidTransition):
+        await jobs.record_delivery_failure(job_id, "too early")
+    await jobs.mark_failed(job_id, error="e")
+    await jobs.record_delivery_failure(job_id, "403 Missing Access")
+    job = await jobs.record_delivery_failure(job_id, "403 Missing Access")
+    assert (job.delivery_attempts, job.delivery_error) == (2, "403 Missing Access")
+    job = await jobs.mark_delivered(job_id, delivery_error="gave up: channel gone")
+    assert (job.state, job.delivery_error) == (JobState.DELIVERED, "gave up: channel gone")
+
+
+async def test_unknown_jobs_are_reported(jobs: JobStore) -> None:
+    with pytest.raises(JobNotFound, match="There is no job nope"):
+        await jobs.get("nope")
+    with pytest.raises(JobNotFound):
+        await jobs.mark_running("nope")
+    with pytest.raises(JobNotFound):
+        await jobs.set_progress_message("nope", 1)
+
+
+async def test_queries_for_members_resume_and_counts(jobs: JobStore, clock: Clock) -> None:
+    ids = []
+    for user in (ALICE, ALICE, BOB, ALICE):
+        clock.advance(seconds=1)
+        ids.append((await accept(jobs, user=user, credits=5)).job.id)
+    await jobs.cancel(ids[0])
+    await jobs.mark_submitted(ids[1], provider_task_id="t")
+    assert [j.id for j in await jobs.list_for_member(GUILD, ALICE)] == [ids[3], ids[1], ids[0]]
+    assert [j.id for j in await jobs.list_for_member(GUILD, ALICE, limit=1)] == [ids[3]]
+    assert [j.id for j in await jobs.list_unfinished()] == ids[1:]
+    assert await jobs.count_in_flight(GUILD) == 3
+    assert await jobs.count_in_flight(GUILD, ALICE) == 2
+    assert await jobs.count_in_flight(GUILD + 1) == 0
+
+
+async def test_the_sweep_fails_and_refunds_stuck_jobs_only(
+    jobs: JobStore, ledger: Ledger, clock: Clock
+) -> None:
+    never = (await accept(jobs, credits=10)).job.id
+    late = (await accept(jobs, credits=10, timeout=timedelta(minutes=5))).job.id
+    await jobs.mark_submitted(late, provider_task_id="t")
+    await jobs.mark_running(late)
+    slow_but_fine = (await accept(jobs, credits=10, timeout=timedelta(hours=1))).job.id
+    await jobs.mark_submitted(slow_but_fine, provider_task_id="t2")
+    await ledger.reserve("no-job", GUILD, BOB, 10)  # a hold nobody will ever resolve
+    clock.advance(minutes=5)
+    fresh = (await accept(jobs, credits=10)).job.id
+    await ledger.reserve("no-job-yet", GUILD, BOB, 10)
+
+    clock.advance(minutes=1)
+    report = await jobs.sweep(accept_grace=timedelta(minutes=2))
+    assert (report.never_submitted, report.timed_out) == ([never], [late])
+    assert report.resolved_stray_holds == ["no-job"]
+    for job_id in (never, late):
+        job = await jobs.get(job_id)
+        assert job.state is JobState.FAILED and "refunded" in (job.error or "")
+        assert (await ledger.hold(job_id)).state == "refunded"  # type: ignore[union-attr]
+    assert (await jobs.get(fresh)).state is JobState.ACCEPTED
+    assert (await jobs.get(slow_but_fine)).state is JobState.SUBMITTED
+    assert (await ledger.hold("no-job-yet")).state == "pending"  # type: ignore[union-attr]
+    assert (await jobs.sweep(accept_grace=timedelta(minutes=10))).total == 0
+    assert (await ledger.check()).problems == ()
+
+    # The provider finishing after the deadline can no longer charge the member.
+    with pytest.raises(InvalidTransition):
+        await jobs.mark_succeeded(late, result_url="u", charged=10)
+    assert (await ledger.balance(GUILD, ALICE)).available == 80  # only the two live jobs hold
+
+
+async def test_the_sweep_resolves_a_finished_jobs_pending_hold(
+    parts, jobs: JobStore, ledger: Ledger
+) -> None:
+    store: Store = parts[0]
+    job_id = (await accept(jobs)).job.id
+    # A job finished by hand without its hold (as an older runner might): the sweep settles it.
+    await store.write(
+        lambda db: db.execute(
+            "UPDATE jobs SET state = 'succeeded', charged_credits = 12, result_url = 'u'"
+            " WHERE id = ?",
+            [job_id],
+        )
+    )
+    report = await jobs.sweep()
+    assert report.resolved_stray_holds == [job_id]
+    assert (await ledger.hold(job_id)).charged == 12  # type: ignore[union-attr]
