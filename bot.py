@@ -83,10 +83,13 @@ class PaddockTree(app_commands.CommandTree["Paddock"]):
         command = interaction.command.qualified_name if interaction.command else "?"
         log.error("/%s failed", command, exc_info=error)
         text = "Something went wrong on our side; the error is logged. Please try again."
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the member that /%s failed", command, exc_info=True)
 
 
 class Paddock(commands.Bot):

@@ -20,6 +20,7 @@ from tests.fakes.discord import (
     ProbeButton,
     ProbeModal,
     Upload,
+    WaitTimeout,
     button_view,
     running_bot,
 )
@@ -459,3 +460,45 @@ async def test_member_messages_reach_the_bot_without_content_unless_intended(
     assert received.id == said.id and received.author.id == alice.id
     assert received.content == ""
     assert [m.content for m in fake_discord.member("bob").seen()] == ["hello everyone"]
+
+
+async def test_select_menus_send_the_chosen_values(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    class Ratio(discord.ui.View):
+        @discord.ui.select(
+            custom_id="ratio",
+            placeholder="Aspect ratio",
+            options=[discord.SelectOption(label=r, value=r) for r in ("16:9", "9:16", "1:1")],
+        )
+        async def ratio(self, interaction: Interaction, select: discord.ui.Select[Ratio]) -> None:
+            await interaction.response.send_message(f"ratio {select.values[0]}", ephemeral=True)
+
+    async def offer(interaction: Interaction, values: dict[str, Any]) -> None:
+        await interaction.response.send_message("choose", view=Ratio())
+
+    probe_bot.behaviour = offer
+    alice = fake_discord.member("alice")
+    message = await (await alice.slash("probe")).reply()
+
+    assert [o["value"] for o in message.selects[0].options] == ["16:9", "9:16", "1:1"]
+    with pytest.raises(OptionRejected, match="offers"):
+        await alice.choose(message, "Aspect ratio", ["4:3"])
+    reply = await (await alice.choose(message, "Aspect ratio", ["9:16"])).reply()
+    assert (reply.content, reply.ephemeral) == ("ratio 9:16", True)
+
+
+async def test_a_wait_that_times_out_shows_what_the_member_saw(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    async def ignore(interaction: Interaction, values: dict[str, Any]) -> None:
+        pass
+
+    probe_bot.behaviour = ignore
+    ix = await fake_discord.member("alice").slash("probe")
+    await fake_discord.wait_for(lambda: probe_bot.received, what="the command")
+    fake_discord.clock.advance(3.5)
+
+    assert ix.failed
+    with pytest.raises(WaitTimeout, match="did not respond in time"):
+        await ix.reply(timeout=0.1)

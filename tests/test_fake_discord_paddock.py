@@ -26,6 +26,21 @@ async def test_help_answers_the_member_privately(
     assert bob.seen() == []
 
 
+async def test_an_unexpected_error_is_answered_privately(
+    fake_discord: FakeDiscord, paddock: Paddock
+) -> None:
+    @paddock.tree.command(name="broken", guild=discord.Object(fake_discord.guild.id))
+    async def broken(interaction: discord.Interaction[Paddock]) -> None:
+        """Always fails."""
+        raise RuntimeError("boom")
+
+    await paddock.tree.sync(guild=discord.Object(fake_discord.guild.id))
+    reply = await (await fake_discord.member("alice").slash("broken")).reply()
+
+    assert reply.ephemeral
+    assert reply.content.startswith("Something went wrong on our side")
+
+
 async def test_commands_sync_globally_without_a_dev_server(fake_discord: FakeDiscord) -> None:
     settings = Settings(discord_token=fake_discord.token, guild_ready_timeout=0.01)
     async with running_bot(fake_discord, Paddock(settings)):
