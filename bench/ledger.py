@@ -1,0 +1,107 @@
+"""Benchmark the ledger: reserve+settle pairs per second with 1, 10 and 100 members at once.
+
+Run from the repository root: ``python -m bench.ledger`` (or ``python bench/ledger.py``).
+Each member is one asyncio task doing reserve-then-settle in a loop on one database file
+(WAL, synchronous=FULL); every figure is the median of ``--runs`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from paddock.ledger import Ledger
+from paddock.store import Store
+
+GUILD = 1
+
+
+@dataclass
+class Run:
+    pairs_per_second: float
+    p50_ms: float
+    p99_ms: float
+    pairs: int
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
+    return sorted_values[index]
+
+
+async def one_run(members: int, seconds: float, folder: Path) -> Run:
+    store = await Store.open(folder / f"bench-{members}-{time.monotonic_ns()}.db")
+    ledger = Ledger(store)
+    for member in range(members):
+        await ledger.grant(GUILD, member, 10**12, actor_id=0, reason="bench")
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def member_loop(member: int) -> None:
+        n = 0
+        while time.perf_counter() < stop:
+            n += 1
+            job = f"{member}-{n}"
+            started = time.perf_counter()
+            await ledger.reserve(job, GUILD, member, 5)
+            await ledger.settle(job, 3)
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(member_loop(m) for m in range(members)))
+    elapsed = time.perf_counter() - began
+    report = await ledger.check()
+    await store.close()
+    if not report.ok:
+        raise SystemExit(f"ledger inconsistent after the bench: {report.problems[:3]}")
+    latencies.sort()
+    return Run(
+        pairs_per_second=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        pairs=len(latencies),
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per member count")
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the files")
+    args = parser.parse_args()
+
+    print(
+        f"cores: {os.cpu_count()}  python {platform.python_version()}  "
+        f"sqlite {sqlite3.sqlite_version}  sqlite-utils {version('sqlite-utils')}  "
+        f"{platform.system()} {platform.machine()}"
+    )
+    print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, one file, WAL, FULL")
+    print(f"{'members':>8} {'pairs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'pairs':>9}")
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        for members in args.members:
+            runs = [await one_run(members, args.seconds, Path(folder)) for _ in range(args.runs)]
+            print(
+                f"{members:>8} "
+                f"{statistics.median(r.pairs_per_second for r in runs):>10,.0f} "
+                f"{statistics.median(r.p50_ms for r in runs):>8.2f} "
+                f"{statistics.median(r.p99_ms for r in runs):>8.2f} "
+                f"{sum(r.pairs for r in runs):>9,}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
