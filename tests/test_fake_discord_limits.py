@@ -13,6 +13,7 @@ from tests.fakes.discord import FakeDiscord, ProbeBot, ProbeModal
 from tests.fakes.discord.options import build_command_data
 
 MiB = 1024 * 1024
+Interaction = discord.Interaction[Any]
 
 
 async def errors_of(fake: FakeDiscord, bot: ProbeBot, count: int = 1) -> list[tuple[int, int]]:
@@ -379,3 +380,25 @@ async def test_the_bot_needs_permission_to_post_in_a_channel(
     error = await post_raw(probe_bot, closed.id, {"content": "hello"})
 
     assert (error.status, error.code) == (403, 50013)
+
+
+@pytest.mark.parametrize(("ephemeral", "outcome"), [(False, None), (True, (404, 10008))])
+async def test_after_the_token_dies_only_public_responses_can_be_edited_by_channel(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot, ephemeral: bool, outcome: tuple[int, int] | None
+) -> None:
+    async def answer(interaction: Interaction, values: dict[str, Any]) -> None:
+        await interaction.response.send_message("Job 5: queued", ephemeral=ephemeral)
+
+    probe_bot.behaviour = answer
+    message = await (await fake_discord.member("alice").slash("probe")).reply()
+    fake_discord.clock.advance(16 * 60)
+    channel = probe_bot.get_channel(fake_discord.default_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+
+    try:
+        await channel.get_partial_message(message.id).edit(content="Job 5: done")
+    except discord.HTTPException as error:
+        assert (error.status, error.code) == outcome
+    else:
+        assert outcome is None
+    assert message.content == ("Job 5: queued" if ephemeral else "Job 5: done")

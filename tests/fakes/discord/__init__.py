@@ -57,10 +57,17 @@ all, 10 embeds); 5 rows of 5 buttons; custom_id 100 and unique; modals; 25 optio
 Every REST call is in ``fake.calls`` (``fake.calls_to("POST /channels/{channel_id}/messages")``)
 with its JSON body, uploaded files, status and response.
 
-Running a bot: the ``paddock`` fixture (in-process, ready in a few ms), ``running_bot``
-for any discord.py client, ``bot_process`` for ``python bot.py`` with ``fake.env()``;
-``fake.request_reconnect()`` exercises RESUME; ``await fake.wait_for_bot()`` waits for
-a (re)started bot to connect and register its commands.
+Running a bot: the ``paddock`` fixture (in-process, ready in about 15 ms; override
+``paddock_settings`` to give it more settings), ``running_bot(fake, bot)`` for any
+discord.py client (enter it twice in a row to restart in-process), ``bot_process(fake)``
+for ``python bot.py`` with ``fake.env()`` (``await proc.stop(signal.SIGKILL)`` to crash
+it; a second ``bot_process`` waits for the new session). ``fake.request_reconnect()``
+(op 7) and ``await fake.drop_connection()`` (close 4000) exercise RESUME; events sent
+meanwhile are replayed. ``probe_bot`` is a bare bot whose commands run the test's
+coroutine, for checking one Discord behaviour alone (see ``probe.py``).
+
+Not modelled: DMs, threads, reactions, voice, stickers, polls, webhooks other than
+interaction tokens, more than one server, and success-path X-RateLimit headers.
 """
 
 from __future__ import annotations
