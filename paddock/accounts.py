@@ -77,6 +77,11 @@ def check_amount(amount: object, *, allow_zero: bool = True, allow_negative: boo
     return amount
 
 
+def fetch_account_by_id(db: Database, account_id: int) -> Account:
+    row = db.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", [account_id])
+    return Account(*row.fetchone())
+
+
 def fetch_account(db: Database, guild_id: int, kind: str, user_id: int) -> Account | None:
     row = db.execute(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE guild_id = ? AND kind = ? AND user_id = ?",
@@ -99,22 +104,31 @@ def post(
     job_id: str | None = None,
     actor_id: int | None = None,
     reason: str | None = None,
+    expect: Account | None = None,
 ) -> Account | None:
     """Apply deltas to one account and journal them, if the result keeps every invariant.
 
     The condition lives in the UPDATE, so a concurrent change can never be lost or
     overdraw: it returns ``None`` (and writes nothing) when the account can't take it.
+    Pass ``expect``, the figures the deltas were computed from, to also require that the
+    account still has them (so no computed delta ever applies to a balance it wasn't
+    computed for).
     """
+    params = {"id": account_id, "da": d_allowance, "dg": d_granted, "dh": d_held}
+    unchanged = ""
+    if expect is not None:
+        unchanged = "AND allowance = :ea AND granted = :eg AND held = :eh"
+        params.update(ea=expect.allowance, eg=expect.granted, eh=expect.held)
     row = db.execute(
         f"""
         UPDATE accounts
            SET allowance = allowance + :da, granted = granted + :dg, held = held + :dh
-         WHERE id = :id
+         WHERE id = :id {unchanged}
            AND allowance + :da >= 0 AND granted + :dg >= 0 AND held + :dh >= 0
            AND allowance + :da + granted + :dg >= held + :dh
         RETURNING {ACCOUNT_COLUMNS}
         """,
-        {"id": account_id, "da": d_allowance, "dg": d_granted, "dh": d_held},
+        params,
     ).fetchone()
     if row is None:
         return None
@@ -251,7 +265,9 @@ def member_account(
     else:
         top_up = 0
     if top_up > 0:
-        refilled = post(db, at, account.id, guild_id, user_id, "refill", d_allowance=top_up)
+        refilled = post(
+            db, at, account.id, guild_id, user_id, "refill", d_allowance=top_up, expect=account
+        )
         if refilled is None:
             raise LedgerInvariantBroken(f"refill of account {account.id} refused")
         account = refilled

@@ -57,6 +57,7 @@ def grant_in(
         d_granted=d_granted,
         actor_id=actor_id,
         reason=reason,
+        expect=account,
     )
     if posted is None:
         if account.total >= -amount:
@@ -93,6 +94,7 @@ def set_in(
         d_granted=(target - allowance_part) - account.granted,
         actor_id=actor_id,
         reason=reason,
+        expect=account,
     )
     if posted is None:
         raise LedgerInvariantBroken(f"set of account {account.id} refused")

@@ -20,6 +20,7 @@ from paddock.accounts import (
     LedgerInvariantBroken,
     append_entry,
     check_amount,
+    fetch_account_by_id,
     member_account,
     pool_account,
     post,
@@ -303,10 +304,8 @@ def _resolve(db: Database, now: datetime, row: tuple[Any, ...], charge: int, sta
     for account_id, part, part_charge in parts:
         if part == 0:
             continue
-        allowance = db.execute(
-            "SELECT allowance FROM accounts WHERE id = ?", [account_id]
-        ).fetchone()[0]
-        from_allowance = min(part_charge, allowance)  # the allowance is spent first
+        account = fetch_account_by_id(db, account_id)
+        from_allowance = min(part_charge, account.allowance)  # the allowance is spent first
         posted = post(
             db,
             at,
@@ -318,6 +317,7 @@ def _resolve(db: Database, now: datetime, row: tuple[Any, ...], charge: int, sta
             d_granted=-(part_charge - from_allowance),
             d_held=-part,
             job_id=hold.job_id,
+            expect=account,
         )
         if posted is None:
             raise LedgerInvariantBroken(f"{kind} of job {hold.job_id} refused")
