@@ -11,8 +11,9 @@ import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from paddock.errors import StoreBusy
 from paddock.migrations import MIGRATIONS
-from paddock.store import Store
+from paddock.store import DEFAULT_PATH, Store
 
 
 @pytest.fixture
@@ -201,3 +202,40 @@ async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     db = Database(tmp_path / "p.db")
     assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 50
     db.close()
+
+
+async def test_a_long_foreign_lock_is_reported_as_busy(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    store = await Store.open(path, busy_timeout=0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreBusy) as caught:
+            await store.write(lambda db: db.execute("SELECT 1"))
+        assert "busy" in str(caught.value)
+        other.execute("ROLLBACK")
+        assert await store.write(lambda db: db.execute("SELECT 41 + 1").fetchone()[0]) == 42
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_two_stores_opening_a_fresh_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    stores = await asyncio.gather(Store.open(path), Store.open(path))
+    try:
+        names = await stores[0].read(
+            lambda db: [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations")]
+        )
+        assert names == ["m001_ledger", "m002_jobs"]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_the_default_path_is_data_paddock_db(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await Store.open()
+    await store.close()
+    assert store.path == DEFAULT_PATH
+    assert (tmp_path / "data" / "paddock.db").exists()
