@@ -232,14 +232,9 @@ class Store:
         self._conn.close()
 
     def _fail_everything(self, exc: BaseException) -> None:
-        outcomes = []
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            outcomes.append(_Outcome(item, False, exc))
-            self._send(outcomes)
-            outcomes = []
+        """The file could not be opened: answer every request with that error until closed."""
+        while (item := self._queue.get()) is not None:
+            self._send([_Outcome(item, False, exc)])
 
     def _run_plain(self, request: _WriteRequest) -> None:
         try:

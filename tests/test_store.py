@@ -239,3 +239,9 @@ async def test_the_default_path_is_data_paddock_db(tmp_path: Path, monkeypatch) 
     await store.close()
     assert store.path == DEFAULT_PATH
     assert (tmp_path / "data" / "paddock.db").exists()
+
+
+async def test_an_unopenable_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()  # a directory where the database file should be
+    with pytest.raises(sqlite3.OperationalError):
+        await Store.open(tmp_path / "dir.db")
