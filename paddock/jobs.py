@@ -114,6 +114,7 @@ class Job:
     delivery_attempts: int
     delivery_error: str | None
     idempotency_key: str | None
+    submit_attempted_at: datetime | None = None  # set just before the first submit is sent
 
     @property
     def in_flight(self) -> bool:
@@ -145,6 +146,7 @@ class SweepReport:
 _COLUMNS = [name for name in Job.__dataclass_fields__]
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 _TIME_COLUMNS = {
+    "submit_attempted_at",
     "token_expires_at",
     "created_at",
     "submitted_at",
@@ -344,6 +346,26 @@ class JobStore:
 
         def run(db: Database, now: datetime) -> Job:
             return _transition(db, now, job_id, JobState.SUBMITTED, **changes)[1]
+
+        return await self.store.write(run, self.now())
+
+    async def mark_submitting(self, job_id: str) -> Job:
+        """Record, before the request leaves, that a submit is being sent.
+
+        After a crash, an accepted job with this mark may or may not exist at the
+        provider: it is resubmitted only where the provider deduplicates by key.
+        """
+
+        def run(db: Database, now: datetime) -> Job:
+            job = _get(db, job_id)
+            if job.state is not JobState.ACCEPTED:
+                raise InvalidTransition(job_id, job.state.value, "submitting")
+            db.execute(
+                "UPDATE jobs SET submit_attempted_at = COALESCE(submit_attempted_at, ?),"
+                " updated_at = ? WHERE id = ?",
+                [timestamp(now), timestamp(now), job_id],
+            )
+            return _get(db, job_id)
 
         return await self.store.write(run, self.now())
 

@@ -167,3 +167,9 @@ def m002_jobs(db: Database) -> None:
             WHERE state NOT IN ('delivered', 'cancelled');
         """
     )
+
+
+@MIGRATIONS()
+def m003_submit_attempts(db: Database) -> None:
+    """When a submit was first sent, so a restart never sends it blindly again."""
+    db.execute("ALTER TABLE jobs ADD COLUMN submit_attempted_at TEXT")

@@ -201,6 +201,22 @@ async def test_cancel_refunds_a_job_that_never_reached_the_provider(
     assert await jobs.list_unfinished() == []
 
 
+async def test_a_submit_attempt_is_recorded_once_and_only_before_submission(
+    jobs: JobStore, clock: Clock
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    assert (await jobs.get(job_id)).submit_attempted_at is None
+    first = await jobs.mark_submitting(job_id)
+    assert first.submit_attempted_at == clock.current
+    assert first.state is JobState.ACCEPTED  # still not at the provider, as far as we know
+    clock.current += timedelta(seconds=5)
+    again = await jobs.mark_submitting(job_id)  # a retry keeps the first mark
+    assert again.submit_attempted_at == first.submit_attempted_at
+    await jobs.mark_submitted(job_id, provider_task_id="t-1")
+    with pytest.raises(InvalidTransition):
+        await jobs.mark_submitting(job_id)
+
+
 async def test_delivery_failures_are_counted_until_delivery_ends(jobs: JobStore) -> None:
     job_id = (await accept(jobs)).job.id
     with pytest.raises(InvalidTransition):
