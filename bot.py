@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import discord
@@ -20,6 +20,10 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 from dotenv import load_dotenv
+
+from hh_api import ConfigurationError, PriceTable, ProviderConfig, load_providers
+from paddock.services import Services
+from paddock.store import DEFAULT_PATH
 
 log = logging.getLogger("paddock")
 
@@ -39,11 +43,25 @@ class Settings:
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
     guild_ready_timeout: float = 2.0
+    database_path: Path = DEFAULT_PATH
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    default_provider: str | None = None  # None: no provider has a key
+    prices: PriceTable = field(default_factory=PriceTable)
+
+    @property
+    def usable_providers(self) -> list[str]:
+        """Providers with a key, the default first."""
+        names = [name for name, config in self.providers.items() if config.api_key]
+        if self.default_provider in names:
+            names.remove(self.default_provider)
+            names.insert(0, self.default_provider)
+        return names
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read ``DISCORD_TOKEN`` (required), ``DISCORD_API_BASE``,
-        ``DISCORD_GATEWAY_URL``, ``DEV_GUILD_ID`` and ``DISCORD_GUILD_READY_TIMEOUT``."""
+        ``DISCORD_GATEWAY_URL``, ``DEV_GUILD_ID``, ``DISCORD_GUILD_READY_TIMEOUT``,
+        ``DATABASE_PATH``, ``HH_PROVIDER``, the provider keys and their settings."""
         token = env.get("DISCORD_TOKEN", "").strip()
         if not token:
             raise SettingsError("DISCORD_TOKEN is not set; put it in the environment or .env")
@@ -56,12 +74,31 @@ class Settings:
         except ValueError:
             message = f"DISCORD_GUILD_READY_TIMEOUT must be seconds, not {timeout!r}"
             raise SettingsError(message) from None
+        try:
+            providers = load_providers(env)
+            prices = PriceTable.from_env(env)
+        except ConfigurationError as error:
+            raise SettingsError(str(error)) from None
+        keyed = [name for name, config in providers.items() if config.api_key]
+        default = env.get("HH_PROVIDER", "").strip().lower() or None
+        if default is not None and default not in providers:
+            raise SettingsError(
+                f"HH_PROVIDER must be one of {', '.join(providers)}, not {default!r}"
+            )
+        if default is not None and default not in keyed:
+            raise SettingsError(
+                f"HH_PROVIDER is {default}, but {default.upper()}_API_KEY is not set"
+            )
         return cls(
             discord_token=token,
             discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
             discord_gateway_url=env.get("DISCORD_GATEWAY_URL", "").strip() or None,
             dev_guild_id=int(guild) if guild else None,
             guild_ready_timeout=ready_timeout,
+            database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_PATH),
+            providers=providers,
+            default_provider=default or (keyed[0] if keyed else None),
+            prices=prices,
         )
 
 
@@ -93,9 +130,13 @@ class PaddockTree(app_commands.CommandTree["Paddock"]):
 
 
 class Paddock(commands.Bot):
-    """The bot: loads every cog in ``cogs/`` and syncs its slash commands on start."""
+    """The bot: loads every cog in ``cogs/`` and syncs its slash commands on start.
 
-    def __init__(self, settings: Settings) -> None:
+    The Discord-free services (store, ledger, jobs, provider client) are built
+    before the bot and handed in; cogs reach them as ``bot.services``.
+    """
+
+    def __init__(self, settings: Settings, services: Services) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -104,6 +145,7 @@ class Paddock(commands.Bot):
             guild_ready_timeout=settings.guild_ready_timeout,
         )
         self.settings = settings
+        self.services = services
 
     async def setup_hook(self) -> None:
         for path in sorted(COGS_DIR.glob("*.py")):
@@ -129,7 +171,11 @@ class Paddock(commands.Bot):
 
 async def run(settings: Settings) -> None:
     route_discord(settings)
-    async with Paddock(settings) as bot:
+    async with (
+        Services.open(settings.database_path, settings.providers, prices=settings.prices)
+        as services,
+        Paddock(settings, services) as bot,
+    ):
         await bot.start(settings.discord_token)
 
 

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import discord
 import pytest
 
 from bot import Paddock, Settings, SettingsError, route_discord
+from paddock.services import Services
 from tests.fakes.discord import FakeDiscord, bot_process, running_bot
 
 
@@ -41,9 +43,15 @@ async def test_an_unexpected_error_is_answered_privately(
     assert reply.content.startswith("Something went wrong on our side")
 
 
-async def test_commands_sync_globally_without_a_dev_server(fake_discord: FakeDiscord) -> None:
-    settings = Settings(discord_token=fake_discord.token, guild_ready_timeout=0.01)
-    async with running_bot(fake_discord, Paddock(settings)):
+async def test_commands_sync_globally_without_a_dev_server(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    settings = Settings(discord_token=fake_discord.token, guild_ready_timeout=0.01,
+                        database_path=tmp_path / "paddock.db")
+    async with (
+        Services.open(settings.database_path, settings.providers) as services,
+        running_bot(fake_discord, Paddock(settings, services)),
+    ):
         assert [c["name"] for c in fake_discord.registered_commands(None)] == ["help"]
         assert fake_discord.registered_commands(fake_discord.guild.id) == []
         reply = await (await fake_discord.member("alice").slash("help")).reply()
@@ -99,12 +107,40 @@ def test_settings_read_the_environment() -> None:
             "DISCORD_GATEWAY_URL": "ws://gateway.local",
             "DEV_GUILD_ID": "42",
             "DISCORD_GUILD_READY_TIMEOUT": "0.1",
+            "DATABASE_PATH": "/srv/paddock/paddock.db",
+            "WAVESPEED_API_KEY": "ws-key",
+            "HIAPI_API_KEY": "hi-key",
+            "HH_PROVIDER": "hiapi",
         }
     )
-    assert settings == Settings("abc", "http://proxy.local/api/v10", "ws://gateway.local", 42, 0.1)
-    assert Settings.from_env({"DISCORD_TOKEN": "abc"}) == Settings("abc")
-    with pytest.raises(SettingsError, match="DEV_GUILD_ID"):
-        Settings.from_env({"DISCORD_TOKEN": "abc", "DEV_GUILD_ID": "my-server"})
+    assert (settings.discord_token, settings.discord_api_base, settings.discord_gateway_url,
+            settings.dev_guild_id, settings.guild_ready_timeout) == (
+        "abc", "http://proxy.local/api/v10", "ws://gateway.local", 42, 0.1)
+    assert settings.database_path == Path("/srv/paddock/paddock.db")
+    assert settings.default_provider == "hiapi"
+    assert settings.usable_providers == ["hiapi", "wavespeed"]
+
+    bare = Settings.from_env({"DISCORD_TOKEN": "abc"})
+    assert (bare.discord_api_base, bare.discord_gateway_url, bare.dev_guild_id) == (None,) * 3
+    assert bare.database_path == Path("data/paddock.db")
+    assert (bare.default_provider, bare.usable_providers) == (None, [])
+    first_keyed = Settings.from_env({"DISCORD_TOKEN": "abc", "PIXELDOJO_API_KEY": "k"})
+    assert first_keyed.default_provider == "pixeldojo"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"DEV_GUILD_ID": "my-server"}, "DEV_GUILD_ID"),
+        ({"HH_PROVIDER": "runway"}, "HH_PROVIDER must be one of"),
+        ({"HH_PROVIDER": "joypix"}, "JOYPIX_API_KEY is not set"),
+        ({"JOYPIX_BASE_URL": "openapi.joypix.ai"}, "JOYPIX_BASE_URL"),
+        ({"HIAPI_PRICE_720P": "free"}, "HIAPI_PRICE_720P"),
+    ],
+)
+def test_settings_refuse_a_bad_environment_with_what_to_set(env, words) -> None:
+    with pytest.raises(SettingsError, match=words):
+        Settings.from_env({"DISCORD_TOKEN": "abc", **env})
 
 
 def test_route_discord_points_discord_py_at_proxies_only_when_set() -> None:

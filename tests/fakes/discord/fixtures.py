@@ -156,9 +156,9 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-def paddock_settings(fake_discord: FakeDiscord) -> Settings:
-    """Settings for a Paddock talking to ``fake_discord``; override this fixture to add
-    more (database path, provider keys) as the bot grows."""
+def paddock_settings(fake_discord: FakeDiscord, tmp_path: Path) -> Settings:
+    """Settings for a Paddock talking to ``fake_discord``, with its database in
+    ``tmp_path``; override this fixture to add more (provider keys) as needed."""
     from bot import Settings
 
     return Settings(
@@ -167,15 +167,23 @@ def paddock_settings(fake_discord: FakeDiscord) -> Settings:
         discord_gateway_url=fake_discord.gateway_url,
         dev_guild_id=fake_discord.guild.id,
         guild_ready_timeout=0.01,
+        database_path=tmp_path / "paddock.db",
     )
 
 
 @pytest.fixture
 async def paddock(fake_discord: FakeDiscord, paddock_settings: Settings) -> AsyncIterator[Paddock]:
-    """The real Paddock bot, in-process, connected to ``fake_discord`` and ready."""
+    """The real Paddock bot, in-process, connected to ``fake_discord`` and ready, with its
+    services (database, ledger, provider client) built from ``paddock_settings``."""
     from bot import Paddock
+    from paddock.services import Services
 
-    async with running_bot(fake_discord, Paddock(paddock_settings)) as bot:
+    settings = paddock_settings
+    async with (
+        Services.open(settings.database_path, settings.providers, prices=settings.prices)
+        as services,
+        running_bot(fake_discord, Paddock(settings, services)) as bot,
+    ):
         yield bot
 
 

@@ -1,0 +1,48 @@
+"""The bot's Discord-free parts, built together before the bot and closed after it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hh_api import HappyHorse, PollPolicy, PriceTable, ProviderConfig
+from paddock.budget import utcnow
+from paddock.jobs import JobStore
+from paddock.ledger import Clock, Ledger
+from paddock.store import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    """The store, the ledger, the job store and the provider client, sharing one clock."""
+
+    store: Store
+    ledger: Ledger
+    jobs: JobStore
+    hh: HappyHorse
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        database_path: Path,
+        providers: Mapping[str, ProviderConfig],
+        *,
+        prices: PriceTable | None = None,
+        poll: PollPolicy | None = None,
+        clock: Clock = utcnow,
+    ) -> AsyncIterator[Services]:
+        store = await Store.open(database_path)
+        try:
+            options = {"poll": poll} if poll is not None else {}
+            async with HappyHorse(providers, prices=prices or PriceTable(), **options) as hh:
+                yield cls(
+                    store=store,
+                    ledger=Ledger(store, clock=clock),
+                    jobs=JobStore(store, clock=clock),
+                    hh=hh,
+                )
+        finally:
+            await store.close()
