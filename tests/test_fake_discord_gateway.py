@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import discord
 import pytest
 
 from tests.fakes.discord import FakeDiscord, ProbeBot, running_bot
+from tests.fakes.discord.gateway import GatewaySession
+
+
+def sent_events(session: GatewaySession, event: str) -> list[dict[str, Any]]:
+    """The payloads of every ``event`` the fake sent this session, oldest first."""
+    frames = [json.loads(frame) for _seq, frame in session.sent]
+    return [frame["d"] for frame in frames if frame["t"] == event]
 
 
 async def test_login_reads_the_bot_and_application(
@@ -23,6 +33,7 @@ async def test_login_reads_the_bot_and_application(
 async def test_ready_and_guild_create_fill_the_bot_cache(fake_discord: FakeDiscord) -> None:
     mod = fake_discord.role("Moderator", discord.Permissions(manage_guild=True))
     alice = fake_discord.member("alice", roles=[mod])
+    fake_discord.enable_privileged_intents(members=True)
     intents = discord.Intents.default()
     intents.members = True
     async with running_bot(fake_discord, ProbeBot(fake_discord.guild.id, intents=intents)) as bot:
@@ -36,6 +47,134 @@ async def test_ready_and_guild_create_fill_the_bot_cache(fake_discord: FakeDisco
         assert member.guild_permissions.manage_guild
         assert guild.chunked
         assert guild.me.guild_permissions.send_messages
+    session = fake_discord.gateway.identified[-1]
+    [guild_create] = sent_events(session, "GUILD_CREATE")
+    assert [m["user"]["id"] for m in guild_create["members"]] == [str(fake_discord.bot_user.id)]
+    [chunk] = sent_events(session, "GUILD_MEMBERS_CHUNK")
+    assert len(chunk["members"]) == 3
+
+
+async def test_without_the_members_intent_the_bot_knows_only_itself(
+    fake_discord: FakeDiscord,
+) -> None:
+    """Discord: "If your bot does not have the GUILD_PRESENCES Gateway Intent ... members
+    ... returned in this event will only contain your bot and users in voice channels."
+    Members reach the bot in full on their interactions and messages instead."""
+    mod = fake_discord.role("Moderator", discord.Permissions(manage_guild=True))
+    alice = fake_discord.member("alice", roles=[mod])
+    seen: list[Any] = []
+
+    async def who(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        seen.append(interaction.user)
+        await interaction.response.send_message("ok")
+
+    async with running_bot(fake_discord, ProbeBot(fake_discord.guild.id)) as bot:
+        guild = bot.get_guild(fake_discord.guild.id)
+        assert guild is not None
+        assert guild.get_member(alice.id) is None
+        assert guild.get_member(fake_discord.owner.id) is None
+        assert guild.me is not None and guild.member_count == 3
+        assert not guild.chunked
+        bot.behaviour = who
+        await (await alice.slash("probe")).reply()
+        waiting = bot.loop.create_task(
+            bot.wait_for("message", check=lambda m: m.author.id == alice.id, timeout=5)
+        )
+        said = await alice.say(f"hi {fake_discord.bot_user.mention}")
+        received = await waiting
+
+    [member] = seen
+    assert isinstance(member, discord.Member)
+    assert [r.name for r in member.roles] == ["@everyone", "Moderator"]
+    assert member.guild_permissions.manage_guild
+    assert received.id == said.id
+    assert isinstance(received.author, discord.Member)
+    assert [r.name for r in received.author.roles] == ["@everyone", "Moderator"]
+    assert [m.id for m in received.mentions] == [fake_discord.bot_user.id]
+    assert isinstance(received.mentions[0], discord.Member)
+    [guild_create] = sent_events(fake_discord.gateway.identified[-1], "GUILD_CREATE")
+    assert [m["user"]["id"] for m in guild_create["members"]] == [str(fake_discord.bot_user.id)]
+
+
+async def test_with_presences_guild_create_carries_every_member_until_large(
+    fake_discord: FakeDiscord,
+) -> None:
+    fake_discord.enable_privileged_intents(presences=True)
+    regular = fake_discord.role("Regular")
+    fake_discord.member("alice", roles=[regular])
+    fake_discord.member("bob")
+    intents = discord.Intents.default()
+    intents.presences = True
+    async with running_bot(fake_discord, ProbeBot(fake_discord.guild.id, intents=intents)):
+        pass
+    [small] = sent_events(fake_discord.gateway.identified[-1], "GUILD_CREATE")
+    assert not small["large"] and len(small["members"]) == 4
+
+    for number in range(250):  # discord.py identifies with large_threshold=250
+        fake_discord.member(f"lurker{number}")
+    async with running_bot(fake_discord, ProbeBot(fake_discord.guild.id, intents=intents)):
+        pass
+    [large] = sent_events(fake_discord.gateway.identified[-1], "GUILD_CREATE")
+    assert large["large"] and large["member_count"] == 254
+    names = {m["user"]["username"] for m in large["members"]}
+    assert names == {"paddock", "alice"}
+
+
+async def test_privileged_intents_not_enabled_for_the_app_close_the_gateway_with_4014(
+    fake_discord: FakeDiscord,
+) -> None:
+    intents = discord.Intents.default()
+    intents.members = True
+    with pytest.raises(discord.PrivilegedIntentsRequired):
+        async with running_bot(fake_discord, ProbeBot(fake_discord.guild.id, intents=intents)):
+            pass
+    assert fake_discord.gateway.identified == []
+
+
+async def test_requesting_every_member_without_the_intent_gets_no_answer(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    """Discord: "GUILD_MEMBERS intent is required to request the entire member list";
+    without it the gateway sends nothing back (discord-api-docs#5855, discordrb#53)."""
+    alice = fake_discord.member("alice")
+    fake_discord.member("albert")
+    fake_discord.member("bob")
+    guild = probe_bot.get_guild(fake_discord.guild.id)
+    assert guild is not None and probe_bot.ws is not None
+    session = fake_discord.gateway.current()
+    assert session is not None
+
+    await probe_bot.ws.request_chunks(guild.id, query="", limit=0, nonce="everyone")
+    by_id = await guild.query_members(user_ids=[alice.id, 1234])
+    by_prefix = await guild.query_members("al", limit=5)
+
+    assert [m.id for m in by_id] == [alice.id]
+    assert sorted(m.name for m in by_prefix) == ["albert", "alice"]
+    chunks = sent_events(session, "GUILD_MEMBERS_CHUNK")
+    assert len(chunks) == 2
+    assert "everyone" not in [c.get("nonce") for c in chunks]
+    assert chunks[0]["not_found"] == ["1234"]
+
+
+async def test_listing_members_over_rest_needs_the_intent_enabled_for_the_app(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    """Discord: "to use the List Guild Members endpoint, your app must enable the
+    GUILD_MEMBERS intent"; fetching one member does not need it."""
+    alice = fake_discord.member("alice")
+    guild_id = fake_discord.guild.id
+    with pytest.raises(discord.Forbidden) as caught:
+        await probe_bot.http.get_members(guild_id, 1000, None)
+    assert (caught.value.status, caught.value.code) == (403, 50001)
+
+    guild = probe_bot.get_guild(guild_id)
+    assert guild is not None
+    fetched = await guild.fetch_member(alice.id)
+    assert fetched.name == "alice"
+
+    fake_discord.enable_privileged_intents(members=True)
+    listed = await probe_bot.http.get_members(guild_id, 1000, None)
+    assert {m["user"]["username"] for m in listed} == {"paddock", "owner", "alice"}
 
 
 async def test_a_wrong_token_is_refused_with_401(fake_discord: FakeDiscord) -> None:

@@ -54,6 +54,15 @@ all, 10 embeds); 5 rows of 5 buttons; custom_id 100 and unique; modals; 25 optio
 ``fake.rate_limit("POST /channels/{channel_id}/messages", retry_after=0.1)`` answers
 429 with ``retry_after`` and the X-RateLimit headers discord.py reads.
 
+Intents, as on Discord: no privileged intent is enabled for the application until a
+test calls ``fake.enable_privileged_intents(members=True)`` (IDENTIFY with one closes
+the gateway with 4014 otherwise). Without GUILD_PRESENCES, GUILD_CREATE carries only the
+bot's own member, so ``guild.get_member()`` is None for everyone else: a bot must use
+the member an interaction or a message carries (roles, permissions), or
+``fetch_member``. The whole member list (REQUEST_GUILD_MEMBERS with ``query=""``) is
+never answered without GUILD_MEMBERS, and ``GET /guilds/{id}/members`` answers 403
+(50001) unless the intent is enabled for the application.
+
 Every REST call is in ``fake.calls`` (``fake.calls_to("POST /channels/{channel_id}/messages")``)
 with its JSON body, uploaded files, status and response.
 

@@ -21,6 +21,7 @@ UNKNOWN_APPLICATION_COMMAND = 10063
 UNKNOWN_INTERACTION = 10062
 REQUEST_ENTITY_TOO_LARGE = 40005
 INTERACTION_ALREADY_ACKNOWLEDGED = 40060
+MISSING_ACCESS = 50001
 CANNOT_EDIT_OTHERS_MESSAGE = 50005
 CANNOT_SEND_EMPTY_MESSAGE = 50006
 MISSING_PERMISSIONS = 50013
@@ -143,6 +144,11 @@ def entity_too_large() -> DiscordError:
 
 def empty_message() -> DiscordError:
     return DiscordError(400, CANNOT_SEND_EMPTY_MESSAGE, "Cannot send an empty message")
+
+
+def missing_access() -> DiscordError:
+    """The bot may not see this resource at all (or lacks an intent the route needs)."""
+    return DiscordError(403, MISSING_ACCESS, "Missing Access")
 
 
 def missing_permissions() -> DiscordError:

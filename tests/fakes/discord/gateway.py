@@ -1,8 +1,21 @@
 """The fake gateway: HELLO, heartbeats, IDENTIFY → READY + GUILD_CREATE, RESUME →
-replay + RESUMED, RECONNECT on request, and ordered dispatch of events to the bot.
+replay + RESUMED, RECONNECT on request, REQUEST_GUILD_MEMBERS, and ordered dispatch of
+events to the bot.
 
 Frames are plain JSON text; discord.py accepts them even when it asked for
 ``compress=zlib-stream`` (it only inflates binary frames).
+
+Intents are enforced as Discord documents them
+(https://discord.com/developers/docs/events/gateway and ``gateway-events``):
+
+- IDENTIFY with a privileged intent the application has not enabled closes the socket
+  with 4014 "Disallowed intent(s)" (``FakeDiscord.enable_privileged_intents``).
+- GUILD_CREATE carries every member only with GUILD_PRESENCES in a guild of at most
+  ``large_threshold`` members; otherwise just the bot (nor members in voice, which the
+  fake does not model) and, in a large guild, members with a role or a nickname.
+- REQUEST_GUILD_MEMBERS for the whole list (``query=""``) needs GUILD_MEMBERS; without
+  it Discord sends no GUILD_MEMBERS_CHUNK at all, and neither does the fake. A prefix
+  ``query`` or ``user_ids`` (at most 100 members) works without it.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
+    from tests.fakes.discord.members import Member
     from tests.fakes.discord.server import FakeDiscord
 
 log = logging.getLogger(__name__)
@@ -24,20 +38,28 @@ DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, VOICE_STATE = 0, 1, 2, 3, 4
 RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
 HEARTBEAT_INTERVAL_MS = 41250
 CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_DISALLOWED_INTENTS = 4014
+DEFAULT_LARGE_THRESHOLD = 50
+REQUEST_MEMBERS_MAX = 100
 
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_PRESENCES = 1 << 8
 INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 
 
 class GatewaySession:
     """One bot session: its sequence, the events it was sent (for RESUME), and the
     websocket it is attached to (None while the bot is reconnecting)."""
 
-    def __init__(self, session_id: str, intents: int) -> None:
+    def __init__(
+        self, session_id: str, intents: int, large_threshold: int = DEFAULT_LARGE_THRESHOLD
+    ) -> None:
         self.session_id = session_id
         self.intents = intents
+        self.large_threshold = large_threshold
         self.seq = 0
         self.sent: list[tuple[int, str]] = []
         self.ws: web.WebSocketResponse | None = None
@@ -170,7 +192,14 @@ class Gateway:
             log.warning("IDENTIFY with an unknown token; closing with 4004")
             await ws.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return None
-        session = GatewaySession(secrets.token_hex(16), int(data.get("intents", 0)))
+        intents = int(data.get("intents", 0))
+        disallowed = intents & PRIVILEGED_INTENTS & ~self.fake.privileged_intents
+        if disallowed:
+            log.warning("IDENTIFY with privileged intents %s not enabled; closing", disallowed)
+            await ws.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+            return None
+        threshold = int(data.get("large_threshold") or DEFAULT_LARGE_THRESHOLD)
+        session = GatewaySession(secrets.token_hex(16), intents, threshold)
         session.ws, session.outbox = ws, outbox
         self.sessions[session.session_id] = session
         self.identified.append(session)
@@ -191,7 +220,7 @@ class Gateway:
         if "shard" in data:
             ready["shard"] = data["shard"]
         session.dispatch("READY", ready)
-        session.dispatch("GUILD_CREATE", fake.guild.payload(application_id=fake.application_id))
+        session.dispatch("GUILD_CREATE", self._guild_create(session))
         log.info("bot identified: session %s, intents %s", session.session_id, session.intents)
         fake.changed()
         return session
@@ -213,15 +242,56 @@ class Gateway:
         log.info("session %s resumed after seq %s", session.session_id, last)
         return session
 
+    def _guild_create(self, session: GatewaySession) -> dict[str, Any]:
+        """The guild as this session receives it: the member list depends on intents."""
+        fake = self.fake
+        payload = fake.guild.payload(application_id=fake.application_id)
+        everyone = list(fake.guild.members.values())
+        large = len(everyone) > session.large_threshold
+        if not session.intents & INTENT_GUILD_PRESENCES:
+            sent = [fake.bot_member]
+        elif large:
+            # Offline members of a large guild come only with a role or a nickname.
+            sent = [m for m in everyone if m is fake.bot_member or m.roles or m.nick]
+        else:
+            sent = everyone
+        payload["large"] = large
+        payload["members"] = [m.payload() for m in sent]
+        return payload
+
     def _chunk_members(self, session: GatewaySession, data: dict[str, Any]) -> None:
         guild = self.fake.guild
+        if str(data.get("guild_id")) != str(guild.id):
+            return
+        members = list(guild.members.values())
+        not_found: list[str] = []
+        if data.get("user_ids"):
+            wanted = [int(u) for u in data["user_ids"]][:REQUEST_MEMBERS_MAX]
+            found = [guild.members[u] for u in wanted if u in guild.members]
+            not_found = [str(u) for u in wanted if u not in guild.members]
+        else:
+            query = str(data.get("query") or "").lower()
+            limit = int(data.get("limit") or 0)
+            if not query:
+                if not session.intents & INTENT_GUILD_MEMBERS:
+                    log.warning("REQUEST_GUILD_MEMBERS for everyone without GUILD_MEMBERS: ignored")
+                    return
+                found = members[:limit] if limit else members
+            else:
+                found = [m for m in members if _name_starts_with(m, query)]
+                found = found[: min(limit or REQUEST_MEMBERS_MAX, REQUEST_MEMBERS_MAX)]
         chunk: dict[str, Any] = {
             "guild_id": str(guild.id),
-            "members": [m.payload() for m in guild.members.values()],
+            "members": [m.payload() for m in found],
             "chunk_index": 0,
             "chunk_count": 1,
-            "not_found": [],
+            "not_found": not_found,
         }
         if data.get("nonce"):
             chunk["nonce"] = data["nonce"]
         session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+
+
+def _name_starts_with(member: Member, query: str) -> bool:
+    names = (member.user.name, member.user.payload()["global_name"], member.nick)
+    return any(name and name.lower().startswith(query) for name in names)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.fakes.discord import errors, limits
+from tests.fakes.discord.gateway import INTENT_GUILD_MEMBERS
 from tests.fakes.discord.state import (
     APPLICATION_COMMAND,
     ATTACH_FILES,
@@ -299,12 +300,12 @@ class RestApi:
     # -- application commands ---------------------------------------------------------
     def _command_scope(self, request: web.Request) -> int | None:
         if int(request.match_info["application_id"]) != self.fake.application_id:
-            raise errors.DiscordError(403, 50001, "Missing Access")
+            raise errors.missing_access()
         guild_id = request.match_info.get("guild_id")
         if guild_id is None:
             return None
         if int(guild_id) != self.fake.guild.id:
-            raise errors.DiscordError(403, 50001, "Missing Access")
+            raise errors.missing_access()
         return int(guild_id)
 
     async def get_commands(self, request: web.Request) -> web.Response:
@@ -624,9 +625,15 @@ class RestApi:
         return json_response([r.payload() for r in self.fake.guild.roles.values()])
 
     async def get_guild_members(self, request: web.Request) -> web.Response:
+        """List Guild Members needs the GUILD_MEMBERS intent enabled for the application
+        (the Developer Portal switch, whatever the gateway asked for): 403 50001 without."""
         self._guild_check(request)
-        limit = int(request.query.get("limit", 1))
-        return json_response([m.payload() for m in list(self.fake.guild.members.values())[:limit]])
+        if not self.fake.privileged_intents & INTENT_GUILD_MEMBERS:
+            raise errors.missing_access()
+        limit = min(int(request.query.get("limit", 1)), 1000)
+        after = int(request.query.get("after", 0))
+        members = sorted(self.fake.guild.members.values(), key=lambda m: m.id)
+        return json_response([m.payload() for m in members if m.id > after][:limit])
 
     async def get_guild_member(self, request: web.Request) -> web.Response:
         self._guild_check(request)

@@ -19,6 +19,7 @@ from tests.fakes.discord.clock import FakeClock, Snowflakes
 from tests.fakes.discord.gateway import (
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGES,
+    INTENT_GUILD_PRESENCES,
     INTENT_GUILDS,
     INTENT_MESSAGE_CONTENT,
     Gateway,
@@ -60,7 +61,9 @@ class FakeDiscord:
 
     Knobs: ``upload_limit`` (the server's ``attachment_size_limit``),
     ``response_deadline`` (3 s) and ``token_lifetime`` (15 min), both measured on
-    :attr:`clock`, which tests move with ``fake.clock.advance(seconds)``.
+    :attr:`clock`, which tests move with ``fake.clock.advance(seconds)``;
+    ``privileged_intents`` (none by default, as for a new application), the intents
+    switched on in the Developer Portal: see :meth:`enable_privileged_intents`.
     """
 
     def __init__(
@@ -73,8 +76,10 @@ class FakeDiscord:
         upload_limit: int = limits.DEFAULT_UPLOAD_LIMIT,
         response_deadline: float = 3.0,
         token_lifetime: float = 15 * 60.0,
+        privileged_intents: int = 0,
     ) -> None:
         self.clock = FakeClock()
+        self.privileged_intents = privileged_intents
         self.ids = Snowflakes(self.clock)
         self.token = token
         self.response_deadline = response_deadline
@@ -173,6 +178,22 @@ class FakeDiscord:
             "DEV_GUILD_ID": str(self.guild.id),
             "DISCORD_GUILD_READY_TIMEOUT": str(guild_ready_timeout),
         }
+
+    def enable_privileged_intents(
+        self, *, members: bool = False, presences: bool = False, message_content: bool = False
+    ) -> None:
+        """Switch on privileged intents for the application, as in the Developer Portal.
+
+        Without this, a bot that IDENTIFYs with one is closed with 4014 (discord.py raises
+        ``PrivilegedIntentsRequired``) and ``GET /guilds/{id}/members`` answers 403 50001.
+        """
+        for wanted, intent in (
+            (members, INTENT_GUILD_MEMBERS),
+            (presences, INTENT_GUILD_PRESENCES),
+            (message_content, INTENT_MESSAGE_CONTENT),
+        ):
+            if wanted:
+                self.privileged_intents |= intent
 
     # -- the server's people and places ----------------------------------------------
     def _add_member(self, user: User, roles: list[Role]) -> Member:
@@ -452,6 +473,11 @@ class FakeDiscord:
         payload = {**message.payload(), "guild_id": str(self.guild.id)}
         if member is not None:
             payload["member"] = member.payload(with_user=False)
+        # On the gateway each mentioned user carries a partial member, as on Discord.
+        payload["mentions"] = [
+            {**mention, "member": self.guild.members[int(mention["id"])].payload(with_user=False)}
+            for mention in payload["mentions"]
+        ]
         private = {**payload, "content": "", "embeds": [], "attachments": [], "components": []}
         for session in self.gateway.live_sessions():
             if not session.intents & INTENT_GUILD_MESSAGES:
