@@ -173,3 +173,43 @@ def m002_jobs(db: Database) -> None:
 def m003_submit_attempts(db: Database) -> None:
     """When a submit was first sent, so a restart never sends it blindly again."""
     db.execute("ALTER TABLE jobs ADD COLUMN submit_attempted_at TEXT")
+
+
+@MIGRATIONS()
+def m004_guild_config(db: Database) -> None:
+    """Where /video may run, the moderator role, and an append-only log of their changes."""
+    db.executescript(
+        """
+        CREATE TABLE guild_config (
+            guild_id INTEGER PRIMARY KEY,
+            moderator_role_id INTEGER
+        );
+
+        -- No rows for a server: /video is allowed in every channel.
+        CREATE TABLE video_channels (
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            PRIMARY KEY (guild_id, channel_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE config_changes (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            guild_id INTEGER NOT NULL,
+            setting TEXT NOT NULL CHECK (setting IN ('video_channels', 'moderator_role')),
+            before TEXT NOT NULL,  -- JSON: sorted channel ids, or a role id or null
+            after TEXT NOT NULL,
+            actor_id INTEGER NOT NULL,
+            reason TEXT
+        );
+        CREATE INDEX config_changes_guild ON config_changes (guild_id, id);
+        CREATE TRIGGER config_changes_no_update BEFORE UPDATE ON config_changes
+        BEGIN
+            SELECT RAISE(ABORT, 'config changes are append-only');
+        END;
+        CREATE TRIGGER config_changes_no_delete BEFORE DELETE ON config_changes
+        BEGIN
+            SELECT RAISE(ABORT, 'config changes are append-only');
+        END;
+        """
+    )

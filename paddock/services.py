@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hh_api import HappyHorse, PollPolicy, PriceTable, ProviderConfig
 from paddock.budget import utcnow
+from paddock.guild_config import GuildConfig
 from paddock.jobs import JobStore
 from paddock.ledger import Clock, Ledger
 from paddock.store import Store
@@ -16,12 +17,14 @@ from paddock.store import Store
 
 @dataclass(frozen=True)
 class Services:
-    """The store, the ledger, the job store and the provider client, sharing one clock."""
+    """The store, the ledger, the job store, the server config and the provider client,
+    sharing one clock."""
 
     store: Store
     ledger: Ledger
     jobs: JobStore
     hh: HappyHorse
+    config: GuildConfig
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -43,6 +46,7 @@ class Services:
                     ledger=Ledger(store, clock=clock),
                     jobs=JobStore(store, clock=clock),
                     hh=hh,
+                    config=GuildConfig(store, clock=clock),
                 )
         finally:
             await store.close()
