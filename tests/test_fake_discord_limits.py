@@ -145,6 +145,33 @@ async def test_uploads_above_the_channel_limit_are_too_large(
     assert seen_limits == [limit]
 
 
+async def test_the_upload_limit_applies_to_each_file_not_their_sum(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    """Discord's reference, "Uploading Files": "The file upload size limit applies to
+    each file in a request." Two files under the limit pass though their sum is over."""
+    fake_discord.guild.upload_limit = 1 * MiB
+    part = 3 * MiB // 4
+
+    async def upload_two(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        await interaction.response.send_message(
+            files=[
+                discord.File(io.BytesIO(bytes(part)), "a.mp4"),
+                discord.File(io.BytesIO(bytes(part)), "b.mp4"),
+            ]
+        )
+        try:
+            await interaction.followup.send(file=discord.File(io.BytesIO(bytes(MiB + 1)), "c.mp4"))
+        except discord.HTTPException as error:
+            probe_bot.errors.append(error)
+
+    probe_bot.behaviour = upload_two
+    reply = await (await fake_discord.member("alice").slash("probe")).reply()
+
+    assert [(a.filename, a.size) for a in reply.attachments] == [("a.mp4", part), ("b.mp4", part)]
+    assert await errors_of(fake_discord, probe_bot) == [(413, 40005)]
+
+
 async def test_channel_messages_respect_the_upload_limit_too(
     fake_discord: FakeDiscord, probe_bot: ProbeBot
 ) -> None:

@@ -90,6 +90,8 @@ def check_message(
         check_action_rows(components)
     if len(files) > FILES_MAX:
         raise errors.too_long(("files",), FILES_MAX)
+    # "The file upload size limit applies to each file in a request" (Discord's
+    # reference, "Uploading Files"): files are measured one by one, not summed.
     for _name, data in files:
         if len(data) > upload_limit:
             raise errors.entity_too_large()
