@@ -502,3 +502,31 @@ async def test_a_wait_that_times_out_shows_what_the_member_saw(
     assert ix.failed
     with pytest.raises(WaitTimeout, match="did not respond in time"):
         await ix.reply(timeout=0.1)
+
+
+async def test_without_embed_links_the_bots_channel_posts_lose_their_embeds(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    """Discord drops the embeds of a bot lacking Embed Links without an error (an
+    embed-only message is then empty: 400 50006); interaction responses keep theirs."""
+    general = fake_discord.default_channel
+    general.set_permissions(fake_discord.bot_member, deny=discord.Permissions(embed_links=True))
+    channel = probe_bot.get_channel(general.id)
+    assert isinstance(channel, discord.TextChannel)
+
+    sent = await channel.send("Job 7 is ready", embed=discord.Embed(title="Job 7"))
+    with pytest.raises(discord.HTTPException) as caught:
+        await channel.send(embed=discord.Embed(title="Job 8"))
+
+    assert sent.content == "Job 7 is ready" and sent.embeds == []
+    assert general.last_message is not None and general.last_message.embeds == []
+    assert (caught.value.status, caught.value.code) == (400, 50006)
+    edited = await sent.edit(content="Job 7 is done", embed=discord.Embed(title="Job 7"))
+    assert edited.embeds == []
+
+    async def answer(interaction: Interaction, values: dict[str, Any]) -> None:
+        await interaction.response.send_message(embed=discord.Embed(title="Job 9"))
+
+    probe_bot.behaviour = answer
+    reply = await (await fake_discord.member("alice").slash("probe")).reply()
+    assert reply.embed is not None and reply.embed.title == "Job 9"

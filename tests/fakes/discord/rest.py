@@ -29,6 +29,7 @@ from tests.fakes.discord.state import (
     DEFAULT,
     DEFERRED_CHANNEL_MESSAGE,
     DEFERRED_UPDATE_MESSAGE,
+    EMBED_LINKS,
     MANAGE_MESSAGES,
     MESSAGE_COMPONENT,
     MODAL,
@@ -546,10 +547,21 @@ class RestApi:
         _channel, message = self._channel_message(request)
         return json_response(message.payload())
 
+    def _without_unpermitted_embeds(self, channel: Channel, data: dict[str, Any]) -> dict[str, Any]:
+        """A bot without Embed Links in the channel has its embeds silently dropped (no
+        error; a message left with nothing else is then empty, 50006). Interaction
+        responses and followups go through the webhook and keep theirs."""
+        have = channel.guild.permissions_in(self.fake.bot_member, channel)
+        if have & EMBED_LINKS or not data.get("embeds"):
+            return data
+        return {**data, "embeds": []}
+
     async def create_channel_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         data, files = request[BODY] or {}, request[FILES]
         self._require(channel, VIEW_CHANNEL | SEND_MESSAGES | (ATTACH_FILES if files else 0))
+        limits.check_embeds(data.get("embeds") or [])
+        data = self._without_unpermitted_embeds(channel, data)
         limits.check_message(data, files, upload_limit=channel.guild.upload_limit)
         referenced = None
         reference = data.get("message_reference")
@@ -583,6 +595,7 @@ class RestApi:
             raise errors.cannot_edit_others()
         data, files = request[BODY] or {}, request[FILES]
         limits.check_message(data, files, upload_limit=channel.guild.upload_limit, editing=True)
+        data = self._without_unpermitted_embeds(channel, data)
         self.fake.edit_message(message, data, files)
         return json_response(message.payload())
 
