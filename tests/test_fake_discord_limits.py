@@ -319,6 +319,25 @@ def option(name: str, required: bool = False, **extra: Any) -> dict[str, Any]:
     return {"name": name, "description": "An option.", "type": 3, "required": required, **extra}
 
 
+def command_of_size(size: int) -> dict[str, Any]:
+    """A slash command whose names, descriptions and choices add up to ``size``
+    characters (Discord's measure): 100 for the command and for each of its two
+    options, then 200 a choice (a name and a value of 100)."""
+    remaining = size - 300
+    assert 0 < remaining <= 50 * 200 and remaining % 100 == 0
+    choices = [
+        {"name": f"{i:03d}".ljust(100, "n"), "value": f"{i:03d}".ljust(100, "v")}
+        for i in range(-(-remaining // 200))
+    ]
+    if remaining % 200:
+        choices[-1] = {"name": choices[-1]["name"][:50], "value": choices[-1]["value"][:50]}
+    options = [
+        option(f"o{i}", description="d" * 98, choices=choices[i * 25 : (i + 1) * 25])
+        for i in range(2)
+    ]
+    return command(name="big", description="d" * 97, options=options)
+
+
 @pytest.mark.parametrize(
     ("commands", "where"),
     [
@@ -340,6 +359,7 @@ def option(name: str, required: bool = False, **extra: Any) -> dict[str, Any]:
         ([command(description="d" * 101)], "0.description"),
         ([command(options=[option("a"), option("b", required=True)])], "0.options"),
         ([command(), command()], "1.name"),
+        ([command(), command_of_size(8100)], "1"),
     ],
     ids=[
         "options",
@@ -349,6 +369,7 @@ def option(name: str, required: bool = False, **extra: Any) -> dict[str, Any]:
         "description",
         "required-order",
         "duplicate",
+        "size",
     ],
 )
 async def test_command_registration_limits(
@@ -363,6 +384,66 @@ async def test_command_registration_limits(
     assert (caught.value.status, caught.value.code) == (400, 50035)
     assert f"In {where}:" in str(caught.value)
     assert fake_discord.registered_commands(fake_discord.guild.id) == before
+
+
+async def test_a_command_may_total_8000_characters(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    """Discord (application-commands, "Slash Commands"): "a maximum of 8000 characters
+    for combined name, description, and value properties", localizations counted at
+    their longest; over it, 50035 APPLICATION_COMMAND_TOO_LARGE."""
+    http, app, guild = probe_bot.http, fake_discord.application_id, fake_discord.guild.id
+    fits = command_of_size(8000)
+    await http.bulk_upsert_guild_commands(app, guild, [fits])
+
+    localized = command_of_size(8000)  # its description has 97 characters
+    localized["description_localizations"] = {"fr": "d" * 98, "de": "d" * 60}
+    with pytest.raises(discord.HTTPException) as caught:
+        await http.upsert_guild_command(app, guild, localized)
+
+    assert (caught.value.status, caught.value.code) == (400, 50035)
+    [error] = fake_discord.calls[-1].response["errors"]["_errors"]
+    assert error["code"] == "APPLICATION_COMMAND_TOO_LARGE"
+    assert [c["name"] for c in fake_discord.registered_commands(guild)] == ["big"]
+
+
+async def test_a_scope_holds_100_slash_commands_and_15_of_each_context_menu(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    """Discord (application-commands, "Registering a Command"): 100 CHAT_INPUT, 15 USER
+    and 15 MESSAGE commands globally and per guild; more is 400 with code 30032."""
+    http, app = probe_bot.http, fake_discord.application_id
+    hundred = [command(f"c{i}") for i in range(100)]
+    await http.bulk_upsert_global_commands(app, hundred)
+
+    refusals: list[tuple[int, int, str]] = []
+    for attempt in (
+        http.bulk_upsert_global_commands(app, [*hundred, command("c100")]),
+        http.upsert_global_command(app, command("c100")),
+        http.bulk_upsert_global_commands(
+            app, [{"name": f"User {i}", "type": 2} for i in range(16)]
+        ),
+    ):
+        with pytest.raises(discord.HTTPException) as caught:
+            await attempt
+        refusals.append((caught.value.status, caught.value.code, caught.value.text))
+    await http.upsert_global_command(app, command("c99", description="Updated."))
+    with pytest.raises(discord.HTTPException) as caught:
+        await http.bulk_upsert_global_commands(app, [command(f"c{i}") for i in range(131)])
+    too_many = fake_discord.calls[-1].response
+
+    assert refusals == [
+        (400, 30032, "Maximum number of application commands reached (100)"),
+        (400, 30032, "Maximum number of application commands reached (100)"),
+        (400, 30032, "Maximum number of application commands reached (15)"),
+    ]
+    assert (caught.value.status, caught.value.code) == (400, 50035)
+    assert too_many["errors"] == {
+        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 130 or fewer in length."}]
+    }
+    registered = fake_discord.registered_commands(None)
+    assert len(registered) == 100
+    assert registered[-1]["description"] == "Updated."
 
 
 async def test_autocomplete_offers_at_most_25_choices(

@@ -49,8 +49,10 @@ What Discord enforces, with its codes: the 3 s deadline for the first response (
 (``fake.guild.upload_limit``, 10 MiB; 413, 40005); content 2000; embeds (title 256,
 description 4096, 25 fields, name 256, value 1024, footer 2048, author 256, 6000 in
 all, 10 embeds); 5 rows of 5 buttons; custom_id 100 and unique; modals; 25 options and
-25 choices per command; command names and descriptions (all 400, 50035 with Discord's
-``errors`` paths); empty messages (50006); the bot's channel permissions (403, 50013).
+25 choices per command; command names and descriptions, 8000 characters per command
+(all 400, 50035 with Discord's ``errors`` paths); 100 slash and 15 of each context-menu
+command per scope (400, 30032); empty messages (50006); the bot's channel permissions
+(403, 50013), and without Embed Links its channel posts lose their embeds.
 ``fake.rate_limit("POST /channels/{channel_id}/messages", retry_after=0.1)`` answers
 429 with ``retry_after`` and the X-RateLimit headers discord.py reads.
 

@@ -43,6 +43,14 @@ COMMAND_OPTIONS_MAX = 25
 COMMAND_CHOICES_MAX = 25
 CHOICE_NAME_MAX = 100
 CHOICE_STRING_VALUE_MAX = 100
+# "Slash commands can have a maximum of 8000 characters for combined name, description,
+# and value properties" (application-commands, "Slash Commands"; it was 4000 until 2024).
+COMMAND_SIZE_MAX = 8000
+# "100 global CHAT_INPUT commands, 15 global USER commands, 15 global MESSAGE commands,
+# 1 global PRIMARY_ENTRY_POINT command", and as many per guild (application-commands).
+COMMANDS_PER_TYPE_MAX = {1: 100, 2: 15, 3: 15, 4: 1}
+COMMANDS_PER_OVERWRITE_MAX = 130
+MAX_APPLICATION_COMMANDS = 30032
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 FLAG_EPHEMERAL = 1 << 6
@@ -279,12 +287,23 @@ def check_autocomplete(data: dict[str, Any]) -> None:
         raise errors.too_long(("data", "choices"), COMMAND_CHOICES_MAX)
 
 
-def check_commands(commands: Sequence[dict[str, Any]]) -> None:
-    """A bulk overwrite of application commands, as Discord validates it."""
+def check_commands(commands: Sequence[dict[str, Any]], *, single: bool = False) -> None:
+    """A bulk overwrite of application commands (or, with ``single``, the one command
+    of a create, whose errors Discord reports from the body's root), as Discord
+    validates it."""
+    if len(commands) > COMMANDS_PER_OVERWRITE_MAX:
+        raise errors.too_long((), COMMANDS_PER_OVERWRITE_MAX)
     names: set[tuple[int, str]] = set()
     for index, command in enumerate(commands):
         kind = int(command.get("type", 1))
-        _check_command_like(command, (index,), chat_input=kind == 1)
+        path: tuple[str | int, ...] = () if single else (index,)
+        _check_command_like(command, path, chat_input=kind == 1)
+        if kind == 1 and command_size(command) > COMMAND_SIZE_MAX:
+            raise errors.invalid_form_body(
+                path,
+                "APPLICATION_COMMAND_TOO_LARGE",
+                f"Command exceeds maximum size ({COMMAND_SIZE_MAX})",
+            )
         key = (kind, command["name"])
         if key in names:
             raise errors.invalid_form_body(
@@ -351,3 +370,29 @@ def _check_choices(option: dict[str, Any], path: tuple[str | int, ...]) -> None:
         value = choice.get("value")
         if isinstance(value, str) and len(value) > CHOICE_STRING_VALUE_MAX:
             raise errors.too_long((*path, "choices", number, "value"), CHOICE_STRING_VALUE_MAX)
+
+
+def check_command_counts(commands: Sequence[dict[str, Any]]) -> None:
+    """The commands one scope (global, or one guild) would hold after a registration:
+    too many of a type is 400 with code 30032, as Discord answers it."""
+    for kind, most in COMMANDS_PER_TYPE_MAX.items():
+        if sum(1 for c in commands if int(c.get("type", 1)) == kind) > most:
+            raise errors.DiscordError(
+                400,
+                MAX_APPLICATION_COMMANDS,
+                f"Maximum number of application commands reached ({most})",
+            )
+
+
+def command_size(item: dict[str, Any]) -> int:
+    """Discord's size of a command: its name, description and choice values, and those
+    of every option, subcommand and group, each counted at its longest localization."""
+    size = _longest(item, "name") + _longest(item, "description")
+    for choice in item.get("choices") or []:
+        size += _longest(choice, "name") + len(str(choice.get("value", "")))
+    return size + sum(command_size(option) for option in item.get("options") or [])
+
+
+def _longest(item: dict[str, Any], key: str) -> int:
+    localized = (item.get(f"{key}_localizations") or {}).values()
+    return max([len(item.get(key) or ""), *(len(text or "") for text in localized)])

@@ -316,15 +316,21 @@ class RestApi:
         scope = self._command_scope(request)
         body = request[BODY] or []
         limits.check_commands(body)
+        limits.check_command_counts(body)
         return json_response(self.fake.register_commands(scope, body))
 
     async def post_command(self, request: web.Request) -> web.Response:
         scope = self._command_scope(request)
         body = request[BODY] or {}
-        limits.check_commands([body])
-        others = [c for c in self.fake.registered_commands(scope) if c["name"] != body["name"]]
+        limits.check_commands([body], single=True)
+        others = [
+            c
+            for c in self.fake.registered_commands(scope)
+            if (c["name"], int(c.get("type", 1))) != (body["name"], int(body.get("type", 1)))
+        ]
+        limits.check_command_counts([*others, body])
         registered = self.fake.register_commands(scope, [*others, body])
-        return json_response(next(c for c in registered if c["name"] == body["name"]), 201)
+        return json_response(registered[-1], 201)
 
     async def delete_command(self, request: web.Request) -> web.Response:
         scope = self._command_scope(request)
