@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from hh_api.callbacks import sign_hiapi, verify_hiapi_callback
-from hh_api.capabilities import ModeCapabilities, PictureLimits
+from hh_api.capabilities import SEED_MAX, ModeCapabilities, PictureLimits
 from hh_api.client import HappyHorse, PollPolicy, Timeouts
 from hh_api.config import PROVIDER_NAMES, ProviderConfig, Secret, load_providers
 from hh_api.errors import (
@@ -35,6 +35,7 @@ from hh_api.transport import RetryPolicy
 
 __all__ = [
     "PROVIDER_NAMES",
+    "SEED_MAX",
     "AuthenticationError",
     "CallbackVerificationError",
     "ConfigurationError",

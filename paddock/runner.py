@@ -1,0 +1,475 @@
+"""The runner: takes accepted jobs to their provider, waits for them, hands them to delivery.
+
+Every step is written to the job store before the next one starts, so a restart picks
+each job up where it was:
+
+- ``accepted``: waits its turn in its provider's queue (first come, first served, at most
+  ``provider_slots`` jobs at a provider at once), then is submitted. The submit attempt
+  is recorded before the request leaves; a job found after a restart with that mark
+  but no task id may or may not exist at the provider, so it is resubmitted only where
+  the provider deduplicates by idempotency key (the job id) and otherwise failed,
+  refunded and explained. Nothing is ever submitted twice.
+- ``submitted`` / ``running``: polled with hh_api's growing interval until its deadline;
+  ``wake(task_id)`` polls at once (a provider callback arrived).
+- ``succeeded`` / ``failed``: delivered through the `Delivery` the bot provides, retried
+  with backoff, then marked delivered.
+
+Credits follow the job store: charged when the video arrives, refunded when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal, Protocol
+
+from hh_api import (
+    HappyHorse,
+    HappyHorseError,
+    InvalidRequestError,
+    PollPolicy,
+    Status,
+    SubmitOutcomeUnknownError,
+    TaskFailedError,
+    TaskState,
+    VideoRequest,
+    WaitTimeoutError,
+)
+from paddock.errors import InvalidTransition
+from paddock.jobs import Job, JobState, JobStore
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_OUTCOME = (
+    "The bot stopped while sending this job, and {provider} cannot tell us whether it "
+    "arrived. To be sure you are never charged twice it was not sent again; your "
+    "credits were returned. Please run the command again."
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job stands, for its public message."""
+
+    phase: Literal["queued", "submitted", "rendering"]
+    position: int | None = None  # 1 = next to start
+    started_at: float | None = None  # Unix time the provider started rendering
+
+
+class DeliveryError(Exception):
+    """Posting a result failed. `retry` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class Delivery(Protocol):
+    """What the bot does with a job's progress and outcome (Discord glue)."""
+
+    async def progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def deliver(self, job: Job) -> None:
+        """Post the video (succeeded) or the reason and refund (failed); raise DeliveryError."""
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    provider_slots: int = 8  # jobs at one provider at once
+    progress_every: float = 5.0  # seconds between edits of one job's message
+    poll: PollPolicy | None = None  # None: the client's own
+    delivery_attempts: int = 5
+    delivery_backoff: float = 2.0  # seconds, doubled per attempt
+    sweep_every: float = 60.0
+    job_timeout: timedelta = timedelta(minutes=30)
+
+
+class ProviderQueue:
+    """A first-come, first-served line in front of one provider's slots."""
+
+    def __init__(self, slots: int, on_moved: Callable[[], None]) -> None:
+        self.slots = slots
+        self.active = 0
+        self.waiting: deque[str] = deque()
+        self._turn = asyncio.Condition()
+        self._on_moved = on_moved
+
+    def join(self, job_id: str) -> None:
+        """Take a place in line now (synchronously, so arrival order is kept)."""
+        self.waiting.append(job_id)
+
+    def position(self, job_id: str) -> int | None:
+        try:
+            return self.waiting.index(job_id) + 1
+        except ValueError:
+            return None
+
+    def leave(self, job_id: str) -> bool:
+        try:
+            self.waiting.remove(job_id)
+        except ValueError:
+            return False
+        self._on_moved()
+        return True
+
+    async def wait_turn(self, job_id: str) -> None:
+        async with self._turn:
+            await self._turn.wait_for(
+                lambda: self.waiting and self.waiting[0] == job_id and self.active < self.slots
+            )
+            self.waiting.popleft()
+            self.active += 1
+        self._on_moved()
+
+    def occupy(self) -> None:
+        """A job already at the provider (resumed after a restart) takes a slot at once."""
+        self.active += 1
+
+    async def release(self) -> None:
+        async with self._turn:
+            self.active -= 1
+            self._turn.notify_all()
+
+    async def notify(self) -> None:
+        async with self._turn:
+            self._turn.notify_all()
+
+
+@dataclass
+class _Throttle:
+    """At most one progress edit per `every` seconds per job; the latest always shows."""
+
+    every: float
+    last: float = 0.0
+    pending: Progress | None = None
+    timer: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Runner:
+    """Drives jobs from accepted to delivered. Start it once the bot can post."""
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        hh: HappyHorse,
+        delivery: Delivery,
+        settings: RunnerSettings = RunnerSettings(),
+        *,
+        callback_url: str | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.hh = hh
+        self.delivery = delivery
+        self.settings = settings
+        self.callback_url = callback_url
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._queues: dict[str, ProviderQueue] = {}
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._throttles: dict[str, _Throttle] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Sweep what is past its deadline, then resume every unfinished job. Returns how many."""
+        await self._sweep()
+        unfinished = await self.jobs.list_unfinished()
+        for job in unfinished:
+            self._spawn(job, resumed=True)
+        self._accepting = True
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="paddock sweep")
+        log.info("runner started; resumed %d unfinished job(s)", len(unfinished))
+        return len(unfinished)
+
+    async def stop(self) -> None:
+        """Stop taking jobs and cancel the work in memory; the database keeps every job."""
+        self._accepting = False
+        tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
+        tasks += [t.timer for t in self._throttles.values() if t.timer is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._idle.set()
+        log.info("runner stopped; unfinished jobs resume at the next start")
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    # -- what the bot calls -------------------------------------------------------------
+
+    def enqueue(self, job: Job) -> int | None:
+        """Start driving a newly accepted job; returns its place in line (None: no wait)."""
+        if not self._accepting:
+            raise RuntimeError("the runner is not running")
+        self._spawn(job)
+        assert job.provider is not None
+        return self._queue(job.provider).position(job.id)
+
+    def position(self, job: Job) -> int | None:
+        return self._queue(job.provider).position(job.id) if job.provider else None
+
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def wait_idle(self) -> None:
+        """Return once no job is being driven (all delivered, cancelled or put down)."""
+        await self._idle.wait()
+
+    def wake(self, task_id: str) -> bool:
+        """Poll `task_id` at once (a provider said it finished); False if nobody waits on it."""
+        event = self._wakes.get(task_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job still waiting in line, refunding it.
+
+        Raises InvalidTransition when the job is already being sent or is at the provider.
+        """
+        job = await self.jobs.get(job_id)
+        queue = self._queues.get(job.provider or "")
+        if job.state is JobState.ACCEPTED and queue is not None and queue.leave(job_id):
+            task = self._tasks.get(job_id)
+            if task is not None:
+                task.cancel()
+            return await self.jobs.cancel(job_id)
+        if job.state is JobState.ACCEPTED and job.id not in self._tasks:
+            return await self.jobs.cancel(job_id)  # not driven here: nothing can send it
+        raise InvalidTransition(job_id, job.state.value, "cancelled")
+
+    # -- driving one job ------------------------------------------------------------------
+
+    def _queue(self, provider: str) -> ProviderQueue:
+        if provider not in self._queues:
+            self._queues[provider] = ProviderQueue(
+                self.settings.provider_slots, lambda: self._queue_moved(provider)
+            )
+        return self._queues[provider]
+
+    def _spawn(self, job: Job, *, resumed: bool = False) -> None:
+        if job.id in self._tasks:
+            return
+        if job.state is JobState.ACCEPTED:
+            assert job.provider is not None
+            self._queue(job.provider).join(job.id)
+        elif job.state in (JobState.SUBMITTED, JobState.RUNNING):
+            assert job.provider is not None
+            self._queue(job.provider).occupy()
+        task = asyncio.create_task(self._drive(job), name=f"job {job.id}")
+        self._tasks[job.id] = task
+        self._idle.clear()
+        task.add_done_callback(lambda _: self._finished(job.id))
+
+    def _finished(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        if not self._tasks:
+            self._idle.set()
+
+    async def _drive(self, job: Job) -> None:
+        try:
+            if job.state is JobState.ACCEPTED:
+                job = await self._submit(job)
+            elif job.state in (JobState.SUBMITTED, JobState.RUNNING):
+                try:
+                    job = await self._await_result(job)
+                finally:
+                    await self._queue(job.provider or "").release()
+            if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+                await self._deliver(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or a database fault: the job stays as stored and resumes at next start.
+            log.exception("job %s stopped unexpectedly in state %s", job.id, job.state.value)
+        finally:
+            self._forget(job.id)
+
+    async def _submit(self, job: Job) -> Job:
+        provider = job.provider
+        assert provider is not None
+        queue = self._queue(provider)
+        await queue.wait_turn(job.id)
+        try:
+            job = await self.jobs.get(job.id)
+            if job.state is not JobState.ACCEPTED:
+                return job  # cancelled or swept while it waited
+            idempotent = self.hh.provider(provider).idempotent_submit
+            if job.submit_attempted_at is not None and not idempotent:
+                log.warning("job %s: submit outcome unknown after a restart; refunding", job.id)
+                return await self.jobs.mark_failed(
+                    job.id, error=UNKNOWN_OUTCOME.format(provider=self._title(provider))
+                )
+            job = await self.jobs.mark_submitting(job.id)
+            callback = self.callback_url if provider == "hiapi" else None
+            try:
+                submission = await self.hh.submit(
+                    provider, VideoRequest.from_dict(job.request),
+                    idempotency_key=job.id, callback_url=callback,
+                )
+            except SubmitOutcomeUnknownError as error:
+                log.warning("job %s: %s", job.id, error)
+                return await self.jobs.mark_failed(
+                    job.id, error=f"{error}. Your credits were returned."
+                )
+            except HappyHorseError as error:
+                log.warning("job %s: submit failed: %s", job.id, error)
+                return await self.jobs.mark_failed(job.id, error=_plain(error))
+            job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
+            log.info("job %s submitted to %s as %s", job.id, provider, submission.task_id)
+            await self._progress(job, Progress("submitted"))
+            return await self._await_result(job)
+        finally:
+            await queue.release()
+
+    async def _await_result(self, job: Job) -> Job:
+        assert job.provider is not None and job.provider_task_id is not None
+        task_id = job.provider_task_id
+        wake = self._wakes.setdefault(task_id, asyncio.Event())
+        current = job
+
+        async def on_update(state: TaskState) -> None:
+            nonlocal current
+            if state.status is not Status.QUEUED and current.state is JobState.SUBMITTED:
+                current = await self.jobs.mark_running(job.id)
+            if state.status is Status.RUNNING:
+                started = current.started_at.timestamp() if current.started_at else time.time()
+                await self._progress(current, Progress("rendering", started_at=started))
+
+        remaining = (job.deadline_at - self.jobs.now()).total_seconds()
+        try:
+            state = await self.hh.wait(
+                job.provider, task_id, timeout=max(remaining, 0.0),
+                poll=self.settings.poll, on_update=on_update, wake=wake,
+            )
+            if current.state is JobState.SUBMITTED:
+                current = await self.jobs.mark_running(job.id)
+            assert state.video_url is not None
+            done = await self.jobs.mark_succeeded(
+                job.id, result_url=state.video_url, charged=job.estimated_credits
+            )
+            log.info("job %s succeeded; %d credits charged", job.id, done.charged_credits or 0)
+            return done
+        except TaskFailedError as error:
+            return await self._failed(job, f"{self._title(job.provider)} could not make this "
+                                           f"video: {error.reason}")
+        except WaitTimeoutError:
+            minutes = self.settings.job_timeout.total_seconds() / 60
+            return await self._failed(
+                job, f"{self._title(job.provider)} did not finish within {minutes:.0f} minutes."
+            )
+        except HappyHorseError as error:
+            return await self._failed(job, _plain(error))
+        finally:
+            self._wakes.pop(task_id, None)
+
+    async def _failed(self, job: Job, reason: str) -> Job:
+        try:
+            return await self.jobs.mark_failed(job.id, error=reason)
+        except InvalidTransition:
+            return await self.jobs.get(job.id)  # the sweep failed it first
+
+    async def _deliver(self, job: Job) -> None:
+        delay = self.settings.delivery_backoff
+        for attempt in range(1, self.settings.delivery_attempts + 1):
+            try:
+                await self.delivery.deliver(job)
+            except DeliveryError as error:
+                if not error.retry or attempt == self.settings.delivery_attempts:
+                    log.error("job %s: delivery given up: %s", job.id, error)
+                    await self.jobs.mark_delivered(job.id, delivery_error=str(error))
+                    return
+                log.warning("job %s: delivery attempt %d failed: %s", job.id, attempt, error)
+                job = await self.jobs.record_delivery_failure(job.id, str(error))
+                await asyncio.sleep(delay)
+                delay *= 2
+            else:
+                await self.jobs.mark_delivered(job.id)
+                log.info("job %s delivered", job.id)
+                return
+
+    # -- progress ---------------------------------------------------------------------------
+
+    async def _progress(self, job: Job, progress: Progress) -> None:
+        throttle = self._throttles.setdefault(job.id, _Throttle(self.settings.progress_every))
+        now = time.monotonic()
+        if now - throttle.last >= throttle.every and throttle.timer is None:
+            throttle.last = now
+            await self._show(job, progress)
+            return
+        throttle.pending = progress
+        if throttle.timer is None:
+            wait = throttle.every - (now - throttle.last)
+            throttle.timer = asyncio.create_task(self._show_later(job, throttle, wait))
+
+    async def _show_later(self, job: Job, throttle: _Throttle, wait: float) -> None:
+        await asyncio.sleep(max(wait, 0.0))
+        throttle.timer = None
+        if throttle.pending is not None and job.id in self._tasks:
+            progress, throttle.pending = throttle.pending, None
+            throttle.last = time.monotonic()
+            await self._show(job, progress)
+
+    async def _show(self, job: Job, progress: Progress) -> None:
+        try:
+            await self.delivery.progress(job, progress)
+        except Exception:
+            log.warning("job %s: progress update failed", job.id, exc_info=True)
+
+    def _queue_moved(self, provider: str) -> None:
+        queue = self._queues[provider]
+        asyncio.get_running_loop().create_task(queue.notify())
+        for position, job_id in enumerate(queue.waiting, start=1):
+            task = self._tasks.get(job_id)
+            if task is not None:
+                asyncio.get_running_loop().create_task(
+                    self._progress_by_id(job_id, Progress("queued", position=position))
+                )
+
+    async def _progress_by_id(self, job_id: str, progress: Progress) -> None:
+        with contextlib.suppress(Exception):
+            await self._progress(await self.jobs.get(job_id), progress)
+
+    def _forget(self, job_id: str) -> None:
+        throttle = self._throttles.pop(job_id, None)
+        if throttle is not None and throttle.timer is not None:
+            throttle.timer.cancel()
+
+    # -- the sweep --------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        report = await self.jobs.sweep(accept_grace=self.settings.job_timeout)
+        for job_id in (*report.never_submitted, *report.timed_out):
+            if job_id not in self._tasks and self._accepting:
+                self._spawn(await self.jobs.get(job_id))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_every)
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("the sweep failed; trying again in %.0f s",
+                              self.settings.sweep_every)
+
+    def _title(self, provider: str) -> str:
+        return self.hh.provider(provider).title
+
+
+def _plain(error: HappyHorseError) -> str:
+    """A provider error in words a member can act on."""
+    if isinstance(error, InvalidRequestError) and error.from_provider:
+        return f"The provider refused the request: {error}"
+    return str(error)
