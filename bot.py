@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import discord
@@ -21,7 +23,8 @@ from discord import app_commands
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from hh_api import ConfigurationError, PriceTable, ProviderConfig, load_providers
+from hh_api import ConfigurationError, PollPolicy, PriceTable, ProviderConfig, load_providers
+from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
 from paddock.store import DEFAULT_PATH
 
@@ -47,6 +50,7 @@ class Settings:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     default_provider: str | None = None  # None: no provider has a key
     prices: PriceTable = field(default_factory=PriceTable)
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
 
     @property
     def usable_providers(self) -> list[str]:
@@ -90,6 +94,7 @@ class Settings:
                 f"HH_PROVIDER is {default}, but {default.upper()}_API_KEY is not set"
             )
         return cls(
+            runner=_runner_settings(env),
             discord_token=token,
             discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
             discord_gateway_url=env.get("DISCORD_GATEWAY_URL", "").strip() or None,
@@ -100,6 +105,28 @@ class Settings:
             default_provider=default or (keyed[0] if keyed else None),
             prices=prices,
         )
+
+
+def _runner_settings(env: Mapping[str, str]) -> RunnerSettings:
+    """``PADDOCK_PROVIDER_CONCURRENCY``, ``PADDOCK_JOB_TIMEOUT_MINUTES``,
+    ``PADDOCK_POLL_SECONDS`` (first status check; it then grows to 15 s)."""
+
+    def number(name: str, default: float, low: float) -> float:
+        text = env.get(name, "").strip()
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise SettingsError(f"{name} must be a number of at least {low:g}, not {text!r}")
+        return value
+
+    poll = number("PADDOCK_POLL_SECONDS", 2.0, 0.001)
+    return RunnerSettings(
+        provider_slots=int(number("PADDOCK_PROVIDER_CONCURRENCY", 8, 1)),
+        job_timeout=timedelta(minutes=number("PADDOCK_JOB_TIMEOUT_MINUTES", 30, 1)),
+        poll=PollPolicy(initial=poll, maximum=max(15.0, poll)),
+    )
 
 
 def route_discord(settings: Settings) -> None:
@@ -146,12 +173,23 @@ class Paddock(commands.Bot):
         )
         self.settings = settings
         self.services = services
+        from cogs._delivery import DiscordDelivery
+
+        self.delivery = DiscordDelivery(self)
+        self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner)
 
     async def setup_hook(self) -> None:
         for path in sorted(COGS_DIR.glob("*.py")):
             if not path.name.startswith("_"):
                 await self.load_extension(f"cogs.{path.stem}")
         await self.sync_commands()
+        await self.runner.start()
+
+    async def close(self) -> None:
+        """Stop taking jobs, let the runner put its work down (it is all in the
+        database), then disconnect."""
+        await self.runner.stop()
+        await super().close()
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
         """Register the commands: instantly in ``DEV_GUILD_ID`` if set, else globally."""
@@ -176,6 +214,9 @@ async def run(settings: Settings) -> None:
         as services,
         Paddock(settings, services) as bot,
     ):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
         await bot.start(settings.discord_token)
 
 

@@ -1,0 +1,233 @@
+"""Posting jobs' progress and results to Discord: the bot's side of the runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+
+from cogs._render import closed_embed, failed_embed, finished_embed, progress_embed
+from hh_api import DownloadError
+from paddock.jobs import Job, JobState
+from paddock.runner import DeliveryError, Progress
+
+if TYPE_CHECKING:
+    from bot import Paddock
+
+log = logging.getLogger(__name__)
+
+TOKEN_MARGIN = timedelta(seconds=30)  # don't start a followup on a token about to die
+HISTORY_SCAN = 50  # recent messages searched for a post made before a crash
+SHEET_PICTURE_MAX = 20 * 1024 * 1024  # the largest reference picture any provider takes
+
+
+class DiscordDelivery:
+    """Edits job messages and posts finished videos; implements `paddock.runner.Delivery`."""
+
+    def __init__(self, bot: Paddock) -> None:
+        self.bot = bot
+        self.started_at = datetime.now(UTC)
+        self.upload_limits: dict[int, int] = {}  # per server, from interactions
+
+    def remember_upload_limit(self, guild_id: int, limit: int) -> None:
+        self.upload_limits[guild_id] = limit
+
+    def upload_limit(self, guild_id: int) -> int:
+        if guild_id in self.upload_limits:
+            return self.upload_limits[guild_id]
+        guild = self.bot.get_guild(guild_id)
+        return guild.filesize_limit if guild is not None else 10 * 1024 * 1024
+
+    # -- the runner's calls ---------------------------------------------------------------
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        if job.channel_id is None or job.progress_message_id is None:
+            return
+        embed = progress_embed(job, progress, provider_title=self._title(job))
+        await self._job_message(job).edit(embed=embed)
+
+    async def deliver(self, job: Job) -> None:
+        if job.channel_id is None:
+            raise DeliveryError("the job has no channel", retry=False)
+        # A job finished before this process started may have been posted before a crash.
+        finished_earlier = job.finished_at is not None and job.finished_at < self.started_at
+        if finished_earlier and await self._already_posted(job):
+            log.info("job %s: result already posted before the restart", job.id)
+            return
+        if job.state is JobState.SUCCEEDED:
+            await self._deliver_video(job)
+        else:
+            await self._post(job, embed=failed_embed(job, provider_title=self._title(job)))
+            await self._close_job_message(job, "Failed: see the reply below. Credits returned.")
+
+    async def cancelled(self, job: Job) -> None:
+        """The member cancelled a queued job: say so on its message."""
+        await self._close_job_message(
+            job, f"Cancelled by <@{job.user_id}>; {job.estimated_credits} credits returned."
+        )
+
+    # -- posting ----------------------------------------------------------------------------
+
+    async def _deliver_video(self, job: Job) -> None:
+        from cogs.video import result_view
+
+        services = self.bot.services
+        provider = services.hh.provider(job.provider or "")
+        model = provider.capabilities(job.request["mode"]).model
+        limit = self.upload_limit(job.guild_id)
+        with tempfile.TemporaryDirectory(prefix="paddock-") as folder:
+            path = Path(folder) / f"paddock-{job.id[:8]}.mp4"
+            note = None
+            try:
+                assert job.result_url is not None
+                await services.hh.download(job.result_url, path, max_bytes=limit)
+            except DownloadError as error:
+                if "limit" not in str(error):
+                    raise DeliveryError(f"could not fetch the video: {error}") from None
+                note = self._link_note(job, limit)
+                path = None
+            embed = finished_embed(job, provider_title=provider.title, model=model,
+                                   link_note=note)
+            sheet = await self._reference_sheet(job)
+            if sheet is not None:
+                embed.set_thumbnail(url="attachment://references.png")
+
+            def files() -> list[discord.File]:
+                # Fresh objects per attempt: discord.py closes a File once it was sent.
+                made = []
+                if path is not None:
+                    made.append(discord.File(path, filename=path.name))
+                if sheet is not None:
+                    made.append(discord.File(io.BytesIO(sheet), filename="references.png"))
+                return made
+
+            try:
+                message = await self._post(job, embed=embed, files=files, view=result_view(job))
+            except discord.HTTPException as error:
+                if error.status != 413 or path is None:
+                    raise
+                # Discord refused the size: post the link instead.
+                path = None
+                embed = finished_embed(job, provider_title=provider.title, model=model,
+                                       link_note=self._link_note(job, limit))
+                if sheet is not None:
+                    embed.set_thumbnail(url="attachment://references.png")
+                message = await self._post(job, embed=embed, files=files, view=result_view(job))
+        await self._close_job_message(job, f"Done: {message.jump_url}")
+
+    async def _post(
+        self,
+        job: Job,
+        *,
+        embed: discord.Embed,
+        files: Callable[[], list[discord.File]] = list,
+        view: discord.ui.View | None = None,
+    ) -> discord.Message:
+        """Answer on the interaction while its token lives, else reply in the channel."""
+        extra = {"view": view} if view is not None else {}
+        mention = f"<@{job.user_id}>"
+        allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)], roles=False,
+                                          everyone=False)
+        token_alive = (
+            job.interaction_token is not None and job.token_expires_at is not None
+            and datetime.now(UTC) + TOKEN_MARGIN < job.token_expires_at
+        )
+        try:
+            if token_alive:
+                assert job.interaction_token is not None and self.bot.application_id
+                webhook = discord.Webhook.partial(
+                    self.bot.application_id, job.interaction_token, client=self.bot
+                )
+                return await webhook.send(mention, allowed_mentions=allowed, wait=True,
+                                          embed=embed, files=files(), **extra)
+        except discord.HTTPException as error:
+            if error.code != 50027:  # anything but an expired token is a real failure
+                raise self._delivery_error(error) from None
+            log.info("job %s: interaction token expired; replying in the channel", job.id)
+        channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        reference = None
+        if job.progress_message_id is not None:
+            reference = discord.MessageReference(
+                message_id=job.progress_message_id, channel_id=job.channel_id,
+                fail_if_not_exists=False,
+            )
+        try:
+            return await channel.send(mention, allowed_mentions=allowed, reference=reference,
+                                      embed=embed, files=files(), **extra)
+        except discord.HTTPException as error:
+            raise self._delivery_error(error) from None
+
+    async def _close_job_message(self, job: Job, note: str) -> None:
+        if job.progress_message_id is None:
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await self._job_message(job).edit(embed=closed_embed(job, note), view=None)
+
+    async def _already_posted(self, job: Job) -> bool:
+        channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        marker = f"Job {job.id}"
+        try:
+            async for message in channel.history(limit=HISTORY_SCAN):
+                mine = self.bot.user is not None and message.author.id == self.bot.user.id
+                if not mine or message.id == job.progress_message_id:
+                    continue
+                if any((e.footer.text or "").startswith(marker) for e in message.embeds):
+                    return True
+        except discord.HTTPException:
+            log.warning("job %s: could not read the channel to check for a post", job.id)
+        return False
+
+    async def _reference_sheet(self, job: Job) -> bytes | None:
+        """A thumbnail sheet of the reference pictures, or None."""
+        from paddock.sheet import contact_sheet
+
+        images = job.request.get("images") or []
+        if job.request.get("mode") != "reference" or not images:
+            return None
+        pictures = []
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for url in images:
+                try:
+                    async with session.get(url) as response:
+                        response.raise_for_status()
+                        pictures.append(await response.content.read(SHEET_PICTURE_MAX))
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    log.info("job %s: reference picture unavailable for the sheet: %s",
+                             job.id, error)
+        sheet = contact_sheet(pictures)
+        return sheet.getvalue() if sheet is not None else None
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _job_message(self, job: Job) -> discord.PartialMessage:
+        channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+        return channel.get_partial_message(job.progress_message_id or 0)
+
+    def _title(self, job: Job) -> str:
+        return self.bot.services.hh.provider(job.provider or "").title
+
+    def _link_note(self, job: Job, limit: int) -> str:
+        note = (f"Larger than this channel's {limit / 1_048_576:.0f} MB upload limit: "
+                f"[download the video]({job.result_url})")
+        state = None
+        with contextlib.suppress(Exception):
+            state = self.bot.services.hh.provider(job.provider or "").output_lifetime
+        if state is not None and job.finished_at is not None:
+            expires = int((job.finished_at + state).timestamp())
+            note += f" (the link expires <t:{expires}:R>)"
+        return note
+
+    @staticmethod
+    def _delivery_error(error: discord.HTTPException) -> DeliveryError:
+        lasting = error.status in (403, 404) or error.code in (50001, 50013, 10003)
+        return DeliveryError(f"Discord refused the post ({error.status}: {error.text})",
+                             retry=not lasting)

@@ -1,0 +1,387 @@
+"""/video text, /video image, /video reference, and the buttons on a finished video."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._checks import is_moderator
+from cogs._render import progress_embed
+from hh_api import SEED_MAX, Mode, VideoRequest
+from paddock.errors import InsufficientCredits, PaddockError
+from paddock.jobs import Job
+from paddock.orders import Order, OrderRefused, Picture, prepare
+from paddock.runner import Progress
+
+if TYPE_CHECKING:
+    from bot import Paddock
+
+log = logging.getLogger(__name__)
+
+Resolution = Literal["720p", "1080p"]
+Prompt = app_commands.Range[str, 1, 2500]
+Duration = app_commands.Range[int, 3, 15]
+Seed = app_commands.Range[int, 0, SEED_MAX]
+TOKEN_LIFE = timedelta(minutes=15)
+DEFAULT_RESOLUTION = "720p"  # the cheaper one, whatever the provider's own default
+
+DESCRIBE = dict(
+    prompt="What the video shows: scene, action, camera, light, mood",
+    resolution="720p (cheaper) or 1080p",
+    aspect_ratio="Shape of the video; the list shows what the provider offers",
+    duration="Length in seconds, 3-15 (cost grows with it)",
+    seed="Same seed + same settings = a repeatable result",
+    provider="Which provider renders it (those this server has a key for)",
+)
+
+
+class VideoCog(commands.Cog, name="Video"):
+    """Members make videos; a runner takes them to the provider and back."""
+
+    video = app_commands.Group(name="video", description="Make a short video with HappyHorse",
+                               guild_only=True)
+
+    def __init__(self, bot: Paddock) -> None:
+        self.bot = bot
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @video.command(name="text")
+    @app_commands.describe(**DESCRIBE)
+    async def text(
+        self,
+        interaction: discord.Interaction[Paddock],
+        prompt: Prompt,
+        resolution: Resolution | None = None,
+        aspect_ratio: str | None = None,
+        duration: Duration | None = None,
+        seed: Seed | None = None,
+        provider: str | None = None,
+    ) -> None:
+        """Make a video from a description."""
+        await self.order(interaction, Mode.TEXT, prompt, [], provider=provider,
+                         resolution=resolution, aspect_ratio=aspect_ratio, duration=duration,
+                         seed=seed)
+
+    @video.command(name="image")
+    @app_commands.describe(image="The picture to animate (it becomes the first frame)",
+                           **{k: v for k, v in DESCRIBE.items() if k != "aspect_ratio"})
+    async def image(
+        self,
+        interaction: discord.Interaction[Paddock],
+        prompt: Prompt,
+        image: discord.Attachment,
+        resolution: Resolution | None = None,
+        duration: Duration | None = None,
+        seed: Seed | None = None,
+        provider: str | None = None,
+    ) -> None:
+        """Animate one picture."""
+        await self.order(interaction, Mode.IMAGE, prompt, [("image", image)], provider=provider,
+                         resolution=resolution, duration=duration, seed=seed)
+
+    @video.command(name="reference")
+    @app_commands.describe(
+        image1="A picture of the character or style to keep; name it [Image 1] in the prompt",
+        image2="Another reference picture ([Image 2])", image3="[Image 3]",
+        image4="[Image 4]", image5="[Image 5]", image6="[Image 6]", image7="[Image 7]",
+        image8="[Image 8]", image9="[Image 9]",
+        negative_prompt="What to keep out of the video (PixelDojo only)",
+        **DESCRIBE,
+    )
+    async def reference(
+        self,
+        interaction: discord.Interaction[Paddock],
+        prompt: Prompt,
+        image1: discord.Attachment,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        image7: discord.Attachment | None = None,
+        image8: discord.Attachment | None = None,
+        image9: discord.Attachment | None = None,
+        resolution: Resolution | None = None,
+        aspect_ratio: str | None = None,
+        duration: Duration | None = None,
+        seed: Seed | None = None,
+        negative_prompt: app_commands.Range[str, 1, 1000] | None = None,
+        provider: str | None = None,
+    ) -> None:
+        """Make a video that keeps the character or style of 1-9 pictures."""
+        given = [image1, image2, image3, image4, image5, image6, image7, image8, image9]
+        attached = [(f"image{n}", a) for n, a in enumerate(given, start=1) if a is not None]
+        if len(attached) != max(n for n, a in enumerate(given, start=1) if a is not None):
+            await _refuse(interaction, "Fill the picture options in order (image1, image2, …) "
+                                       "so [Image N] in the prompt points at the right one.")
+            return
+        await self.order(interaction, Mode.REFERENCE, prompt, attached, provider=provider,
+                         resolution=resolution, aspect_ratio=aspect_ratio, duration=duration,
+                         seed=seed, negative_prompt=negative_prompt)
+
+    @text.autocomplete("provider")
+    @image.autocomplete("provider")
+    @reference.autocomplete("provider")
+    async def provider_choices(
+        self, interaction: discord.Interaction[Paddock], current: str
+    ) -> list[app_commands.Choice[str]]:
+        hh = self.bot.services.hh
+        mode = _mode_of(interaction)
+        names = [
+            name for name in self.bot.settings.usable_providers
+            if mode is None or mode in hh.provider(name).offers
+        ]
+        return [
+            app_commands.Choice(name=f"{hh.provider(n).title}" + (
+                " (default)" if n == self.bot.settings.default_provider else ""), value=n)
+            for n in names
+            if current.lower() in n or current.lower() in hh.provider(n).title.lower()
+        ][:25]
+
+    @text.autocomplete("aspect_ratio")
+    @reference.autocomplete("aspect_ratio")
+    async def aspect_ratio_choices(
+        self, interaction: discord.Interaction[Paddock], current: str
+    ) -> list[app_commands.Choice[str]]:
+        provider = interaction.namespace.provider or self.bot.settings.default_provider
+        mode = _mode_of(interaction)
+        if provider is None or mode is None:
+            return []
+        try:
+            offer = self.bot.services.hh.capabilities(provider, mode)
+        except Exception:  # an unknown provider typed in: offer nothing
+            return []
+        return [app_commands.Choice(name=r, value=r) for r in offer.aspect_ratios or ()
+                if r.startswith(current.strip())][:25]
+
+    # -- the one path every new job takes -------------------------------------------------
+
+    async def order(
+        self,
+        interaction: discord.Interaction[Paddock],
+        mode: Mode,
+        prompt: str,
+        attachments: list[tuple[str, discord.Attachment]],
+        *,
+        provider: str | None,
+        **options: object,
+    ) -> None:
+        pictures = [
+            Picture(option=name, filename=a.filename, url=a.url, content_type=a.content_type,
+                    size=a.size, width=a.width, height=a.height)
+            for name, a in attachments
+        ]
+        await self.start_job(interaction, mode, prompt, pictures, provider=provider, **options)
+
+    async def start_job(
+        self,
+        interaction: discord.Interaction[Paddock],
+        mode: Mode,
+        prompt: str,
+        pictures: list[Picture],
+        *,
+        provider: str | None,
+        **options: object,
+    ) -> None:
+        """Check, reserve, answer publicly, hand to the runner; or refuse ephemerally."""
+        bot = self.bot
+        services = bot.services
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        bot.delivery.remember_upload_limit(interaction.guild_id, interaction.filesize_limit)
+        if not await services.config.is_channel_allowed(interaction.guild_id,
+                                                        interaction.channel_id):
+            allowed = await services.config.allowed_channels(interaction.guild_id)
+            where = ", ".join(f"<#{c}>" for c in sorted(allowed))
+            await _refuse(interaction, f"Videos aren't made in this channel. Use {where}.")
+            return
+        name = provider or bot.settings.default_provider
+        if name is None:
+            await _refuse(interaction, "No video provider is set up on this bot yet. "
+                                       "Ask the bot's owner to add a provider key.")
+            return
+        if name not in bot.settings.usable_providers:
+            offered = ", ".join(bot.settings.usable_providers)
+            await _refuse(interaction, f"{name!r} is not a provider this bot can use; "
+                                       f"choose one of: {offered}.")
+            return
+        if not bot.runner.accepting:
+            await _refuse(interaction, "The bot is restarting; try again in a minute.")
+            return
+        if options.get("resolution") is None:
+            options["resolution"] = DEFAULT_RESOLUTION
+        try:
+            order = prepare(services.hh, name, mode, prompt, pictures, **options)  # type: ignore[arg-type]
+            accepted = await services.jobs.accept(
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                request=order.request.to_dict(),
+                estimated_credits=order.credits,
+                channel_id=interaction.channel_id,
+                role_ids=_role_ids(interaction),
+                provider=order.provider,
+                interaction_token=interaction.token,
+                token_expires_at=interaction.created_at + TOKEN_LIFE,
+                idempotency_key=f"interaction:{interaction.id}",
+                timeout=bot.runner.settings.job_timeout,
+            )
+        except InsufficientCredits as refusal:
+            await _refuse(interaction, f"{refusal} Try 720p or a shorter video, wait for "
+                                       "your next refill (/credits balance), or ask a moderator.")
+            return
+        except (OrderRefused, PaddockError) as refusal:
+            await _refuse(interaction, str(refusal))
+            return
+        job = accepted.job
+        left = accepted.reservation.personal_available + (
+            accepted.reservation.pool_available if accepted.reservation.from_pool else 0)
+        position = bot.runner.enqueue(job)
+        embed = progress_embed(
+            job, Progress("queued", position=position),
+            provider_title=services.hh.provider(order.provider).title, credits_left=left,
+        )
+        callback = await interaction.response.send_message(embed=embed)
+        if callback.message_id is not None:
+            await services.jobs.set_progress_message(job.id, callback.message_id)
+        log.info("job %s accepted from %s in %s: %s, %d credits", job.id, interaction.user.id,
+                 interaction.guild_id, order.provider, order.credits)
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction[Paddock], error: app_commands.AppCommandError
+    ) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, PaddockError):
+            await _refuse(interaction, str(original))
+            return
+        raise error
+
+
+# -- buttons on a finished video -------------------------------------------------------------
+
+
+BUTTON_ID = r"paddock:(?P<action>reroll|remix|delete):(?P<job>[0-9a-f]{32})"
+
+
+class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
+    """The three buttons; the job id is in the custom_id, the settings in the database."""
+
+    def __init__(self, action: str, job_id: str) -> None:
+        labels = {"reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
+                  "remix": ("Remix", discord.ButtonStyle.secondary, "✏️"),
+                  "delete": ("Delete", discord.ButtonStyle.danger, "🗑️")}
+        label, style, emoji = labels[action]
+        super().__init__(discord.ui.Button(
+            label=label, style=style, emoji=emoji, custom_id=f"paddock:{action}:{job_id}"))
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Paddock], item: discord.ui.Button, match,
+    ) -> _JobButton:
+        return cls(match["action"], match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Paddock]) -> None:
+        bot = interaction.client
+        try:
+            job = await bot.services.jobs.get(self.job_id)
+        except PaddockError:
+            await _refuse(interaction, "That job is no longer known to the bot.")
+            return
+        cog = bot.get_cog("Video")
+        assert isinstance(cog, VideoCog)
+        request = VideoRequest.from_dict(job.request)
+        if self.action == "delete":
+            if interaction.user.id != job.user_id and not await is_moderator(interaction):
+                await _refuse(interaction, "Only the member who asked for this video or a "
+                                           "moderator can delete it.")
+                return
+            assert interaction.message is not None
+            await interaction.message.delete()
+            await interaction.response.send_message("Deleted.", ephemeral=True)
+        elif self.action == "reroll":
+            offer = bot.services.hh.capabilities(job.provider or "", request.mode)
+            seed = random.randint(0, SEED_MAX) if offer.seed_range else None
+            await cog.start_job(interaction, request.mode, request.prompt, _pictures(job),
+                                **_settings(request, job, seed=seed))
+        else:
+            await interaction.response.send_modal(RemixModal(cog, job))
+
+
+class RemixModal(discord.ui.Modal, title="Remix this video"):
+    """Change the prompt; everything else stays as it was."""
+
+    prompt: discord.ui.TextInput = discord.ui.TextInput(
+        label="Prompt", style=discord.TextStyle.paragraph, max_length=2500)
+
+    def __init__(self, cog: VideoCog, job: Job) -> None:
+        super().__init__(custom_id=f"paddock:remix-form:{job.id}")
+        self.cog = cog
+        self.job = job
+        self.prompt.default = VideoRequest.from_dict(job.request).prompt[:2500]
+
+    async def on_submit(self, interaction: discord.Interaction[Paddock]) -> None:
+        request = VideoRequest.from_dict(self.job.request)
+        await self.cog.start_job(interaction, request.mode, self.prompt.value,
+                                 _pictures(self.job), **_settings(request, self.job))
+
+
+def result_view(job: Job) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for action in ("reroll", "remix", "delete"):
+        view.add_item(_JobButton(action, job.id))
+    return view
+
+
+def _settings(request: VideoRequest, job: Job, **changes: object) -> dict[str, object]:
+    settings: dict[str, object] = dict(
+        provider=job.provider, resolution=request.resolution, aspect_ratio=request.aspect_ratio,
+        duration=request.duration, seed=request.seed,
+    )
+    if request.negative_prompt:
+        settings["negative_prompt"] = request.negative_prompt
+    settings.update(changes)
+    return settings
+
+
+def _pictures(job: Job) -> list[Picture]:
+    """The pictures of an earlier job: already checked when it was made."""
+    return [
+        Picture(option=f"image{n}", filename=f"image{n}", url=url, content_type=None,
+                size=0, width=None, height=None, checked=True)
+        for n, url in enumerate(job.request.get("images") or [], start=1)
+    ]
+
+
+def _mode_of(interaction: discord.Interaction[Paddock]) -> Mode | None:
+    command = interaction.command
+    try:
+        return Mode(command.name) if command is not None else None
+    except ValueError:
+        return None
+
+
+def _role_ids(interaction: discord.Interaction[Paddock]) -> list[int]:
+    user = interaction.user
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+
+
+async def _refuse(interaction: discord.Interaction[Paddock], text: str) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+async def setup(bot: Paddock) -> None:
+    bot.add_dynamic_items(_JobButton)
+    await bot.add_cog(VideoCog(bot))
+
+
+__all__ = ["Order", "VideoCog", "result_view"]
