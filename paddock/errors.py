@@ -22,6 +22,16 @@ class StoreBusy(PaddockError):
         return "The credit ledger is busy right now; please try again in a moment."
 
 
+class StoreUnavailable(PaddockError):
+    """The store's writer hit an error it cannot recover from; no write can be made.
+
+    The cause is chained (``__cause__``) and logged. Restarting the bot reopens the store.
+    """
+
+    def __str__(self) -> str:
+        return "The credit ledger is unavailable right now; the bot needs a restart."
+
+
 # -- credits --------------------------------------------------------------------------------
 
 

@@ -14,6 +14,11 @@ them after the single COMMIT. A write is reported done only once it is durable
 destroys the whole transaction, write functions must touch nothing but the database.
 Cancelling ``await store.write(...)`` does not undo a write already queued: make writes
 idempotent (the ledger keys every operation by job id) instead of relying on cancellation.
+
+Whatever a write function raises (even a ``BaseException``) fails only that write. If the
+writer itself breaks (its connection fails outside any write function), it rolls back,
+answers the writes it was running and every later one with :class:`StoreUnavailable`
+rather than leaving them to wait forever.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from paddock.errors import StoreBusy
+from paddock.errors import StoreBusy, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,8 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._db: Database | None = None
         self._closed = False
+        self._stop_seen = False  # the writer took close()'s None off the queue
+        self._broken: BaseException | None = None  # why the writer gave up, if it did
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -180,6 +187,8 @@ class Store:
     ) -> T:
         if self._closed:
             raise RuntimeError("store is closed")
+        if self._broken is not None:
+            raise StoreUnavailable() from self._broken
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_WriteRequest(fn, args, future, loop, transactional))
@@ -208,43 +217,82 @@ class Store:
             log.exception("cannot open %s", self.path)
             self._fail_everything(exc)
             return
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
+        batch: list[_WriteRequest] = []
+        try:
+            while not self._stop_seen:
+                first = self._queue.get()
+                if first is None:
+                    self._stop_seen = True
                     break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            plain = [r for r in batch if r.transactional]
-            for request in batch:
-                if not request.transactional:
-                    self._run_plain(request)
-            if plain:
-                self._run_batch(plain)
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._stop_seen = True
+                        break
+                    batch.append(item)
+                plain = [r for r in batch if r.transactional]
+                for request in batch:
+                    if not request.transactional:
+                        self._run_plain(request)
+                if plain:
+                    self._run_batch(plain)
+                batch = []
+        except BaseException as exc:
+            # Not a write function's error (those fail only their write) but the writer's
+            # own: its connection is in an unknown state, so no write can be trusted to it.
+            log.critical("the writer of %s failed; refusing every write", self.path, exc_info=True)
+            self._broken = exc
+            error = StoreUnavailable()
+            error.__cause__ = exc
+            self._abandon_connection()
+            # Writes of this batch already answered keep their answer: _deliver skips them.
+            self._send([_Outcome(r, False, error) for r in batch])
+            self._fail_everything(error)
+            return
         self._conn.close()
 
-    def _fail_everything(self, exc: BaseException) -> None:
-        """The file could not be opened: answer every request with that error until closed."""
-        while (item := self._queue.get()) is not None:
-            self._send([_Outcome(item, False, exc)])
+    def _abandon_connection(self) -> None:
+        """Roll back and close the writer's connection after a fatal error, come what may."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("could not roll back after the writer failed", exc_info=True)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            log.warning("closing the failed writer's connection failed", exc_info=True)
+
+    def _fail_everything(self, error: BaseException) -> None:
+        """The writer cannot write: answer every request with ``error`` until closed."""
+        while not self._stop_seen:
+            item = self._queue.get()
+            if item is None:
+                self._stop_seen = True
+                break
+            self._send([_Outcome(item, False, error)])
 
     def _run_plain(self, request: _WriteRequest) -> None:
         try:
             value = request.fn(self._db, *request.args)
-        except Exception as exc:
+        except BaseException as exc:
             self._send([_Outcome(request, False, exc)])
         else:
             self._send([_Outcome(request, True, value)])
 
     def _run_batch(self, batch: list[_WriteRequest]) -> None:
+        """Run ``batch`` in one transaction, a savepoint per write; answer after COMMIT.
+
+        Errors of the write functions are answered at once (their writes are rolled back
+        whatever happens next); anything else raised here is the writer's own failure.
+        """
         conn = self._conn
         assert conn is not None
         todo = batch
@@ -256,14 +304,13 @@ class Store:
                 self._send([_Outcome(r, False, error) for r in todo])
                 return
             done: list[_Outcome] = []
-            failed: list[_Outcome] = []
             redo: list[_WriteRequest] = []
             for index, request in enumerate(todo):
                 conn.execute("SAVEPOINT paddock_write")
                 try:
                     value = request.fn(self._db, *request.args)
-                except Exception as exc:
-                    failed.append(_Outcome(request, False, exc))
+                except BaseException as exc:  # even KeyboardInterrupt fails only this write
+                    self._send([_Outcome(request, False, exc)])
                     if conn.in_transaction:
                         conn.execute("ROLLBACK TO paddock_write")
                         conn.execute("RELEASE paddock_write")
@@ -282,7 +329,7 @@ class Store:
                         conn.execute("ROLLBACK")
                     error = StoreBusy() if _is_busy(exc) else exc
                     done = [_Outcome(o.request, False, error) for o in done]
-            self._send(done + failed)
+            self._send(done)
             todo = redo
 
     def _send(self, outcomes: list[_Outcome]) -> None:

@@ -12,7 +12,7 @@ import sqlite_utils
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from paddock.errors import StoreBusy
+from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.migrations import MIGRATIONS
 from paddock.store import DEFAULT_PATH, Store
 
@@ -145,6 +145,64 @@ async def test_an_error_that_kills_the_transaction_does_not_lose_its_batch(store
     assert len(errors) == 1 and "thirteen" in str(errors[0])
     stored = await store.read(lambda db: [r[0] for r in db.execute("SELECT x FROM t ORDER BY x")])
     assert stored == [x for x in range(20) if x != 13]
+
+
+class WriteAborted(BaseException):
+    """Not an Exception, like KeyboardInterrupt, but safe to raise inside pytest's loop."""
+
+
+# A broken writer used to leave every later write waiting forever: bound each wait.
+HANG = 10
+
+
+async def test_a_write_raising_a_base_exception_fails_only_itself(store: Store) -> None:
+    await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
+
+    def insert(db: Database, x: int) -> int:
+        db.execute("INSERT INTO t VALUES (?)", [x])
+        if x == 3:
+            raise WriteAborted(x)
+        return x
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(store.write(insert, x) for x in range(6)), return_exceptions=True), HANG
+    )
+    assert [type(r) for r in results].count(WriteAborted) == 1
+    assert isinstance(results[3], WriteAborted)
+    # The writer survived: later writes still run and commit.
+    assert await asyncio.wait_for(store.write(insert, 10), HANG) == 10
+    stored = await store.read(lambda db: [r[0] for r in db.execute("SELECT x FROM t ORDER BY x")])
+    assert stored == [0, 1, 2, 4, 5, 10]
+
+
+async def test_a_broken_writer_fails_its_batch_and_every_later_write_fast(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "p.db")
+    await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
+
+    def sabotage(db: Database) -> None:
+        db.conn.close()  # the writer's own RELEASE/COMMIT now fails, outside any write
+
+    def insert(db: Database, x: int) -> int:
+        db.execute("INSERT INTO t VALUES (?)", [x])
+        return x
+
+    try:
+        batch = await asyncio.wait_for(
+            asyncio.gather(
+                store.write(insert, 1), store.write(sabotage), store.write(insert, 2),
+                return_exceptions=True,
+            ),
+            HANG,
+        )  # fmt: skip
+        assert all(isinstance(r, StoreUnavailable) for r in batch), batch
+        with pytest.raises(StoreUnavailable) as later:
+            await asyncio.wait_for(store.write(insert, 3), HANG)
+        assert isinstance(later.value.__cause__, sqlite3.ProgrammingError)
+        assert "restart" in str(later.value)
+        # Nothing of the failed batch was committed; readers still work.
+        assert await store.read(lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 0
+    finally:
+        await asyncio.wait_for(store.close(), HANG)
 
 
 async def test_readers_see_committed_data_in_one_snapshot_and_cannot_write(store: Store) -> None:
