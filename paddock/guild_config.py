@@ -224,8 +224,8 @@ def newest_first(
     """The ledger's entries and config changes as one audit log, newest first.
 
     Pass at least ``limit`` of the newest of each and the result is exactly the newest
-    ``limit`` of both together. At the same instant a config change sorts after the
-    ledger's entries of that instant, and each source keeps its own order.
+    ``limit`` of both together. At the same instant a config change counts as newer than
+    the ledger's entries, and each source keeps its own order (by id).
     """
     keyed: list[tuple[datetime, int, int, Entry | ConfigChange]] = [
         (entry.at, 0, entry.id, entry) for entry in entries

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import pytest
 from bot import Paddock, Settings, SettingsError, route_discord
 from paddock.services import Services
 from tests.fakes.discord import FakeDiscord, bot_process, running_bot
+
+# Commands these tests expect registered; the other cogs' commands may be there too.
+OURS = {"help", "credits", "quota"}
 
 
 async def test_help_answers_the_member_privately(
@@ -52,7 +56,7 @@ async def test_commands_sync_globally_without_a_dev_server(
         Services.open(settings.database_path, settings.providers) as services,
         running_bot(fake_discord, Paddock(settings, services)),
     ):
-        assert [c["name"] for c in fake_discord.registered_commands(None)] == ["help"]
+        assert OURS.issubset(c["name"] for c in fake_discord.registered_commands(None))
         assert fake_discord.registered_commands(fake_discord.guild.id) == []
         reply = await (await fake_discord.member("alice").slash("help")).reply()
     assert reply.embed is not None and reply.embed.title == "How to use Paddock"
@@ -63,8 +67,9 @@ async def test_bot_py_runs_against_the_fake(fake_discord: FakeDiscord) -> None:
         reply = await (await fake_discord.member("alice").slash("help")).reply()
         assert reply.ephemeral and reply.embed is not None
         assert reply.embed.title == "How to use Paddock"
-        assert "synced 1 commands to server" in bot.output
-    assert [c["name"] for c in fake_discord.registered_commands(fake_discord.guild.id)] == ["help"]
+        assert re.search(r"synced \d+ commands to server", bot.output)
+    registered = fake_discord.registered_commands(fake_discord.guild.id)
+    assert OURS.issubset(c["name"] for c in registered)
 
 
 async def test_bot_py_killed_and_restarted_serves_again(fake_discord: FakeDiscord) -> None:
