@@ -83,6 +83,17 @@ def limits_summary(limits: Limits) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
+def limits_in_short(detail: dict[str, object]) -> str:
+    """The limits a journal entry set, e.g. ``per-job cost 40; member spend 100 weekly``."""
+    period = detail.get("member_spend_period", "daily")
+    parts = [
+        f"{LIMIT_NAMES[name]} {value}" + (f" ({period})" if name == "member_spend" else "")
+        for name in LIMIT_NAMES
+        if (value := detail.get(name)) is not None and name != "member_spend_period"
+    ]
+    return "; ".join(parts) or "no limits"
+
+
 def channels_text(channel_ids: ConfigValue | frozenset[int]) -> str:
     """``/video`` channels as moderators read them (no channel listed: every channel)."""
     if not isinstance(channel_ids, tuple | frozenset) or not channel_ids:
@@ -140,11 +151,7 @@ def describe_for_moderators(item: Entry | ConfigChange) -> str:
         policy = POLICY_NAMES.get(FundingPolicy(detail.get("policy", "personal")))
         what = f"{actor} set the funding policy to {policy}"
     elif kind == "limits":
-        what = f"{actor} set the limits: " + "; ".join(
-            f"{LIMIT_NAMES[name]} {'no limit' if value is None else value}"
-            for name, value in detail.items()
-            if name in LIMIT_NAMES
-        )
+        what = f"{actor} set the limits: {limits_in_short(detail)}"
     else:
         what = f"{actor or member} {kind} {signed(entry.change)}".strip()
     after = entry.available if entry.account == "member" else None
