@@ -28,6 +28,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ class Store:
     def _run_writer(self) -> None:
         try:
             self._conn = self._connect()
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._enter_wal(self._conn)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._db = Database(self._conn, execute_plugins=False)
         except sqlite3.Error as exc:
@@ -254,6 +255,22 @@ class Store:
             self._fail_everything(error)
             return
         self._conn.close()
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting up to the busy timeout for other openers.
+
+        When two connections open a fresh file at once, SQLite can refuse the switch with
+        "database is locked" at once, without calling its busy handler: retry it here.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.01)
 
     def _abandon_connection(self) -> None:
         """Roll back and close the writer's connection after a fatal error, come what may."""

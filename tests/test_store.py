@@ -296,6 +296,29 @@ async def test_two_stores_opening_a_fresh_file_at_once_migrate_it_once(tmp_path:
             await store.close()
 
 
+async def test_opening_waits_for_another_writer_of_a_file_not_yet_in_wal(tmp_path: Path) -> None:
+    # SQLite refuses the switch to WAL at once ("locked", no busy handler) while another
+    # connection holds a rollback-journal file's write lock; two first opens race so.
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.3, other.execute, ["COMMIT"])
+    release.start()
+    try:
+        store = await Store.open(path, busy_timeout=5)
+        try:
+            assert await store.read(lambda db: db.execute("SELECT x FROM t").fetchall()) == [(1,)]
+            mode = await store.write(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
+            assert mode == "wal"
+        finally:
+            await store.close()
+    finally:
+        release.join()
+        other.close()
+
+
 async def test_the_default_path_is_data_paddock_db(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = await Store.open()
