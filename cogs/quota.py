@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 MAX_CREDITS = 1_000_000
 LOG_PAGE = 15
-LOG_LINE = 300  # 15 lines stay well inside an embed description's 4096 characters
+LOG_LINE = 270  # 15 lines stay inside an embed description's 4096 characters
+LOG_REASON = 80  # reasons may be 200 long; the log shows their start
 
 Reason = Range[str, 1, 200]
 PeriodName = Literal["daily", "weekly", "monthly", "none"]
@@ -74,13 +75,16 @@ def limit_text(limits: Limits, name: str) -> str:
 
 
 def limits_summary(limits: Limits) -> str:
-    lines = [
-        f"{LIMIT_NAMES[name]}: {limit_text(limits, name)}"
-        for name in LIMIT_NAMES
-        if name != "member_spend_period"
-    ]
-    lines[1] += f" ({limit_text(limits, 'member_spend_period')})"
-    return "\n".join(f"- {line}" for line in lines)
+    """Every limit on its own line; the member spend limit with its period."""
+    lines = []
+    for name in LIMIT_NAMES:
+        if name == "member_spend_period":
+            continue
+        line = f"- {LIMIT_NAMES[name]}: {limit_text(limits, name)}"
+        if name == "member_spend":
+            line += f" ({limit_text(limits, 'member_spend_period')})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def limits_in_short(detail: dict[str, object]) -> str:
@@ -131,6 +135,8 @@ def describe_for_moderators(item: Entry | ConfigChange) -> str:
         what = f"{job} charged {-entry.change}{pool}"
     elif kind == "refund":
         what = f"{job} refunded {-entry.held_change}{pool}"
+    elif kind == "grant" and entry.change < 0:
+        what = f"{actor} took back {-entry.change} from {member}"
     elif kind == "grant":
         what = f"{actor} granted {signed(entry.change)} to {member}"
     elif kind == "set":
@@ -148,7 +154,7 @@ def describe_for_moderators(item: Entry | ConfigChange) -> str:
     elif kind == "allowance_cleared":
         what = f"{actor} removed the allowance of {role_text(detail.get('role_id'))}"
     elif kind == "policy":
-        policy = POLICY_NAMES.get(FundingPolicy(detail.get("policy", "personal")))
+        policy = POLICY_NAMES[FundingPolicy(detail.get("policy", "personal"))]
         what = f"{actor} set the funding policy to {policy}"
     elif kind == "limits":
         what = f"{actor} set the limits: {limits_in_short(detail)}"
@@ -159,6 +165,8 @@ def describe_for_moderators(item: Entry | ConfigChange) -> str:
 
 
 def _line(at: datetime, what: str, reason: str | None, available: int | None) -> str:
+    if reason and len(reason) > LOG_REASON:
+        reason = reason[: LOG_REASON - 1] + "…"
     text = f"{when(at)} · {what}{because(reason)}"
     if available is not None:
         text += f" → {available} available"
@@ -207,7 +215,6 @@ class Quota(
             await require_moderator(interaction)
             refuse_bots(member)
             guild_id, roles = self.guild(interaction), role_ids(member)
-            before = await self.ledger.balance(guild_id, member.id, role_ids=roles)
             try:
                 after = await self.ledger.grant(
                     guild_id,
@@ -228,9 +235,10 @@ class Quota(
                 done = f"Granted {credits(amount)} to {member.mention}"
             else:
                 done = f"Took back {credits(-amount)} from {member.mention}"
+            before = after.available - amount  # a grant moves nothing else, refills included
             await send_private(
                 interaction,
-                f"{done}: {before.available} → {after.available} available{because(reason)}.",
+                f"{done}: {before} → {after.available} available{because(reason)}.",
             )
 
     @app_commands.command(name="set")
