@@ -4,8 +4,10 @@ States
     ``accepted`` → ``submitted`` → ``running`` → ``succeeded`` | ``failed`` → ``delivered``.
     A job may also fail straight from ``accepted`` (the provider refused the submission) or
     from ``submitted``, and may be ``cancelled`` while still ``accepted`` (``/jobs cancel``
-    before it reached the provider). Any other change, including repeating the current
-    state, raises :class:`~paddock.errors.InvalidTransition`.
+    before it reached the provider) unless a submit attempt is recorded
+    (``submit_attempted_at``, set by :meth:`JobStore.mark_submitting`): from then on the
+    job may be at the provider, and only the runner decides its fate. Any other change,
+    including repeating the current state, raises :class:`~paddock.errors.InvalidTransition`.
 
     Failed jobs are delivered too: the member must be told that the job failed and that its
     credits came back, so ``failed`` waits for ``delivered`` like ``succeeded`` does.
@@ -21,11 +23,13 @@ Credits
 
 Sweep
     :meth:`JobStore.sweep` (at start-up, then on a timer) fails and refunds jobs still
-    ``accepted`` after ``accept_grace`` (they never reached the provider, typically because
-    the bot died before submitting), and jobs ``submitted``/``running`` past their
-    deadline. It also refunds pending holds that have no job at all after the grace: every
-    hold should be made through :meth:`JobStore.accept`. The failed jobs then await
-    delivery of their failure message like any other.
+    ``accepted`` after ``accept_grace`` with no submit attempt recorded (they never reached
+    the provider, typically because the bot died before submitting), and jobs past their
+    deadline that may be at the provider: ``accepted`` with a submit attempt recorded (the
+    runner decides those on resume until then), ``submitted`` or ``running``. It also
+    refunds pending holds that have no job at all after the grace: every hold should be
+    made through :meth:`JobStore.accept`. The failed jobs then await delivery of their
+    failure message like any other.
 """
 
 from __future__ import annotations
@@ -243,23 +247,34 @@ def _accept(
     return Accepted(_get(db, fields["id"]), reservation)
 
 
+NEVER_SUBMITTED = "The job never reached the provider; your credits were refunded."
+TIMED_OUT = "The provider took too long; your credits were refunded."
+UNCONFIRMED = (
+    "The provider never confirmed it received the job in time; your credits were refunded."
+)
+
+
 def _sweep(db: Database, now: datetime, accept_grace: timedelta) -> SweepReport:
     report = SweepReport()
     cutoff = timestamp(now - accept_grace)
+    # A job with a submit attempt recorded may be at the provider: not "never submitted".
     stale = db.execute(
-        "SELECT id FROM jobs WHERE state = 'accepted' AND created_at <= ? ORDER BY created_at",
+        "SELECT id FROM jobs WHERE state = 'accepted' AND submit_attempted_at IS NULL"
+        " AND created_at <= ? ORDER BY created_at",
         [cutoff],
     ).fetchall()
     for (job_id,) in stale:
-        _fail(db, now, job_id, "The job never reached the provider; your credits were refunded.", 0)
+        _fail(db, now, job_id, NEVER_SUBMITTED, 0)
         report.never_submitted.append(job_id)
     late = db.execute(
-        "SELECT id FROM jobs WHERE state IN ('submitted', 'running') AND deadline_at <= ?"
+        "SELECT id, state FROM jobs WHERE deadline_at <= ?"
+        " AND (state IN ('submitted', 'running')"
+        "      OR (state = 'accepted' AND submit_attempted_at IS NOT NULL))"
         " ORDER BY created_at",
         [timestamp(now)],
     ).fetchall()
-    for (job_id,) in late:
-        _fail(db, now, job_id, "The provider took too long; your credits were refunded.", 0)
+    for job_id, state in late:
+        _fail(db, now, job_id, UNCONFIRMED if state == "accepted" else TIMED_OUT, 0)
         report.timed_out.append(job_id)
     # Holds no job explains: reserved without a job, or a job finished without resolving them.
     stray = db.execute(
@@ -398,9 +413,15 @@ class JobStore:
         return await self.store.write(_fail, self.now(), job_id, error, charged)
 
     async def cancel(self, job_id: str) -> Job:
-        """Cancel a job that has not reached the provider yet, refunding its credits."""
+        """Cancel a job that has not reached the provider yet, refunding its credits.
+
+        Raises :class:`~paddock.errors.InvalidTransition` once a submit attempt is recorded
+        (the request may have reached the provider) or the job was submitted.
+        """
 
         def run(db: Database, now: datetime) -> Job:
+            if _movable(db, job_id, JobState.CANCELLED).submit_attempted_at is not None:
+                raise InvalidTransition(job_id, "being sent to the provider", "cancelled")
             _, job = _transition(db, now, job_id, JobState.CANCELLED)
             refund_in(db, now, job_id)
             return job
@@ -495,6 +516,11 @@ class JobStore:
         self, now: datetime | None = None, *, accept_grace: timedelta = DEFAULT_ACCEPT_GRACE
     ) -> SweepReport:
         """Fail and refund jobs that never reached the provider or ran past their deadline.
+
+        ``accept_grace``: how long an ``accepted`` job with no submit attempt recorded may
+        wait before it counts as never submitted (the runner passes the job timeout, so
+        queued jobs are swept only once they could no longer finish in time). An accepted
+        job with a submit attempt is left to the runner until its deadline.
 
         Run it at start-up and then on a timer. One transaction: a crash mid-sweep leaves
         everything as it was.

@@ -7,8 +7,9 @@
     two processes fight for SQLite's write lock on every single one.
 
 ``crash DB ACK_LOG SEED``
-    Run generation jobs through the job store forever (accept, submit, run, succeed or
-    fail, deliver, sometimes cancel or abandon), appending a line to ACK_LOG after each
+    Run generation jobs through the job store forever (accept, record the submit attempt,
+    submit, run, succeed or fail, deliver, sometimes cancel or abandon, also between the
+    submit attempt and the provider's answer), appending a line to ACK_LOG after each
     operation returns, until the parent kills it. Prints ``ready`` once the store is open.
 """
 
@@ -91,6 +92,11 @@ async def crash(db: Path, ack_log: Path, seed: int) -> None:
                 continue
             if roll < 0.2:
                 continue  # the bot "forgot" it: the sweep must fail and refund it
+            await jobs.mark_submitting(job)
+            ack("submitting", job)
+            if roll < 0.3:
+                continue  # died with the request sent: may be at the provider until its deadline
+            await asyncio.sleep(0)  # the provider's answer takes a moment; a kill may land here
             await jobs.mark_submitted(job, provider_task_id=f"task-{job}", provider="fake")
             ack("submitted", job)
             if rng.random() < 0.1:

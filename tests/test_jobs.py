@@ -201,6 +201,17 @@ async def test_cancel_refunds_a_job_that_never_reached_the_provider(
     assert await jobs.list_unfinished() == []
 
 
+async def test_cancel_refuses_a_job_whose_submit_may_have_reached_the_provider(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    job_id = (await accept(jobs)).job.id
+    await jobs.mark_submitting(job_id)
+    with pytest.raises(InvalidTransition, match="being sent to the provider"):
+        await jobs.cancel(job_id)
+    assert (await jobs.get(job_id)).state is JobState.ACCEPTED
+    assert (await ledger.hold(job_id)).state == "pending"  # type: ignore[union-attr]
+
+
 async def test_a_submit_attempt_is_recorded_once_and_only_before_submission(
     jobs: JobStore, clock: Clock
 ) -> None:
@@ -285,6 +296,28 @@ async def test_the_sweep_fails_and_refunds_stuck_jobs_only(
     with pytest.raises(InvalidTransition):
         await jobs.mark_succeeded(late, result_url="u", charged=10)
     assert (await ledger.balance(GUILD, ALICE)).available == 80  # only the two live jobs hold
+
+
+async def test_the_sweep_leaves_a_job_that_may_be_at_the_provider_until_its_deadline(
+    jobs: JobStore, ledger: Ledger, clock: Clock
+) -> None:
+    sending = (await accept(jobs, credits=10, timeout=timedelta(minutes=30))).job.id
+    await jobs.mark_submitting(sending)  # then the bot died before the provider answered
+    queued = (await accept(jobs, credits=10, timeout=timedelta(minutes=30))).job.id
+
+    clock.advance(minutes=29)
+    report = await jobs.sweep(accept_grace=timedelta(minutes=2))
+    assert (report.never_submitted, report.timed_out) == ([queued], [])
+    assert (await jobs.get(sending)).state is JobState.ACCEPTED
+    assert (await ledger.hold(sending)).state == "pending"  # type: ignore[union-attr]
+
+    clock.advance(minutes=1)  # the deadline: the runner would have settled it by now
+    report = await jobs.sweep(accept_grace=timedelta(minutes=2))
+    assert (report.never_submitted, report.timed_out) == ([], [sending])
+    job = await jobs.get(sending)
+    assert job.state is JobState.FAILED and "never confirmed" in (job.error or "")
+    assert (await ledger.hold(sending)).state == "refunded"  # type: ignore[union-attr]
+    assert (await ledger.check()).problems == ()
 
 
 async def test_the_sweep_resolves_a_finished_jobs_pending_hold(

@@ -2,9 +2,11 @@
 
 The child (``tests/ledger_child.py crash``) runs jobs through the job store from several
 tasks and logs every step after it returned. After each kill the parent reopens the file,
-checks that pending holds belong exactly to jobs still in flight, sweeps, and checks that
-every hold is then settled or refunded as its job says, that every acknowledged step is
-in the database, and that the members' credits add up to what was granted minus charges.
+checks that pending holds belong exactly to jobs still in flight, sweeps as at start-up
+(jobs whose submit may have reached the provider must stay held until their deadline),
+sweeps again past every deadline, and checks that every hold is then settled or refunded
+as its job says, that every acknowledged step is in the database, and that the members'
+credits add up to what was granted minus charges.
 """
 
 from __future__ import annotations
@@ -74,7 +76,20 @@ async def verify_after_restart(db: Path, ack_log: Path) -> None:
         for job_id, job in stored.items():
             assert (holds[job_id].state == "pending") == (job.state in IN_FLIGHT), job
 
-        await jobs.sweep(utcnow() + timedelta(hours=1))
+        # The start-up sweep: accepted jobs never sent are refunded; one whose submit was
+        # attempted may be at the provider, so it stays held until its deadline.
+        await jobs.sweep(utcnow(), accept_grace=timedelta(0))
+        holds = {h.job_id: h for h in await ledger.holds(GUILD)}
+        for job_id, job in (await all_jobs(jobs)).items():
+            was = stored[job_id]
+            if was.state is JobState.ACCEPTED and was.submit_attempted_at is not None:
+                assert job.state is JobState.ACCEPTED and holds[job_id].state == "pending", job
+            elif was.state is JobState.ACCEPTED:
+                assert job.state is JobState.FAILED and holds[job_id].state == "refunded", job
+            else:
+                assert job.state is was.state, job
+
+        await jobs.sweep(utcnow() + timedelta(hours=1))  # past every deadline
 
         holds = {h.job_id: h for h in await ledger.holds(GUILD)}
         stored = await all_jobs(jobs)
@@ -94,6 +109,8 @@ async def verify_after_restart(db: Path, ack_log: Path) -> None:
                 assert job.state is JobState.CANCELLED
             if "delivered" in done:
                 assert job.state is JobState.DELIVERED
+            if "submitting" in done:
+                assert job.submit_attempted_at is not None
             if "submitted" in done:
                 assert job.provider_task_id == f"task-{job_id}"
             if "succeeded" in done:
@@ -130,3 +147,5 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
             raise AssertionError(f"after kill {kill + 1} (seed {seed})") from error
     steps = read_acks(ack_log)
     assert len(steps) > KILLS  # the children really worked between kills
+    kinds = [{words[0] for words in job_steps} for job_steps in steps.values()]
+    assert any("submitting" in k and "submitted" not in k for k in kinds)  # sent, never answered
