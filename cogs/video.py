@@ -252,15 +252,6 @@ class VideoCog(commands.Cog, name="Video"):
         log.info("job %s accepted from %s in %s: %s, %d credits", job.id, interaction.user.id,
                  interaction.guild_id, order.provider, order.credits)
 
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Paddock], error: app_commands.AppCommandError
-    ) -> None:
-        original = getattr(error, "original", error)
-        if isinstance(original, PaddockError):
-            await _refuse(interaction, str(original))
-            return
-        raise error
-
 
 # -- buttons on a finished video -------------------------------------------------------------
 

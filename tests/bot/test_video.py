@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.bot.support import available, give_credits, holds
@@ -116,8 +118,11 @@ async def test_a_blocked_member_is_told_so(fake_discord, paddock, providers) -> 
     await give_credits(paddock, alice, 500)
     await paddock.services.ledger.block(fake_discord.guild.id, alice.user.id, actor_id=1,
                                         reason="spam")
-    reply = await (await alice.slash("video text", prompt="x")).reply()
+    interaction = await alice.slash("video text", prompt="x")
+    reply = await interaction.reply()
     assert reply.ephemeral and "blocked" in reply.content.lower()
+    await asyncio.sleep(0.05)  # room for a second, wrong answer to arrive
+    assert alice.seen() == [reply]  # one answer, not a second "something went wrong"
     assert providers["joypix"].requests == []
 
 
