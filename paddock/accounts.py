@@ -15,7 +15,15 @@ from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
-from paddock.budget import FundingPolicy, GuildSettings, Limits, Period, period_key, timestamp
+from paddock.budget import (
+    FundingPolicy,
+    GuildSettings,
+    Limits,
+    Period,
+    parse_timestamp,
+    refill_due,
+    timestamp,
+)
 from paddock.errors import InvalidAmount
 
 POOL_USER = 0  # accounts.user_id of a server's pool
@@ -52,7 +60,7 @@ class Account(NamedTuple):
     allowance: int
     granted: int
     held: int
-    period_key: str | None
+    refilled_at: str | None  # the last refill (None: never filled, or the pool)
     blocked: int
 
     @property
@@ -64,7 +72,7 @@ class Account(NamedTuple):
         return self.allowance + self.granted
 
 
-ACCOUNT_COLUMNS = "id, allowance, granted, held, period_key, blocked"
+ACCOUNT_COLUMNS = "id, allowance, granted, held, refilled_at, blocked"
 
 
 def check_amount(amount: object, *, allow_zero: bool = True, allow_negative: bool = False) -> int:
@@ -222,14 +230,21 @@ def read_settings(db: Database, guild_id: int) -> GuildSettings:
 def allowance_for(
     db: Database, settings: GuildSettings, role_ids: Iterable[int]
 ) -> tuple[int, Period]:
-    """The member's allowance: their roles' highest override, else the server default."""
+    """The member's allowance: their roles' highest override, else the server default.
+
+    Between overrides of the same amount, the one refilled most often wins.
+    """
     roles = [int(r) for r in role_ids]
     if roles:
         row = db.execute(
             """
             SELECT allowance, period FROM role_allowances
              WHERE guild_id = ? AND role_id IN (SELECT value FROM json_each(?))
-             ORDER BY allowance DESC LIMIT 1
+             ORDER BY allowance DESC,
+                      CASE period WHEN 'daily' THEN 0 WHEN 'weekly' THEN 1
+                                  WHEN 'monthly' THEN 2 ELSE 3 END,
+                      role_id
+             LIMIT 1
             """,
             [settings.guild_id, json.dumps(roles)],
         ).fetchone()
@@ -245,33 +260,59 @@ def member_account(
     user_id: int,
     role_ids: Iterable[int],
 ) -> tuple[Account, int, Period]:
-    """The member's account, created and refilled as due; with their allowance and period."""
-    guild_id = settings.guild_id
-    at = timestamp(now)
+    """The member's account, created and refilled as due; with their allowance and period.
+
+    ``role_ids`` must be the member's current roles: they decide the allowance a due
+    refill brings the allowance part to (see :func:`refill`).
+    """
     level, period = allowance_for(db, settings, role_ids)
-    key = period_key(period, now)
+    account = unrefilled_member_account(db, settings.guild_id, user_id)
+    if refill_due(period, parse_timestamp(account.refilled_at), now):
+        account = refill(db, now, settings.guild_id, user_id, account, level)
+    return account, level, period
+
+
+def unrefilled_member_account(db: Database, guild_id: int, user_id: int) -> Account:
+    """The member's account as stored, created empty (and never filled) if missing."""
     account = fetch_account(db, guild_id, "member", user_id)
     if account is None:
         cursor = db.execute(
-            "INSERT INTO accounts (guild_id, kind, user_id, period_key) VALUES (?, 'member', ?, ?)",
-            [guild_id, user_id, key],
+            "INSERT INTO accounts (guild_id, kind, user_id) VALUES (?, 'member', ?)",
+            [guild_id, user_id],
         )
-        account = Account(cursor.lastrowid or 0, 0, 0, 0, key, 0)
-        top_up = level
-    elif account.period_key != key:
-        db.execute("UPDATE accounts SET period_key = ? WHERE id = ?", [key, account.id])
-        account = account._replace(period_key=key)
-        top_up = level - account.allowance
-    else:
-        top_up = 0
-    if top_up > 0:
-        refilled = post(
-            db, at, account.id, guild_id, user_id, "refill", d_allowance=top_up, expect=account
-        )
-        if refilled is None:
-            raise LedgerInvariantBroken(f"refill of account {account.id} refused")
-        account = refilled
-    return account, level, period
+        account = Account(cursor.lastrowid or 0, 0, 0, 0, None, 0)
+    return account
+
+
+def refill(
+    db: Database, now: datetime, guild_id: int, user_id: int, account: Account, level: int
+) -> Account:
+    """Start a new allowance period: the allowance part becomes ``level``, up or down.
+
+    Unspent allowance does not roll over. The one exception keeps pending holds covered
+    the way they were reserved: spending takes the allowance part first, so holds count
+    against it first, and the part never drops below ``min(allowance, held)``. Granted
+    credits are never touched. Records the refill time, even when nothing changes.
+    """
+    at = timestamp(now)
+    db.execute("UPDATE accounts SET refilled_at = ? WHERE id = ?", [at, account.id])
+    account = account._replace(refilled_at=at)
+    target = max(level, min(account.allowance, account.held))
+    if target == account.allowance:
+        return account
+    refilled = post(
+        db,
+        at,
+        account.id,
+        guild_id,
+        user_id,
+        "refill",
+        d_allowance=target - account.allowance,
+        expect=account,
+    )
+    if refilled is None:
+        raise LedgerInvariantBroken(f"refill of account {account.id} refused")
+    return refilled
 
 
 def pool_account(db: Database, guild_id: int) -> Account:

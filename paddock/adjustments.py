@@ -22,6 +22,7 @@ from paddock.accounts import (
     pool_account,
     post,
     read_settings,
+    unrefilled_member_account,
 )
 from paddock.budget import FundingPolicy, GuildSettings, Limits, Period, RoleAllowance, timestamp
 from paddock.errors import BalanceInUse, InsufficientCredits
@@ -133,8 +134,10 @@ def block_in(
     actor_id: int,
     reason: str,
 ) -> Balance:
+    # No refill here: a block knows nothing of the member's roles, and a refill with the
+    # wrong ones would set their allowance to the wrong level for a whole period.
     settings = read_settings(db, guild_id)
-    account, level, period = member_account(db, now, settings, user_id, ())
+    account = unrefilled_member_account(db, guild_id, user_id)
     db.execute("UPDATE accounts SET blocked = ? WHERE id = ?", [int(blocked), account.id])
     append_entry(
         db,
@@ -147,7 +150,8 @@ def block_in(
         actor_id=actor_id,
         reason=reason,
     )
-    return balance_of(guild_id, user_id, account._replace(blocked=int(blocked)), level, period)
+    blocked_account = account._replace(blocked=int(blocked))
+    return balance_of(guild_id, user_id, blocked_account, settings.allowance, settings.period)
 
 
 def _ensure_settings_row(db: Database, guild_id: int) -> None:

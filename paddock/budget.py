@@ -89,8 +89,17 @@ def period_start(period: Period, moment: datetime) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def period_key(period: Period, moment: datetime) -> str:
-    """A name for the period containing ``moment``; a refill is due when it changes."""
+def refill_due(period: Period, last_refill: datetime | None, now: datetime) -> bool:
+    """Whether a member last refilled at ``last_refill`` is due a refill at ``now``.
+
+    Due when never filled, or when a boundary of ``period`` (the member's allowance period
+    *now*) lies after the last refill. Comparing the period's start with the time of the
+    last refill, not period names, keeps this right when the applicable period changes
+    (another role, a new server setting): a member refilled on a Wednesday under a weekly
+    allowance is not refilled again that day under a daily one.
+    """
+    if last_refill is None:
+        return True
     if period is Period.NONE:
-        return "none"
-    return f"{period.value}:{period_start(period, moment).date().isoformat()}"
+        return False
+    return period_start(period, now) > utc(last_refill)

@@ -11,15 +11,24 @@ Accounts
 
 Refills and grants
     The allowance is the server default, unless the member has roles with an allowance
-    override, in which case the highest of those applies (even if lower than the default).
-    Refills are lazy: on the first operation in a new period (UTC day, ISO week from Monday,
-    or calendar month) the allowance part is topped up to the allowance, never above it;
-    unspent allowance does not roll over and the ``granted`` part is never touched by a
-    refill. Spending takes from the allowance part first and then from granted credits, so
-    grants last until they are used. A negative grant takes from granted credits first.
-    ``set_balance(n)`` makes the balance ``n``: up to the allowance in the allowance part,
-    the rest as granted credits; ``reset_to_allowance`` is ``set_balance(allowance)``.
-    With period ``none`` the account is filled once, when it is created.
+    override, in which case the highest of those applies (even if lower than the default;
+    on a tie, the one refilled most often). Refills are lazy: the first operation after a
+    boundary of the member's period (UTC midnight, Monday of an ISO week, or the 1st of a
+    month) that has passed since their *last refill* refills them once. The time of the
+    last refill is stored per account, so a different role set or a changed setting never
+    makes the same period look new; every operation that may refill takes the member's
+    current ``role_ids`` (``block`` does not refill). A refill sets the allowance part to
+    the allowance, down as well as up: unspent allowance does not roll over. The only
+    exception: pending holds count against the allowance part first (as spending does), so
+    it never drops below ``min(allowance part, held)`` and a job reserved before the
+    boundary is still paid from the allowance it was reserved against (if that job is
+    refunded instead, those credits stay until the next refill). The ``granted`` part is
+    never touched by a refill. Spending takes from the allowance part first and then from
+    granted credits, so grants last until they are used. A negative grant takes from
+    granted credits first. ``set_balance(n)`` makes the balance ``n``: up to the allowance
+    in the allowance part, the rest as granted credits; ``reset_to_allowance`` is
+    ``set_balance(allowance)``. With period ``none`` the account is filled once, when it
+    is first used.
 
 Two-phase transfers
     ``reserve`` holds credits for a job in one ``BEGIN IMMEDIATE`` transaction whose balance
@@ -29,7 +38,8 @@ Two-phase transfers
     is resolved exactly once: repeating an operation with the same job id returns the first
     outcome (a repeated reserve returns the first reservation's figures, with the hold as
     it is now), and a repeat that disagrees raises :class:`ConflictingResolution` (or
-    :class:`ConflictingReservation`). A settle for more than was held charges the held
+    :class:`ConflictingReservation`); a settle repeats only with the same ``actual``, even
+    where both would charge the same capped amount. A settle for more than was held charges the held
     amount: the estimate the member agreed to is the most they pay.
 
 Journal
@@ -128,7 +138,7 @@ class Ledger:
         user_id: int,
         amount: int,
         *,
-        role_ids: Iterable[int] = (),
+        role_ids: Iterable[int],
     ) -> Reservation:
         """Hold ``amount`` credits for ``job_id``, from the member and/or the server pool.
 
@@ -152,10 +162,12 @@ class Ledger:
 
     # balances
 
-    async def balance(
-        self, guild_id: int, user_id: int, *, role_ids: Iterable[int] = ()
-    ) -> Balance:
-        """The member's balance, after any refill that is due (so this may write)."""
+    async def balance(self, guild_id: int, user_id: int, *, role_ids: Iterable[int]) -> Balance:
+        """The member's balance, after any refill that is due (so this may write).
+
+        ``role_ids`` (here and in every method that may refill) must be the member's
+        current roles, ``()`` for none: a due refill uses the allowance they give.
+        """
         roles = tuple(role_ids)
 
         def run(db: Database, now: datetime) -> Balance:
@@ -209,7 +221,7 @@ class Ledger:
         *,
         actor_id: int,
         reason: str = "",
-        role_ids: Iterable[int] = (),
+        role_ids: Iterable[int],
     ) -> Balance:
         """Give (or with a negative amount, take back) credits on top of the allowance."""
         return await self.store.write(
@@ -224,7 +236,7 @@ class Ledger:
         *,
         actor_id: int,
         reason: str = "",
-        role_ids: Iterable[int] = (),
+        role_ids: Iterable[int],
     ) -> Balance:
         """Make the member's balance ``amount`` (not below what their jobs hold)."""
         return await self.store.write(
@@ -238,7 +250,7 @@ class Ledger:
         *,
         actor_id: int,
         reason: str = "",
-        role_ids: Iterable[int] = (),
+        role_ids: Iterable[int],
     ) -> Balance:
         """Make the member's balance exactly their allowance, dropping granted credits."""
         return await self.store.write(

@@ -213,3 +213,31 @@ def m004_guild_config(db: Database) -> None:
         END;
         """
     )
+
+
+@MIGRATIONS()
+def m005_refill_times_and_settle_costs(db: Database) -> None:
+    """When each member account was last refilled, and the cost each settle asked for.
+
+    ``accounts.refilled_at`` replaces ``period_key``: a key per period could not tell a new
+    period from another allowance's period, so alternating role sets refilled a member
+    again and again. An existing account counts as refilled at the later of its last
+    refill entry and the start of the period its key named (else now). ``holds.requested``
+    keeps the ``actual`` a settle was given, before capping at the hold, so that a
+    disagreeing repeat is told apart from a true one.
+    """
+    db.executescript(
+        """
+        ALTER TABLE accounts ADD COLUMN refilled_at TEXT;
+        UPDATE accounts SET refilled_at = COALESCE(NULLIF(max(
+            COALESCE((SELECT MAX(j.at) FROM journal j
+                       WHERE j.account_id = accounts.id AND j.kind = 'refill'), ''),
+            CASE WHEN period_key LIKE '%:%'
+                 THEN substr(period_key, instr(period_key, ':') + 1) || 'T00:00:00.000000Z'
+                 ELSE '' END
+        ), ''), strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')
+         WHERE kind = 'member';
+        ALTER TABLE accounts DROP COLUMN period_key;
+        ALTER TABLE holds ADD COLUMN requested INTEGER CHECK (requested >= 0);
+        """
+    )

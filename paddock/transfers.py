@@ -61,6 +61,7 @@ class Hold:
     charged: int | None
     reserved_at: datetime
     resolved_at: datetime | None
+    requested: int | None = None  # the cost a settle asked to charge, before capping
 
     @property
     def released(self) -> int:
@@ -96,7 +97,7 @@ class Reservation:
 HOLD_COLUMNS = (
     "job_id, guild_id, user_id, amount, from_personal, from_pool, state, charged, "
     "reserved_at, resolved_at, personal_account, pool_account, personal_available, "
-    "pool_available"
+    "pool_available, requested"
 )
 
 
@@ -114,6 +115,7 @@ def hold_from_row(row: tuple[Any, ...]) -> Hold:
         charged=row[7],
         reserved_at=reserved_at,
         resolved_at=parse_timestamp(row[9]),
+        requested=row[14],
     )
 
 
@@ -292,7 +294,14 @@ def reserve_in(
     return Reservation(hold, member.available, pool_available)
 
 
-def _resolve(db: Database, now: datetime, row: tuple[Any, ...], charge: int, state: str) -> Hold:
+def _resolve(
+    db: Database,
+    now: datetime,
+    row: tuple[Any, ...],
+    charge: int,
+    state: str,
+    requested: int | None = None,
+) -> Hold:
     """Charge ``charge`` of a pending hold (personal part first) and release the rest."""
     at = timestamp(now)
     hold = hold_from_row(row)
@@ -323,10 +332,10 @@ def _resolve(db: Database, now: datetime, row: tuple[Any, ...], charge: int, sta
             raise LedgerInvariantBroken(f"{kind} of job {hold.job_id} refused")
     cursor = db.execute(
         """
-        UPDATE holds SET state = ?, charged = ?, resolved_at = ?
+        UPDATE holds SET state = ?, charged = ?, resolved_at = ?, requested = ?
          WHERE job_id = ? AND state = 'pending'
         """,
-        [state, charge, at, hold.job_id],
+        [state, charge, at, requested, hold.job_id],
     )
     if cursor.rowcount != 1:
         raise LedgerInvariantBroken(f"hold of job {hold.job_id} was not pending")
@@ -341,6 +350,7 @@ def _resolve(db: Database, now: datetime, row: tuple[Any, ...], charge: int, sta
         charge,
         hold.reserved_at,
         utc(now),
+        requested,
     )
 
 
@@ -352,19 +362,27 @@ def settle_in(db: Database, now: datetime, job_id: str, actual: int) -> Hold:
         raise UnknownHold(job_id)
     hold = hold_from_row(row)
     charge = min(actual, hold.amount)
+    attempted = _settled_for(charge, actual)
     if hold.state == "settled":
-        if hold.charged == charge:
+        # A repeat must ask for the same cost, not merely end in the same capped charge.
+        # Holds settled before the cost was kept (requested is NULL) compare the charge.
+        if actual == hold.requested or (hold.requested is None and charge == hold.charged):
             return hold
-        raise ConflictingResolution(
-            job_id, f"settled for {hold.charged} credits", f"settled for {charge} credits"
-        )
+        first = _settled_for(hold.charged or 0, hold.requested)
+        raise ConflictingResolution(job_id, first, attempted)
     if hold.state == "refunded":
-        raise ConflictingResolution(job_id, "refunded", f"settled for {charge} credits")
+        raise ConflictingResolution(job_id, "refunded", attempted)
     if actual > hold.amount:
         log.warning(
             "job %s cost %d but held %d; charging the held amount", job_id, actual, hold.amount
         )
-    return _resolve(db, now, row, charge, "settled")
+    return _resolve(db, now, row, charge, "settled", requested=actual)
+
+
+def _settled_for(charge: int, cost: int | None) -> str:
+    if cost is None or cost == charge:
+        return f"settled for {charge} credits"
+    return f"settled for {charge} credits (a cost of {cost})"
 
 
 def refund_in(db: Database, now: datetime, job_id: str) -> Hold:

@@ -49,7 +49,7 @@ async def race(
 
     async def one(i: int) -> object:
         await asyncio.sleep(rng.uniform(0, 0.05))  # spread out, so the processes interleave
-        return await ledger.reserve(f"{prefix}-{i}", GUILD, RACER, amount)
+        return await ledger.reserve(f"{prefix}-{i}", GUILD, RACER, amount, role_ids=())
 
     results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
     await store.close()

@@ -83,7 +83,7 @@ async def test_a_repeated_idempotency_key_returns_the_first_job(
     first = await accept(jobs, idempotency_key="click-1")
     again = await accept(jobs, idempotency_key="click-1")
     assert again.duplicate and again.job.id == first.job.id
-    assert (await ledger.balance(GUILD, ALICE)).held == 30
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).held == 30
     assert len(await jobs.list_for_member(GUILD, ALICE)) == 1
 
 
@@ -109,7 +109,7 @@ async def test_the_happy_path_settles_and_stamps_every_step(
         "https://cdn/x.mp4",
     )
     assert job.finished_at == clock.current
-    assert (await ledger.balance(GUILD, ALICE)).available == 75
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 75
     job = await jobs.set_progress_message(job_id, 123456)
     assert job.progress_message_id == 123456
     clock.advance(seconds=1)
@@ -130,7 +130,7 @@ async def test_charging_more_than_the_estimate_charges_the_estimate(
     await jobs.mark_running(job_id)
     job = await jobs.mark_succeeded(job_id, result_url="u", charged=45)
     assert job.charged_credits == 30
-    assert (await ledger.balance(GUILD, ALICE)).available == 70
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 70
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ async def test_failing_refunds_and_the_failure_still_awaits_delivery(
     await jobs.mark_submitted(job_id, provider_task_id="t")
     job = await jobs.mark_failed(job_id, error="content policy")
     assert (job.state, job.error, job.charged_credits) == (JobState.FAILED, "content policy", None)
-    assert (await ledger.balance(GUILD, ALICE)).available == 100
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 100
     assert [j.id for j in await jobs.list_unfinished()] == [job_id]
     assert (await jobs.mark_delivered(job_id)).state is JobState.DELIVERED
     assert await jobs.list_unfinished() == []
@@ -273,10 +273,10 @@ async def test_the_sweep_fails_and_refunds_stuck_jobs_only(
     await jobs.mark_running(late)
     slow_but_fine = (await accept(jobs, credits=10, timeout=timedelta(hours=1))).job.id
     await jobs.mark_submitted(slow_but_fine, provider_task_id="t2")
-    await ledger.reserve("no-job", GUILD, BOB, 10)  # a hold nobody will ever resolve
+    await ledger.reserve("no-job", GUILD, BOB, 10, role_ids=())  # a hold nobody will ever resolve
     clock.advance(minutes=5)
     fresh = (await accept(jobs, credits=10)).job.id
-    await ledger.reserve("no-job-yet", GUILD, BOB, 10)
+    await ledger.reserve("no-job-yet", GUILD, BOB, 10, role_ids=())
 
     clock.advance(minutes=1)
     report = await jobs.sweep(accept_grace=timedelta(minutes=2))
@@ -295,7 +295,9 @@ async def test_the_sweep_fails_and_refunds_stuck_jobs_only(
     # The provider finishing after the deadline can no longer charge the member.
     with pytest.raises(InvalidTransition):
         await jobs.mark_succeeded(late, result_url="u", charged=10)
-    assert (await ledger.balance(GUILD, ALICE)).available == 80  # only the two live jobs hold
+    assert (
+        await ledger.balance(GUILD, ALICE, role_ids=())
+    ).available == 80  # only the two live jobs hold
 
 
 async def test_the_sweep_leaves_a_job_that_may_be_at_the_provider_until_its_deadline(

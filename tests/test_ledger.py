@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,8 @@ async def ledger(store: Store, clock: Clock) -> Ledger:
     return ledger
 
 
-async def available(ledger: Ledger, user: int = ALICE, **kw) -> int:
-    return (await ledger.balance(GUILD, user, **kw)).available
+async def available(ledger: Ledger, user: int = ALICE, role_ids: Sequence[int] = ()) -> int:
+    return (await ledger.balance(GUILD, user, role_ids=role_ids)).available
 
 
 async def assert_consistent(ledger: Ledger) -> None:
@@ -60,28 +61,28 @@ async def assert_consistent(ledger: Ledger) -> None:
 
 
 async def test_a_new_member_starts_with_the_allowance(ledger: Ledger) -> None:
-    balance = await ledger.balance(GUILD, ALICE)
+    balance = await ledger.balance(GUILD, ALICE, role_ids=())
     assert (balance.allowance, balance.granted, balance.held) == (100, 0, 0)
     assert (balance.allowance_level, balance.period) == (100, Period.DAILY)
 
 
 async def test_reserve_holds_at_once_and_settle_charges_and_releases(ledger: Ledger) -> None:
-    reservation = await ledger.reserve("job-1", GUILD, ALICE, 30)
+    reservation = await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
     assert (reservation.from_personal, reservation.from_pool) == (30, 0)
     assert reservation.personal_available == 70
     assert reservation.pool_available is None
-    balance = await ledger.balance(GUILD, ALICE)
+    balance = await ledger.balance(GUILD, ALICE, role_ids=())
     assert (balance.total, balance.held, balance.available) == (100, 30, 70)
 
     hold = await ledger.settle("job-1", 20)
     assert (hold.state, hold.charged, hold.released) == ("settled", 20, 10)
-    balance = await ledger.balance(GUILD, ALICE)
+    balance = await ledger.balance(GUILD, ALICE, role_ids=())
     assert (balance.total, balance.held, balance.available) == (80, 0, 80)
     await assert_consistent(ledger)
 
 
 async def test_refund_releases_everything(ledger: Ledger) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
     hold = await ledger.refund("job-1")
     assert (hold.state, hold.charged, hold.released) == ("refunded", 0, 30)
     assert await available(ledger) == 100
@@ -89,34 +90,36 @@ async def test_refund_releases_everything(ledger: Ledger) -> None:
 
 
 async def test_settling_above_the_hold_charges_only_the_hold(ledger: Ledger) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
     hold = await ledger.settle("job-1", 45)
     assert hold.charged == 30
     assert await available(ledger) == 70
 
 
 async def test_pending_holds_count_against_the_balance(ledger: Ledger) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 60)
+    await ledger.reserve("job-1", GUILD, ALICE, 60, role_ids=())
     with pytest.raises(InsufficientCredits) as caught:
-        await ledger.reserve("job-2", GUILD, ALICE, 50)
+        await ledger.reserve("job-2", GUILD, ALICE, 50, role_ids=())
     assert (caught.value.available, caught.value.cost) == (40, 50)
     assert (
         str(caught.value) == "Not enough credits: this needs 50 and your balance has 40 available."
     )
     assert await ledger.hold("job-2") is None  # nothing half-written
-    await ledger.reserve("job-3", GUILD, ALICE, 40)
+    await ledger.reserve("job-3", GUILD, ALICE, 40, role_ids=())
     assert await available(ledger) == 0
 
 
 async def test_repeats_return_the_first_outcome(ledger: Ledger) -> None:
-    first = await ledger.reserve("job-1", GUILD, ALICE, 30)
-    assert await ledger.reserve("job-1", GUILD, ALICE, 30) == first
+    first = await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
+    assert await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=()) == first
     assert await available(ledger) == 70  # held once, not twice
     settled = await ledger.settle("job-1", 10)
     assert await ledger.settle("job-1", 10) == settled
-    again = await ledger.reserve("job-1", GUILD, ALICE, 30)  # the first figures, today's state
+    again = await ledger.reserve(
+        "job-1", GUILD, ALICE, 30, role_ids=()
+    )  # the first figures, today's state
     assert (again.amount, again.personal_available, again.hold.state) == (30, 70, "settled")
-    await ledger.reserve("job-2", GUILD, ALICE, 5)
+    await ledger.reserve("job-2", GUILD, ALICE, 5, role_ids=())
     refunded = await ledger.refund("job-2")
     assert await ledger.refund("job-2") == refunded
     assert await available(ledger) == 90
@@ -124,11 +127,11 @@ async def test_repeats_return_the_first_outcome(ledger: Ledger) -> None:
 
 
 async def test_disagreeing_repeats_are_errors(ledger: Ledger) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
     with pytest.raises(ConflictingReservation, match="already holds 30 credits"):
-        await ledger.reserve("job-1", GUILD, ALICE, 31)
+        await ledger.reserve("job-1", GUILD, ALICE, 31, role_ids=())
     with pytest.raises(ConflictingReservation):
-        await ledger.reserve("job-1", GUILD, BOB, 30)
+        await ledger.reserve("job-1", GUILD, BOB, 30, role_ids=())
     await ledger.settle("job-1", 10)
     with pytest.raises(ConflictingResolution) as caught:
         await ledger.settle("job-1", 11)
@@ -137,11 +140,23 @@ async def test_disagreeing_repeats_are_errors(ledger: Ledger) -> None:
     )
     with pytest.raises(ConflictingResolution, match="can't now be refunded"):
         await ledger.refund("job-1")
-    await ledger.reserve("job-2", GUILD, ALICE, 5)
+    await ledger.reserve("job-2", GUILD, ALICE, 5, role_ids=())
     await ledger.refund("job-2")
     with pytest.raises(ConflictingResolution, match="already refunded"):
         await ledger.settle("job-2", 5)
     assert await available(ledger) == 90
+    await assert_consistent(ledger)
+
+
+async def test_a_repeated_settle_must_ask_the_same_cost(ledger: Ledger) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 3, role_ids=())
+    first = await ledger.settle("job-1", 10)
+    assert (first.charged, first.requested) == (3, 10)
+    assert await ledger.settle("job-1", 10) == first
+    with pytest.raises(ConflictingResolution, match=r"a cost of 10.*a cost of 99"):
+        await ledger.settle("job-1", 99)  # would also charge 3, but it is another outcome
+    with pytest.raises(ConflictingResolution):
+        await ledger.settle("job-1", 3)
     await assert_consistent(ledger)
 
 
@@ -152,16 +167,16 @@ async def test_unknown_holds_and_bad_amounts_are_refused(ledger: Ledger) -> None
         await ledger.refund("nope")
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(InvalidAmount):
-            await ledger.reserve("bad", GUILD, ALICE, bad)  # type: ignore[arg-type]
-    await ledger.reserve("job-1", GUILD, ALICE, 3)
+            await ledger.reserve("bad", GUILD, ALICE, bad, role_ids=())  # type: ignore[arg-type]
+    await ledger.reserve("job-1", GUILD, ALICE, 3, role_ids=())
     with pytest.raises(InvalidAmount, match="negative"):
         await ledger.settle("job-1", -1)
     with pytest.raises(InvalidAmount, match="zero"):
-        await ledger.grant(GUILD, ALICE, 0, actor_id=MOD)
+        await ledger.grant(GUILD, ALICE, 0, actor_id=MOD, role_ids=())
 
 
 async def test_a_free_job_holds_nothing_but_still_resolves_once(ledger: Ledger) -> None:
-    await ledger.reserve("free", GUILD, ALICE, 0)
+    await ledger.reserve("free", GUILD, ALICE, 0, role_ids=())
     assert (await ledger.settle("free", 0)).charged == 0
     assert await available(ledger) == 100
     await assert_consistent(ledger)
@@ -173,9 +188,9 @@ async def test_a_free_job_holds_nothing_but_still_resolves_once(ledger: Ledger) 
 async def test_pool_policy_spends_only_the_pool(ledger: Ledger) -> None:
     await ledger.set_policy(GUILD, FundingPolicy.POOL, actor_id=MOD, reason="community")
     with pytest.raises(InsufficientCredits, match="the server pool has 0 available"):
-        await ledger.reserve("job-1", GUILD, ALICE, 10)
+        await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await ledger.fund_pool(GUILD, 50, actor_id=MOD, reason="donation")
-    reservation = await ledger.reserve("job-1", GUILD, ALICE, 10)
+    reservation = await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     assert (reservation.from_personal, reservation.from_pool) == (0, 10)
     assert reservation.pool_available == 40
     await ledger.settle("job-1", 10)
@@ -187,14 +202,14 @@ async def test_pool_policy_spends_only_the_pool(ledger: Ledger) -> None:
 async def test_personal_then_pool_splits_and_charges_personal_first(ledger: Ledger) -> None:
     await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
     await ledger.fund_pool(GUILD, 50, actor_id=MOD)
-    reservation = await ledger.reserve("job-1", GUILD, ALICE, 130)
+    reservation = await ledger.reserve("job-1", GUILD, ALICE, 130, role_ids=())
     assert (reservation.from_personal, reservation.from_pool) == (100, 30)
     assert (reservation.personal_available, reservation.pool_available) == (0, 20)
     await ledger.settle("job-1", 110)  # personal part first: 100 personal, 10 pool
     assert await available(ledger) == 0
     assert (await ledger.pool_balance(GUILD)).available == 40
     with pytest.raises(InsufficientCredits) as caught:
-        await ledger.reserve("job-2", GUILD, ALICE, 41)
+        await ledger.reserve("job-2", GUILD, ALICE, 41, role_ids=())
     assert (caught.value.available, caught.value.cost) == (40, 41)
     assert "your balance and the server pool together" in str(caught.value)
     await assert_consistent(ledger)
@@ -203,15 +218,15 @@ async def test_personal_then_pool_splits_and_charges_personal_first(ledger: Ledg
 async def test_a_refused_pool_part_rolls_back_the_personal_part(ledger: Ledger) -> None:
     await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
     with pytest.raises(InsufficientCredits):
-        await ledger.reserve("job-1", GUILD, ALICE, 101)
-    assert (await ledger.balance(GUILD, ALICE)).held == 0
+        await ledger.reserve("job-1", GUILD, ALICE, 101, role_ids=())
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).held == 0
     await assert_consistent(ledger)
 
 
 async def test_taking_from_the_pool_respects_its_holds(ledger: Ledger) -> None:
     await ledger.set_policy(GUILD, FundingPolicy.POOL, actor_id=MOD)
     await ledger.fund_pool(GUILD, 50, actor_id=MOD)
-    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
     with pytest.raises(BalanceInUse):
         await ledger.fund_pool(GUILD, -40, actor_id=MOD)
     with pytest.raises(InsufficientCredits):
@@ -225,7 +240,7 @@ async def test_taking_from_the_pool_respects_its_holds(ledger: Ledger) -> None:
 async def test_daily_refill_tops_up_to_the_allowance_and_never_above(
     ledger: Ledger, clock: Clock
 ) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 30)
+    await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
     await ledger.settle("job-1", 30)
     clock.advance(hours=11, minutes=59)  # 23:59, same day
     assert await available(ledger) == 70
@@ -237,13 +252,13 @@ async def test_daily_refill_tops_up_to_the_allowance_and_never_above(
 
 
 async def test_grants_sit_on_top_and_survive_refills(ledger: Ledger, clock: Clock) -> None:
-    await ledger.grant(GUILD, ALICE, 50, actor_id=MOD, reason="contest prize")
-    await ledger.reserve("job-1", GUILD, ALICE, 120)
+    await ledger.grant(GUILD, ALICE, 50, actor_id=MOD, reason="contest prize", role_ids=())
+    await ledger.reserve("job-1", GUILD, ALICE, 120, role_ids=())
     await ledger.settle("job-1", 120)  # allowance spent first: 100 from it, 20 from the grant
-    balance = await ledger.balance(GUILD, ALICE)
+    balance = await ledger.balance(GUILD, ALICE, role_ids=())
     assert (balance.allowance, balance.granted) == (0, 30)
     clock.advance(days=1)
-    balance = await ledger.balance(GUILD, ALICE)
+    balance = await ledger.balance(GUILD, ALICE, role_ids=())
     assert (balance.allowance, balance.granted, balance.available) == (100, 30, 130)
     await assert_consistent(ledger)
 
@@ -251,7 +266,7 @@ async def test_grants_sit_on_top_and_survive_refills(ledger: Ledger, clock: Cloc
 async def test_a_hold_across_midnight_is_charged_after_the_refill(
     ledger: Ledger, clock: Clock
 ) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 100)
+    await ledger.reserve("job-1", GUILD, ALICE, 100, role_ids=())
     clock.advance(days=1)
     assert await available(ledger) == 0  # the allowance was not spent yet: nothing to top up
     await ledger.settle("job-1", 40)
@@ -270,7 +285,7 @@ async def test_weekly_and_monthly_refills_wait_for_their_boundary(
     ledger: Ledger, clock: Clock, period: Period, not_yet: dict, due: dict
 ) -> None:
     await ledger.set_allowance(GUILD, 10, period, actor_id=MOD)
-    await ledger.set_balance(GUILD, ALICE, 0, actor_id=MOD, reason="start empty")
+    await ledger.set_balance(GUILD, ALICE, 0, actor_id=MOD, reason="start empty", role_ids=())
     start = clock.current
     clock.advance(**not_yet)
     assert await available(ledger) == 0
@@ -282,11 +297,13 @@ async def test_weekly_and_monthly_refills_wait_for_their_boundary(
 async def test_period_none_fills_once_only(store: Store, clock: Clock) -> None:
     ledger = Ledger(store, clock=clock)
     await ledger.set_allowance(GUILD, 25, Period.NONE, actor_id=MOD)
-    await ledger.reserve("job-1", GUILD, ALICE, 25)
+    await ledger.reserve("job-1", GUILD, ALICE, 25, role_ids=())
     await ledger.settle("job-1", 25)
     clock.advance(days=400)
     assert await available(ledger) == 0
-    assert (await ledger.reset_to_allowance(GUILD, ALICE, actor_id=MOD)).available == 25
+    assert (
+        await ledger.reset_to_allowance(GUILD, ALICE, actor_id=MOD, role_ids=())
+    ).available == 25
 
 
 async def test_the_highest_role_override_wins_even_below_the_default(
@@ -303,15 +320,71 @@ async def test_the_highest_role_override_wins_even_below_the_default(
     assert not await ledger.clear_role_allowance(GUILD, ROLE_VIP, actor_id=MOD)
 
 
+async def test_changing_roles_never_refills_twice_in_one_period(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.set_allowance(GUILD, 10, Period.DAILY, actor_id=MOD)
+    await ledger.set_allowance(GUILD, 100, Period.WEEKLY, role_id=ROLE_VIP, actor_id=MOD)
+    await ledger.reserve("job-1", GUILD, ALICE, 100, role_ids=[ROLE_VIP])
+    await ledger.settle("job-1", 100)
+    await ledger.block(GUILD, ALICE, actor_id=MOD)  # knows no roles: must not refill
+    await ledger.unblock(GUILD, ALICE, actor_id=MOD)
+    for _ in range(3):  # the same Monday: neither role set starts a new period
+        assert await available(ledger) == 0
+        assert await available(ledger, role_ids=[ROLE_VIP]) == 0
+    clock.advance(days=1)  # Tuesday: a new day, but not a new week
+    assert await available(ledger, role_ids=[ROLE_VIP]) == 0
+    clock.advance(days=6)  # next Monday
+    assert await available(ledger, role_ids=[ROLE_VIP]) == 100
+    assert await available(ledger) == 100  # refilled this Monday already
+    refills = [e for e in await ledger.history(GUILD, ALICE) if e.kind == "refill"]
+    assert [e.change for e in refills] == [100, 100]
+    await assert_consistent(ledger)
+
+
+async def test_block_does_not_refill(ledger: Ledger, clock: Clock) -> None:
+    await ledger.reserve("job-1", GUILD, ALICE, 60, role_ids=())
+    await ledger.settle("job-1", 60)
+    clock.advance(days=1)
+    assert (await ledger.block(GUILD, ALICE, actor_id=MOD)).available == 40
+    assert (await ledger.block(GUILD, BOB, actor_id=MOD)).available == 0  # created, not filled
+    assert await available(ledger) == 100
+    assert await available(ledger, BOB) == 100  # filled at first use
+    await assert_consistent(ledger)
+
+
+async def test_a_lowered_allowance_does_not_carry_over(ledger: Ledger, clock: Clock) -> None:
+    await ledger.set_allowance(GUILD, 50, Period.DAILY, actor_id=MOD)
+    await ledger.grant(GUILD, ALICE, 7, actor_id=MOD, role_ids=())
+    await ledger.grant(GUILD, BOB, 7, actor_id=MOD, role_ids=())
+    await ledger.reserve("bob-job", GUILD, BOB, 30, role_ids=())
+    await ledger.set_allowance(GUILD, 5, Period.DAILY, actor_id=MOD)
+    clock.advance(days=1)
+    alice = await ledger.balance(GUILD, ALICE, role_ids=())
+    assert (alice.allowance, alice.granted) == (5, 7)  # down to the allowance; grants stay
+    # Bob's pending job keeps what it holds of the allowance part, and no more.
+    bob = await ledger.balance(GUILD, BOB, role_ids=())
+    assert (bob.allowance, bob.granted, bob.held, bob.available) == (30, 7, 30, 7)
+    await ledger.settle("bob-job", 30)
+    bob = await ledger.balance(GUILD, BOB, role_ids=())
+    assert (bob.allowance, bob.granted) == (0, 7)
+    clock.advance(days=1)
+    bob = await ledger.balance(GUILD, BOB, role_ids=())
+    assert (bob.allowance, bob.granted) == (5, 7)
+    await assert_consistent(ledger)
+
+
 async def test_negative_grants_take_granted_credits_first(ledger: Ledger) -> None:
-    await ledger.grant(GUILD, ALICE, 20, actor_id=MOD)
-    balance = await ledger.grant(GUILD, ALICE, -30, actor_id=MOD, reason="refund abuse")
+    await ledger.grant(GUILD, ALICE, 20, actor_id=MOD, role_ids=())
+    balance = await ledger.grant(
+        GUILD, ALICE, -30, actor_id=MOD, reason="refund abuse", role_ids=()
+    )
     assert (balance.allowance, balance.granted) == (90, 0)
     with pytest.raises(InsufficientCredits, match="this member's balance has 90 available"):
-        await ledger.grant(GUILD, ALICE, -91, actor_id=MOD)
-    await ledger.reserve("job-1", GUILD, ALICE, 50)
+        await ledger.grant(GUILD, ALICE, -91, actor_id=MOD, role_ids=())
+    await ledger.reserve("job-1", GUILD, ALICE, 50, role_ids=())
     with pytest.raises(BalanceInUse) as caught:
-        await ledger.grant(GUILD, ALICE, -60, actor_id=MOD)
+        await ledger.grant(GUILD, ALICE, -60, actor_id=MOD, role_ids=())
     assert (caught.value.requested, caught.value.held) == (30, 50)
     await assert_consistent(ledger)
 
@@ -319,16 +392,18 @@ async def test_negative_grants_take_granted_credits_first(ledger: Ledger) -> Non
 async def test_set_balance_fills_the_allowance_part_then_grants(
     ledger: Ledger, clock: Clock
 ) -> None:
-    balance = await ledger.set_balance(GUILD, ALICE, 150, actor_id=MOD, reason="apology")
+    balance = await ledger.set_balance(
+        GUILD, ALICE, 150, actor_id=MOD, reason="apology", role_ids=()
+    )
     assert (balance.allowance, balance.granted) == (100, 50)
-    balance = await ledger.set_balance(GUILD, ALICE, 40, actor_id=MOD)
+    balance = await ledger.set_balance(GUILD, ALICE, 40, actor_id=MOD, role_ids=())
     assert (balance.allowance, balance.granted) == (40, 0)
     clock.advance(days=1)
     assert await available(ledger) == 100
-    await ledger.reserve("job-1", GUILD, ALICE, 60)
+    await ledger.reserve("job-1", GUILD, ALICE, 60, role_ids=())
     with pytest.raises(BalanceInUse, match="60 credits are held"):
-        await ledger.set_balance(GUILD, ALICE, 59, actor_id=MOD)
-    balance = await ledger.reset_to_allowance(GUILD, ALICE, actor_id=MOD)
+        await ledger.set_balance(GUILD, ALICE, 59, actor_id=MOD, role_ids=())
+    balance = await ledger.reset_to_allowance(GUILD, ALICE, actor_id=MOD, role_ids=())
     assert (balance.total, balance.held) == (100, 60)
     await assert_consistent(ledger)
 
@@ -337,69 +412,69 @@ async def test_set_balance_fills_the_allowance_part_then_grants(
 
 
 async def test_blocked_members_cannot_reserve_but_running_jobs_finish(ledger: Ledger) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await ledger.block(GUILD, ALICE, actor_id=MOD, reason="spam")
     with pytest.raises(MemberBlocked) as caught:
-        await ledger.reserve("job-2", GUILD, ALICE, 10)
+        await ledger.reserve("job-2", GUILD, ALICE, 10, role_ids=())
     assert str(caught.value) == "You are blocked from generating videos on this server."
     await ledger.settle("job-1", 10)
-    await ledger.reserve("bob-1", GUILD, BOB, 10)  # others are unaffected
+    await ledger.reserve("bob-1", GUILD, BOB, 10, role_ids=())  # others are unaffected
     await ledger.unblock(GUILD, ALICE, actor_id=MOD, reason="appeal")
-    await ledger.reserve("job-2", GUILD, ALICE, 10)
+    await ledger.reserve("job-2", GUILD, ALICE, 10, role_ids=())
 
 
 async def test_the_job_cost_limit(ledger: Ledger) -> None:
     await ledger.set_limits(GUILD, Limits(max_job_cost=40), actor_id=MOD)
     with pytest.raises(LimitExceeded) as caught:
-        await ledger.reserve("job-1", GUILD, ALICE, 41)
+        await ledger.reserve("job-1", GUILD, ALICE, 41, role_ids=())
     assert caught.value.limit_name == "job_cost"
     assert str(caught.value) == "This server allows at most 40 credits per job; this one costs 41."
-    await ledger.reserve("job-1", GUILD, ALICE, 40)
+    await ledger.reserve("job-1", GUILD, ALICE, 40, role_ids=())
 
 
 async def test_the_member_spend_limit_counts_holds_and_charges_per_period(
     ledger: Ledger, clock: Clock
 ) -> None:
-    await ledger.grant(GUILD, ALICE, 1000, actor_id=MOD)
+    await ledger.grant(GUILD, ALICE, 1000, actor_id=MOD, role_ids=())
     await ledger.set_limits(
         GUILD, Limits(member_spend=50, member_spend_period=Period.WEEKLY), actor_id=MOD
     )
-    await ledger.reserve("job-1", GUILD, ALICE, 30)
-    await ledger.reserve("job-2", GUILD, ALICE, 15)
+    await ledger.reserve("job-1", GUILD, ALICE, 30, role_ids=())
+    await ledger.reserve("job-2", GUILD, ALICE, 15, role_ids=())
     await ledger.refund("job-2")  # refunds don't count
     await ledger.settle("job-1", 20)  # only the charge counts once settled
-    await ledger.reserve("job-3", GUILD, ALICE, 30)
+    await ledger.reserve("job-3", GUILD, ALICE, 30, role_ids=())
     with pytest.raises(LimitExceeded) as caught:
-        await ledger.reserve("job-4", GUILD, ALICE, 1)
+        await ledger.reserve("job-4", GUILD, ALICE, 1, role_ids=())
     assert (caught.value.limit_name, caught.value.used) == ("member_spend", 50)
     assert "50 credits per week; you have used 50" in str(caught.value)
-    await ledger.reserve("bob-1", GUILD, BOB, 50)  # per member
+    await ledger.reserve("bob-1", GUILD, BOB, 50, role_ids=())  # per member
     clock.advance(days=7)
-    await ledger.reserve("job-4", GUILD, ALICE, 50)
+    await ledger.reserve("job-4", GUILD, ALICE, 50, role_ids=())
 
 
 async def test_the_daily_ceiling_caps_the_whole_server(ledger: Ledger, clock: Clock) -> None:
     await ledger.set_limits(GUILD, Limits(daily_ceiling=120), actor_id=MOD)
-    await ledger.reserve("a-1", GUILD, ALICE, 70)
+    await ledger.reserve("a-1", GUILD, ALICE, 70, role_ids=())
     with pytest.raises(LimitExceeded, match="daily ceiling of 120 credits \\(70 used\\)"):
-        await ledger.reserve("b-1", GUILD, BOB, 60)
-    await ledger.reserve("b-1", GUILD, BOB, 50)
-    await ledger.reserve("x-1", OTHER_GUILD, BOB, 0)  # other servers are not affected
+        await ledger.reserve("b-1", GUILD, BOB, 60, role_ids=())
+    await ledger.reserve("b-1", GUILD, BOB, 50, role_ids=())
+    await ledger.reserve("x-1", OTHER_GUILD, BOB, 0, role_ids=())  # other servers are not affected
     clock.advance(days=1)
-    await ledger.reserve("b-2", GUILD, BOB, 50)
+    await ledger.reserve("b-2", GUILD, BOB, 50, role_ids=())
 
 
 async def test_concurrent_job_limits_count_pending_holds(ledger: Ledger) -> None:
     await ledger.set_limits(GUILD, Limits(member_jobs=2, server_jobs=3), actor_id=MOD)
-    await ledger.reserve("a-1", GUILD, ALICE, 1)
-    await ledger.reserve("a-2", GUILD, ALICE, 1)
+    await ledger.reserve("a-1", GUILD, ALICE, 1, role_ids=())
+    await ledger.reserve("a-2", GUILD, ALICE, 1, role_ids=())
     with pytest.raises(LimitExceeded, match="You already have 2 jobs running"):
-        await ledger.reserve("a-3", GUILD, ALICE, 1)
-    await ledger.reserve("b-1", GUILD, BOB, 1)
+        await ledger.reserve("a-3", GUILD, ALICE, 1, role_ids=())
+    await ledger.reserve("b-1", GUILD, BOB, 1, role_ids=())
     with pytest.raises(LimitExceeded, match="already has 3 jobs running, its limit is 3"):
-        await ledger.reserve("b-2", GUILD, BOB, 1)
+        await ledger.reserve("b-2", GUILD, BOB, 1, role_ids=())
     await ledger.settle("a-1", 1)
-    await ledger.reserve("b-2", GUILD, BOB, 1)
+    await ledger.reserve("b-2", GUILD, BOB, 1, role_ids=())
 
 
 async def test_limits_are_stored_and_replaced_whole(ledger: Ledger) -> None:
@@ -420,8 +495,8 @@ async def test_every_moderator_action_records_who_when_and_why(
     ledger: Ledger, clock: Clock
 ) -> None:
     clock.advance(minutes=5)
-    await ledger.grant(GUILD, ALICE, 5, actor_id=MOD, reason="bug bounty")
-    await ledger.set_balance(GUILD, ALICE, 50, actor_id=MOD + 1, reason="fix")
+    await ledger.grant(GUILD, ALICE, 5, actor_id=MOD, reason="bug bounty", role_ids=())
+    await ledger.set_balance(GUILD, ALICE, 50, actor_id=MOD + 1, reason="fix", role_ids=())
     await ledger.block(GUILD, ALICE, actor_id=MOD, reason="spam")
     await ledger.set_policy(GUILD, FundingPolicy.POOL, actor_id=MOD, reason="pool")
     await ledger.fund_pool(GUILD, 10, actor_id=MOD, reason="seed")
@@ -444,9 +519,9 @@ async def test_history_shows_a_members_own_entries_including_pool_spending(
 ) -> None:
     await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
     await ledger.fund_pool(GUILD, 100, actor_id=MOD)
-    await ledger.reserve("a-1", GUILD, ALICE, 120)
+    await ledger.reserve("a-1", GUILD, ALICE, 120, role_ids=())
     await ledger.settle("a-1", 110)
-    await ledger.reserve("b-1", GUILD, BOB, 1)
+    await ledger.reserve("b-1", GUILD, BOB, 1, role_ids=())
     history = await ledger.history(GUILD, ALICE)
     assert [(e.kind, e.account, e.change, e.held_change) for e in history] == [
         ("settle", "pool", -10, -20),
@@ -464,7 +539,7 @@ async def test_history_shows_a_members_own_entries_including_pool_spending(
 async def test_check_catches_a_balance_changed_outside_the_journal(
     ledger: Ledger, store: Store
 ) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await assert_consistent(ledger)
     await store.write(lambda db: db.execute("UPDATE accounts SET granted = granted + 7"))
     report = await ledger.check()
@@ -475,7 +550,7 @@ async def test_check_catches_a_balance_changed_outside_the_journal(
 async def test_check_catches_a_hold_out_of_step_with_its_account(
     ledger: Ledger, store: Store
 ) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await store.write(
         lambda db: db.execute(
             "INSERT INTO journal (at, guild_id, account_id, kind, job_id, d_held)"
@@ -489,7 +564,7 @@ async def test_check_catches_a_hold_out_of_step_with_its_account(
 
 
 async def test_the_database_refuses_to_resolve_a_hold_twice(ledger: Ledger, store: Store) -> None:
-    await ledger.reserve("job-1", GUILD, ALICE, 10)
+    await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await ledger.settle("job-1", 10)
     with pytest.raises(sqlite3.IntegrityError, match="exactly once"):
         await store.write(lambda db: db.execute("UPDATE holds SET state = 'refunded'"))

@@ -121,7 +121,7 @@ async def verify_after_restart(db: Path, ack_log: Path) -> None:
 
         # Credits add up: the grant, minus what settled holds charged.
         charged = sum(h.charged or 0 for h in holds.values())
-        totals = [(await ledger.balance(GUILD, member)) for member in CRASH_MEMBERS]
+        totals = [(await ledger.balance(GUILD, member, role_ids=())) for member in CRASH_MEMBERS]
         assert sum(b.total for b in totals) == GRANT * len(CRASH_MEMBERS) - charged
         assert all(b.held == 0 for b in totals)
         assert (await ledger.check()).problems == ()
@@ -134,7 +134,7 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     store = await Store.open(db)
     ledger = Ledger(store)
     for member in CRASH_MEMBERS:
-        await ledger.grant(GUILD, member, GRANT, actor_id=1, reason="crash test")
+        await ledger.grant(GUILD, member, GRANT, actor_id=1, reason="crash test", role_ids=())
     await store.close()
 
     seed = random.randrange(1 << 30)

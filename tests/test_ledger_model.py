@@ -1,10 +1,14 @@
 """A Hypothesis state machine drives the ledger against a plain-Python model of it.
 
-The model restates the rules of ``paddock.ledger`` in the simplest way: refills top the
-allowance part up at the first operation of a new day or week, spending takes the
-allowance part first, negative grants take granted credits first, pending holds count at
-once, and a refused operation changes nothing. After every step the stored accounts and
-holds must equal the model's, and ``check()`` must find nothing wrong.
+The model restates the rules of ``paddock.ledger`` in the simplest way: the allowance is
+the server default or the highest of the member's roles' overrides; at the first
+operation after a boundary of that allowance's period since the member's last refill,
+the allowance part becomes the allowance (up or down, but not below what pending holds
+take of it); spending takes the allowance part first, negative grants take granted
+credits first, pending holds count at once, and a refused operation changes nothing.
+Every operation passes one of several role sets, as members gain and lose roles. After
+every step the stored accounts and holds must equal the model's, and ``check()`` must
+find nothing wrong.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from paddock.store import Store
 from tests.ledger_support import GUILD, MOD, Clock
 
 MEMBERS = (1, 2, 3)
+VIP, MUTED = 501, 502
+ROLE_SETS = ((), (VIP,), (MUTED,), (VIP, MUTED))
+PERIOD_ORDER = {"daily": 0, "weekly": 1, "monthly": 2, "none": 3}  # ties: most often wins
 MAX_JOB_COST = 25
 MEMBER_JOBS = 3
 
@@ -43,7 +50,7 @@ class Account:
     allowance: int = 0
     granted: int = 0
     held: int = 0
-    key: object = None
+    refilled: datetime | None = None  # None: never filled
     blocked: bool = False
 
     @property
@@ -59,6 +66,7 @@ class ModelHold:
     from_pool: int
     state: str = "pending"
     charged: int | None = None
+    requested: int | None = None
 
 
 def model_key(period: str, now: datetime) -> object:
@@ -66,6 +74,8 @@ def model_key(period: str, now: datetime) -> object:
         return ("daily", now.date())
     if period == "weekly":
         return ("weekly", now.isocalendar()[:2])
+    if period == "monthly":
+        return ("monthly", (now.year, now.month))
     return "none"
 
 
@@ -89,6 +99,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.pool = Account()
         self.holds: dict[str, ModelHold] = {}
         self.level, self.period = 20, "daily"
+        self.role_levels: dict[int, tuple[int, str]] = {}
         self.policy = FundingPolicy.PERSONAL
         self.next_job = 0
 
@@ -102,16 +113,28 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- the model ----------------------------------------------------------------------------
 
-    def refilled(self, user: int) -> Account:
-        """The member's account as the ledger sees it after a due refill (not yet saved)."""
-        key = model_key(self.period, self.clock())
+    def allowance(self, roles: tuple[int, ...]) -> tuple[int, str]:
+        overrides = [(*self.role_levels[r], r) for r in roles if r in self.role_levels]
+        if not overrides:
+            return self.level, self.period
+        level, period, _ = min(overrides, key=lambda o: (-o[0], PERIOD_ORDER[o[1]], o[2]))
+        return level, period
+
+    def stored(self, user: int) -> Account:
         account = self.members.get(user)
-        if account is None:
-            return Account(allowance=self.level, key=key)
-        account = replace(account)
-        if account.key != key:
-            account.key = key
-            account.allowance = max(account.allowance, self.level)
+        return Account() if account is None else replace(account)
+
+    def refilled(self, user: int, roles: tuple[int, ...]) -> Account:
+        """The member's account as the ledger sees it after a due refill (not yet saved)."""
+        now = self.clock()
+        level, period = self.allowance(roles)
+        account = self.stored(user)
+        due = account.refilled is None or (
+            period != "none" and model_key(period, account.refilled) != model_key(period, now)
+        )
+        if due:
+            account.refilled = now
+            account.allowance = max(level, min(account.allowance, account.held))
         return account
 
     def pending(self, user: int) -> int:
@@ -125,11 +148,16 @@ class LedgerMachine(RuleBasedStateMachine):
         limits = Limits(max_job_cost=MAX_JOB_COST, member_jobs=MEMBER_JOBS)
         self.run(self.ledger.set_limits(GUILD, limits, actor_id=MOD))
 
-    @rule(target=jobs, user=st.sampled_from(MEMBERS), amount=st.integers(0, 30))
-    def reserve(self, user: int, amount: int) -> str:
+    @rule(
+        target=jobs,
+        user=st.sampled_from(MEMBERS),
+        amount=st.integers(0, 30),
+        roles=st.sampled_from(ROLE_SETS),
+    )
+    def reserve(self, user: int, amount: int, roles: tuple[int, ...]) -> str:
         self.next_job += 1
         job = f"job-{self.next_job}"
-        account = self.refilled(user)
+        account = self.refilled(user, roles)
         pool_available = self.pool.available
         expected: type[Exception] | None = None
         from_personal = from_pool = 0
@@ -146,7 +174,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if from_personal > account.available or from_pool > pool_available:
                 expected = InsufficientCredits
         try:
-            reservation = self.run(self.ledger.reserve(job, GUILD, user, amount))
+            reservation = self.run(self.ledger.reserve(job, GUILD, user, amount, role_ids=roles))
         except (MemberBlocked, LimitExceeded, InsufficientCredits) as error:
             assert type(error) is expected, (error, expected)
             event(f"reserve refused: {type(error).__name__}")
@@ -161,7 +189,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert reservation.personal_available == account.available
         return job
 
-    def resolve(self, job: str, charged: int, state: str) -> None:
+    def resolve(self, job: str, charged: int, state: str, requested: int | None = None) -> None:
         hold = self.holds[job]
         personal_charge = min(charged, hold.from_personal)
         member = self.members[hold.user]
@@ -170,6 +198,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.pool.held -= hold.from_pool
         charge(self.pool, charged - personal_charge)
         hold.state, hold.charged = state, charged
+        hold.requested = requested
 
     @rule(job=jobs, actual=st.integers(0, 35))
     def settle(self, job: str, actual: int) -> None:
@@ -181,11 +210,12 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         except ConflictingResolution:
             assert hold is not None and hold.state != "pending"
-            assert hold.state == "refunded" or hold.charged != min(actual, hold.amount)
+            assert hold.state == "refunded" or hold.requested != actual
             return
         assert hold is not None
+        assert hold.state == "pending" or hold.requested == actual
         if hold.state == "pending":
-            self.resolve(job, min(actual, hold.amount), "settled")
+            self.resolve(job, min(actual, hold.amount), "settled", actual)
         assert (
             (result.state, result.charged)
             == (hold.state, hold.charged)
@@ -211,11 +241,17 @@ class LedgerMachine(RuleBasedStateMachine):
             self.resolve(job, 0, "refunded")
         assert (result.state, result.charged) == ("refunded", 0)
 
-    @rule(user=st.sampled_from(MEMBERS), amount=st.integers(-30, -1) | st.integers(1, 30))
-    def grant(self, user: int, amount: int) -> None:
-        account = self.refilled(user)
+    @rule(
+        user=st.sampled_from(MEMBERS),
+        amount=st.integers(-30, -1) | st.integers(1, 30),
+        roles=st.sampled_from(ROLE_SETS),
+    )
+    def grant(self, user: int, amount: int, roles: tuple[int, ...]) -> None:
+        account = self.refilled(user, roles)
         try:
-            self.run(self.ledger.grant(GUILD, user, amount, actor_id=MOD, reason="model"))
+            self.run(
+                self.ledger.grant(GUILD, user, amount, actor_id=MOD, reason="model", role_ids=roles)
+            )
         except (InsufficientCredits, BalanceInUse):
             assert amount < 0 and account.available < -amount
             return
@@ -227,19 +263,24 @@ class LedgerMachine(RuleBasedStateMachine):
             account.allowance -= -amount - from_granted
         self.members[user] = account
 
-    @rule(user=st.sampled_from(MEMBERS), amount=st.one_of(st.none(), st.integers(0, 60)))
-    def set_balance(self, user: int, amount: int | None) -> None:
-        account = self.refilled(user)
-        target = self.level if amount is None else amount
+    @rule(
+        user=st.sampled_from(MEMBERS),
+        amount=st.one_of(st.none(), st.integers(0, 60)),
+        roles=st.sampled_from(ROLE_SETS),
+    )
+    def set_balance(self, user: int, amount: int | None, roles: tuple[int, ...]) -> None:
+        account = self.refilled(user, roles)
+        level, _ = self.allowance(roles)
+        target = level if amount is None else amount
         try:
             if amount is None:
-                self.run(self.ledger.reset_to_allowance(GUILD, user, actor_id=MOD))
+                self.run(self.ledger.reset_to_allowance(GUILD, user, actor_id=MOD, role_ids=roles))
             else:
-                self.run(self.ledger.set_balance(GUILD, user, amount, actor_id=MOD))
+                self.run(self.ledger.set_balance(GUILD, user, amount, actor_id=MOD, role_ids=roles))
         except BalanceInUse:
             assert target < account.held
             return
-        account.allowance = min(target, self.level)
+        account.allowance = min(target, level)
         account.granted = target - account.allowance
         self.members[user] = account
 
@@ -252,9 +293,21 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         self.pool.granted += amount
 
+    @rule(user=st.sampled_from(MEMBERS), roles=st.sampled_from(ROLE_SETS))
+    def balance(self, user: int, roles: tuple[int, ...]) -> None:
+        account = self.refilled(user, roles)
+        balance = self.run(self.ledger.balance(GUILD, user, role_ids=roles))
+        assert (balance.allowance, balance.granted, balance.held) == (
+            account.allowance,
+            account.granted,
+            account.held,
+        )
+        assert (balance.allowance_level, balance.period.value) == self.allowance(roles)
+        self.members[user] = account
+
     @rule(user=st.sampled_from(MEMBERS), blocked=st.booleans())
     def block(self, user: int, blocked: bool) -> None:
-        account = self.refilled(user)
+        account = self.stored(user)  # a block knows no roles and never refills
         if blocked:
             self.run(self.ledger.block(GUILD, user, actor_id=MOD))
         else:
@@ -271,6 +324,22 @@ class LedgerMachine(RuleBasedStateMachine):
     def set_allowance(self, level: int, period: str) -> None:
         self.run(self.ledger.set_allowance(GUILD, level, Period(period), actor_id=MOD))
         self.level, self.period = level, period
+
+    @rule(
+        role=st.sampled_from((VIP, MUTED)),
+        level=st.integers(0, 60),
+        period=st.sampled_from(["daily", "weekly", "monthly", "none"]),
+    )
+    def set_role_allowance(self, role: int, level: int, period: str) -> None:
+        self.run(
+            self.ledger.set_allowance(GUILD, level, Period(period), role_id=role, actor_id=MOD)
+        )
+        self.role_levels[role] = (level, period)
+
+    @rule(role=st.sampled_from((VIP, MUTED)))
+    def clear_role_allowance(self, role: int) -> None:
+        cleared = self.run(self.ledger.clear_role_allowance(GUILD, role, actor_id=MOD))
+        assert cleared == (self.role_levels.pop(role, None) is not None)
 
     @rule(hours=st.integers(1, 60))
     def advance_clock(self, hours: int) -> None:

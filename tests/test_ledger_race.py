@@ -23,12 +23,12 @@ AFFORDABLE = BALANCE // COST  # 142 of the 200 attempts
 async def funded_ledger(path: Path, max_batch: int = 256) -> tuple[Store, Ledger]:
     store = await Store.open(path, max_batch=max_batch)
     ledger = Ledger(store)
-    await ledger.grant(GUILD, RACER, BALANCE, actor_id=1, reason="race")
+    await ledger.grant(GUILD, RACER, BALANCE, actor_id=1, reason="race", role_ids=())
     return store, ledger
 
 
 async def assert_exactly_affordable_held(ledger: Ledger) -> None:
-    balance = await ledger.balance(GUILD, RACER)
+    balance = await ledger.balance(GUILD, RACER, role_ids=())
     assert (balance.total, balance.held) == (BALANCE, AFFORDABLE * COST)
     assert balance.available == BALANCE - AFFORDABLE * COST >= 0
     holds = await ledger.holds(GUILD, state="pending")
@@ -43,7 +43,7 @@ async def test_200_tasks_racing_get_exactly_what_the_balance_allows(
     store, ledger = await funded_ledger(tmp_path / "race.db", max_batch)
     try:
         results = await asyncio.gather(
-            *(ledger.reserve(f"job-{i}", GUILD, RACER, COST) for i in range(200)),
+            *(ledger.reserve(f"job-{i}", GUILD, RACER, COST, role_ids=()) for i in range(200)),
             return_exceptions=True,
         )
         refused = [r for r in results if isinstance(r, InsufficientCredits)]
@@ -52,7 +52,7 @@ async def test_200_tasks_racing_get_exactly_what_the_balance_allows(
         await assert_exactly_affordable_held(ledger)
         # Settling the winners and retrying the losers changes nothing: no lost update.
         await asyncio.gather(*(ledger.settle(r.job_id, COST) for r in held))
-        balance = await ledger.balance(GUILD, RACER)
+        balance = await ledger.balance(GUILD, RACER, role_ids=())
         assert (balance.total, balance.held) == (BALANCE - AFFORDABLE * COST, 0)
     finally:
         await store.close()
