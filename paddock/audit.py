@@ -119,21 +119,43 @@ def check_ledger(db: Database) -> CheckReport:
             problems.append(f"{name}: held {held} != pending holds {ph}")
         if min(allowance, granted, held) < 0 or allowance + granted < held:
             problems.append(f"{name}: negative figure {allowance}/{granted}/{held}")
+    # Per (job, account): each part of a hold must be held and charged on its own account
+    # (the personal part charged first), so a charge moved between member and pool shows.
+    sums = {
+        (job_id, account_id): (d_held, charged)
+        for job_id, account_id, d_held, charged in db.execute(
+            """
+            SELECT job_id, account_id, SUM(d_held), -SUM(d_allowance + d_granted)
+              FROM journal WHERE job_id IS NOT NULL AND account_id IS NOT NULL
+             GROUP BY job_id, account_id
+            """
+        )
+    }
     holds = db.execute(
         """
-        SELECT h.job_id, h.state, h.amount, h.charged,
-               COALESCE(SUM(j.d_held), 0), COALESCE(-SUM(j.d_allowance + j.d_granted), 0)
-          FROM holds h LEFT JOIN journal j ON j.job_id = h.job_id
-         GROUP BY h.job_id
+        SELECT job_id, state, charged, from_personal, from_pool, personal_account, pool_account
+          FROM holds
         """
     ).fetchall()
-    for job_id, state, amount, charged, net_held, net_charged in holds:
-        want_held = amount if state == "pending" else 0
-        want_charged = charged or 0
-        if (net_held, net_charged) != (want_held, want_charged):
+    for job_id, state, charged, personal, pool, personal_id, pool_id in holds:
+        charge_personal = min(charged or 0, personal)
+        parts = [("personal", personal_id, personal, charge_personal)]
+        if pool_id is not None:
+            parts.append(("pool", pool_id, pool, (charged or 0) - charge_personal))
+        for which, account_id, part, part_charge in parts:
+            want = (part if state == "pending" else 0, part_charge)
+            net_held, net_charged = sums.pop((job_id, account_id), (0, 0))
+            if (net_held, net_charged) != want:
+                problems.append(
+                    f"hold {job_id} ({state}, {part} held, {part_charge} charged on the "
+                    f"{which} account {account_id}): journal shows {net_held} still held "
+                    f"and {net_charged} charged"
+                )
+    held_jobs = {row[0] for row in holds}
+    for job_id, account_id in sums:  # a hold's job with entries on an account it never used
+        if job_id in held_jobs:
             problems.append(
-                f"hold {job_id} ({state}, {amount} held, {charged} charged): journal shows "
-                f"{net_held} still held and {net_charged} charged"
+                f"job {job_id} has journal entries on account {account_id}, not its own"
             )
     orphans = db.execute(
         """

@@ -563,6 +563,43 @@ async def test_check_catches_a_hold_out_of_step_with_its_account(
     assert any("hold job-1 (pending, 10 held" in p and "15 still held" in p for p in problems)
 
 
+async def test_check_catches_a_settle_charging_the_member_for_the_pools_share(
+    ledger: Ledger, store: Store
+) -> None:
+    await ledger.set_policy(GUILD, FundingPolicy.PERSONAL_THEN_POOL, actor_id=MOD)
+    await ledger.fund_pool(GUILD, 50, actor_id=MOD)
+    await ledger.reserve("job-0", GUILD, ALICE, 96, role_ids=())
+    split = await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
+    assert (split.from_personal, split.from_pool) == (4, 6)
+    await ledger.refund("job-0")
+    await ledger.settle("job-1", 10)
+    await assert_consistent(ledger)
+
+    def charge_member_for_pool(db) -> None:
+        # Cached balances and journal sums agree, and job-1 still nets 10 charged in all:
+        # only the split between the two accounts is wrong.
+        member, pool = (
+            db.execute(
+                "SELECT id FROM accounts WHERE guild_id = ? AND kind = ?", [GUILD, kind]
+            ).fetchone()[0]
+            for kind in ("member", "pool")
+        )
+        for account_id, delta in ((member, -6), (pool, 6)):
+            db.execute(
+                "INSERT INTO journal (at, guild_id, account_id, kind, job_id, d_allowance)"
+                " VALUES ('2025-01-01', ?, ?, 'settle', 'job-1', ?)",
+                [GUILD, account_id, delta],
+            )
+            db.execute(
+                "UPDATE accounts SET allowance = allowance + ? WHERE id = ?", [delta, account_id]
+            )
+
+    await store.write(charge_member_for_pool)
+    problems = (await ledger.check()).problems
+    assert any("hold job-1 (settled, 4 held, 4 charged on the personal" in p for p in problems)
+    assert any("6 held, 6 charged on the pool" in p and "0 charged" in p for p in problems)
+
+
 async def test_the_database_refuses_to_resolve_a_hold_twice(ledger: Ledger, store: Store) -> None:
     await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await ledger.settle("job-1", 10)
