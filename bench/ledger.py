@@ -45,7 +45,7 @@ async def one_run(members: int, seconds: float, folder: Path) -> Run:
     store = await Store.open(folder / f"bench-{members}-{time.monotonic_ns()}.db")
     ledger = Ledger(store)
     for member in range(members):
-        await ledger.grant(GUILD, member, 10**12, actor_id=0, reason="bench")
+        await ledger.grant(GUILD, member, 10**12, actor_id=0, reason="bench", role_ids=())
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
 
@@ -55,7 +55,7 @@ async def one_run(members: int, seconds: float, folder: Path) -> Run:
             n += 1
             job = f"{member}-{n}"
             started = time.perf_counter()
-            await ledger.reserve(job, GUILD, member, 5)
+            await ledger.reserve(job, GUILD, member, 5, role_ids=())
             await ledger.settle(job, 3)
             latencies.append(time.perf_counter() - started)
 

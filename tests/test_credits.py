@@ -127,8 +127,8 @@ async def test_held_granted_and_pool_credits_are_shown_apart(
     await ledger.set_allowance(guild, 100, Period.DAILY, actor_id=1)
     await ledger.set_policy(guild, FundingPolicy.PERSONAL_THEN_POOL, actor_id=1)
     await ledger.fund_pool(guild, 500, actor_id=1)
-    await ledger.grant(guild, alice.id, 30, actor_id=1, reason="prize")
-    await ledger.reserve("job-1", guild, alice.id, 20)
+    await ledger.grant(guild, alice.id, 30, actor_id=1, reason="prize", role_ids=())
+    await ledger.reserve("job-1", guild, alice.id, 20, role_ids=())
 
     reply = await answer(alice, "credits balance")
 
@@ -160,7 +160,7 @@ async def test_moderators_see_another_members_balance(
     guild = fake_discord.guild.id
     bob = fake_discord.member("bob")
     bob.nick = "Bobby"
-    await paddock.services.ledger.grant(guild, bob.id, 42, actor_id=1)
+    await paddock.services.ledger.grant(guild, bob.id, 42, actor_id=1, role_ids=())
     mod = fake_discord.member("mod", permissions=MANAGE_GUILD)
     helpers = fake_discord.role("Helpers")
     helper = fake_discord.member("helper", roles=[helpers])
@@ -212,13 +212,13 @@ async def test_history_lists_refills_spending_refunds_and_grants_newest_first(
     ledger, guild = paddock.services.ledger, fake_discord.guild.id
     alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
     await ledger.set_allowance(guild, 100, Period.DAILY, actor_id=1)
-    await ledger.reserve("a" * 32, guild, alice.id, 20)
+    await ledger.reserve("a" * 32, guild, alice.id, 20, role_ids=())
     await ledger.settle("a" * 32, 15)
-    await ledger.reserve("b" * 32, guild, alice.id, 10)
+    await ledger.reserve("b" * 32, guild, alice.id, 10, role_ids=())
     await ledger.refund("b" * 32)
-    await ledger.grant(guild, alice.id, 50, actor_id=1, reason="contest prize")
-    await ledger.grant(guild, alice.id, -5, actor_id=1)
-    await ledger.grant(guild, bob.id, 999, actor_id=1, reason="bob only")
+    await ledger.grant(guild, alice.id, 50, actor_id=1, reason="contest prize", role_ids=())
+    await ledger.grant(guild, alice.id, -5, actor_id=1, role_ids=())
+    await ledger.grant(guild, bob.id, 999, actor_id=1, reason="bob only", role_ids=())
 
     reply = await answer(alice, "credits history")
 
@@ -245,7 +245,8 @@ async def test_history_comes_in_pages_of_fifteen(
     ledger, guild = paddock.services.ledger, fake_discord.guild.id
     alice = fake_discord.member("alice")
     for number in range(1, 21):
-        await ledger.grant(guild, alice.id, number, actor_id=1, reason=f"grant {number}")
+        await ledger.grant(guild, alice.id, number, actor_id=1, reason=f"grant {number}",
+                           role_ids=())
 
     first = await answer(alice, "credits history")
     second = await answer(alice, "credits history", page=2)

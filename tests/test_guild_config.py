@@ -157,7 +157,7 @@ async def test_newest_first_merges_the_ledger_and_config_by_time(
     store: Store, config: GuildConfig, clock: Clock
 ) -> None:
     ledger = Ledger(store, clock=clock)
-    await ledger.grant(GUILD, 55, 10, actor_id=MOD, reason="first")
+    await ledger.grant(GUILD, 55, 10, actor_id=MOD, reason="first", role_ids=())
     await config.allow_channel(GUILD, VIDEOS, actor_id=MOD, reason="second")
     await ledger.block(GUILD, 55, actor_id=MOD, reason="third")
     await config.set_moderator_role(GUILD, MODS_ROLE, actor_id=MOD, reason="fourth")

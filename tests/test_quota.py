@@ -70,10 +70,10 @@ async def test_set_and_reset_a_balance(
 ) -> None:
     ledger, guild = paddock.services.ledger, fake_discord.guild.id
     await ledger.set_allowance(guild, 100, Period.DAILY, actor_id=1)
-    await ledger.grant(guild, bob.id, 50, actor_id=1)
+    await ledger.grant(guild, bob.id, 50, actor_id=1, role_ids=())
 
     set_to = await answer(mod, "quota set", member=bob, amount=300, reason="event")
-    await ledger.reserve("job-1", guild, bob.id, 40)
+    await ledger.reserve("job-1", guild, bob.id, 40, role_ids=())
     below_held = await answer(mod, "quota set", member=bob, amount=10)
     with_held = await answer(mod, "quota set", member=bob, amount=200)
     reset = await answer(mod, "quota reset", member=bob, reason="season over")
@@ -93,7 +93,7 @@ async def test_set_and_reset_a_balance(
         f"Reset {bob.mention} to their allowance of 100: 160 → 60 available, granted credits "
         "100 → 0 (reason: season over)."
     )
-    balance = await ledger.balance(guild, bob.id)
+    balance = await ledger.balance(guild, bob.id, role_ids=())
     assert (balance.allowance, balance.granted, balance.held) == (100, 0, 40)
 
 
@@ -101,12 +101,12 @@ async def test_block_and_unblock(
     fake_discord: FakeDiscord, paddock: Paddock, mod: Member, bob: Member
 ) -> None:
     ledger, guild = paddock.services.ledger, fake_discord.guild.id
-    await ledger.grant(guild, bob.id, 10, actor_id=1)
+    await ledger.grant(guild, bob.id, 10, actor_id=1, role_ids=())
 
     blocked = await answer(mod, "quota block", member=bob, reason="spam")
     again = await answer(mod, "quota block", member=bob)
     with pytest.raises(MemberBlocked):
-        await ledger.reserve("job-1", guild, bob.id, 5)
+        await ledger.reserve("job-1", guild, bob.id, 5, role_ids=())
     unblocked = await answer(mod, "quota unblock", member=bob, reason="apologised")
     not_blocked = await answer(mod, "quota unblock", member=bob)
 
@@ -120,7 +120,7 @@ async def test_block_and_unblock(
         "They can make videos again."
     )
     assert not_blocked.content == f"{bob.mention} isn't blocked; nothing changed."
-    assert (await ledger.reserve("job-2", guild, bob.id, 5)).amount == 5
+    assert (await ledger.reserve("job-2", guild, bob.id, 5, role_ids=())).amount == 5
     kinds = [entry.kind for entry in await ledger.audit_log(guild, bob.id)]
     assert kinds.count("block") == 1 and kinds.count("unblock") == 1
 
@@ -426,7 +426,8 @@ async def test_the_audit_log_pages_and_says_when_it_is_empty(
     empty_bob = await answer(mod, "quota log", member=bob)
     ledger, guild = paddock.services.ledger, fake_discord.guild.id
     for number in range(1, 18):
-        await ledger.grant(guild, bob.id, number, actor_id=mod.id, reason=f"grant {number}")
+        await ledger.grant(guild, bob.id, number, actor_id=mod.id, reason=f"grant {number}",
+                           role_ids=())
     await paddock.services.config.allow_channel(guild, 123, actor_id=mod.id, reason="newest")
 
     first = await answer(mod, "quota log")

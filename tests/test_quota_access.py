@@ -114,7 +114,7 @@ async def test_the_moderator_role_works_without_manage_server(
     assert cleared.content == (
         f"Moderator role: {helpers.mention} → none. Only members with Manage Server moderate now."
     )
-    assert (await paddock.services.ledger.balance(guild, bob.id)).available == 50
+    assert (await paddock.services.ledger.balance(guild, bob.id, role_ids=())).available == 50
     assert await paddock.services.config.moderator_role(guild) is None
 
 

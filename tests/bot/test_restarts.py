@@ -30,7 +30,7 @@ async def ledger_figures(database, guild_id: int, user_id: int):
     store = await Store.open(database)
     try:
         ledger = Ledger(store)
-        balance = await ledger.balance(guild_id, user_id)
+        balance = await ledger.balance(guild_id, user_id, role_ids=())
         pending = await ledger.holds(state="pending")
         settled = await ledger.holds(state="settled")
         report = await ledger.check()
@@ -42,7 +42,7 @@ async def ledger_figures(database, guild_id: int, user_id: int):
 async def grant(database, guild_id: int, user_id: int, amount: int) -> None:
     store = await Store.open(database)
     try:
-        await Ledger(store).grant(guild_id, user_id, amount, actor_id=1, reason="test")
+        await Ledger(store).grant(guild_id, user_id, amount, actor_id=1, reason="test", role_ids=())
     finally:
         await store.close()
 
