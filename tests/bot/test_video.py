@@ -186,3 +186,68 @@ async def test_a_job_that_outlives_the_token_replies_in_the_channel(
     assert post.replies_to is not None and post.replies_to.id == reply.id
     assert post.pings(alice)
     assert [a.filename.endswith(".mp4") for a in post.attachments] == [True]
+
+
+# -- every provider, and the server's own rules ---------------------------------------------
+
+
+@pytest.mark.parametrize(("provider", "credits"), [
+    ("joypix", 70), ("wavespeed", 70), ("pixeldojo", 70), ("hiapi", 70)])
+async def test_a_reference_video_works_on_every_provider(
+    fake_discord, paddock, providers, provider, credits
+) -> None:
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 100)
+    await (await alice.slash(
+        "video reference", prompt="[Image 1] walks through [Image 2]",
+        image1=Upload.image("hero.png", 800, 800), image2=Upload.image("town.jpg", 1200, 800),
+        provider=provider)).reply()
+
+    post = await finished_post(fake_discord, alice)
+    assert any(a.filename.endswith(".mp4") for a in post.attachments)
+    assert {f.name: f.value for f in post.embed.fields}["Credits charged"] == str(credits)
+    [submit] = providers[provider].submits()
+    sent = submit.json.get("input", submit.json)  # HiAPI nests the fields under input
+    images = sent.get("images") or sent.get("reference_urls") or sent.get("reference_image")
+    assert len(images) == 2 and all(url.startswith("http") for url in images)
+    assert await available(paddock, alice) == 100 - credits
+
+
+async def test_video_is_refused_outside_the_allowed_channels(
+    fake_discord, paddock, providers
+) -> None:
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 100)
+    videos = fake_discord.channel("videos")
+    await paddock.services.config.allow_channel(fake_discord.guild.id, videos.id, actor_id=1)
+
+    refused = await (await alice.slash("video text", prompt="x", channel="general")).reply()
+    assert refused.ephemeral
+    assert f"Videos aren't made in this channel. Use <#{videos.id}>." == refused.content
+    accepted = await (await alice.slash("video text", prompt="x", channel="videos")).reply()
+    assert not accepted.ephemeral
+    assert len(providers["joypix"].submits()) <= 1  # only the allowed one reaches it
+
+
+async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
+    fake_discord, paddock, providers
+) -> None:
+    from paddock.budget import Limits
+
+    await paddock.services.ledger.set_limits(fake_discord.guild.id, Limits(member_jobs=1),
+                                             actor_id=1)
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] * 100000
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 500)
+    await (await alice.slash("video text", prompt="one")).reply()
+
+    refused = await (await alice.slash("video text", prompt="two")).reply()
+    assert refused.ephemeral
+    assert refused.content == "You already have 1 jobs running; this server allows 1."
+    [task_id] = emulator.tasks
+    emulator.finish(task_id)
+    await finished_post(fake_discord, alice)
+    await asyncio.wait_for(paddock.runner.wait_idle(), 5)
+    again = await (await alice.slash("video text", prompt="two")).reply()
+    assert not again.ephemeral
