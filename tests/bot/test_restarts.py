@@ -129,3 +129,32 @@ async def test_buttons_keep_working_after_a_restart(fake_discord, providers, tmp
         await fake_discord.wait_for(lambda: len(providers["joypix"].submits()) == 2, timeout=10)
     second = providers["joypix"].submits()[1].json
     assert second["prompt"] == "a mill" and second["seed"] != 3
+
+
+async def test_sigterm_closes_cleanly_and_the_job_finishes_after_restart(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["wavespeed"]
+    emulator.steps = ["created"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 100)
+    env = bot_env(fake_discord, providers, database)
+
+    async with bot_process(fake_discord, env=env) as first:
+        await (await alice.slash("video text", prompt="a bridge", provider="wavespeed")).reply()
+        await emulator.wait_for_requests("status", 2)
+        assert await first.stop(signal.SIGTERM) == 0  # a clean exit, not a crash
+        assert "runner stopped; unfinished jobs resume at the next start" in first.output
+        assert "Traceback" not in first.output
+    [task_id] = emulator.tasks
+    emulator.finish(task_id)
+
+    async with bot_process(fake_discord, env=env):
+        post = await finished_post(fake_discord, alice, timeout=15)
+    assert any(a.filename.endswith(".mp4") for a in post.attachments)
+    assert len(emulator.submits()) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
+    assert report.ok, report.problems
