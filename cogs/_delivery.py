@@ -121,7 +121,9 @@ class DiscordDelivery:
                 if sheet is not None:
                     embed.set_thumbnail(url="attachment://references.png")
                 message = await self._post(job, embed=embed, files=files, view=result_view(job))
-        await self._close_job_message(job, f"Done: {message.jump_url}")
+        # Built by hand: a message returned by the webhook knows no guild (jump_url says @me).
+        link = f"https://discord.com/channels/{job.guild_id}/{message.channel.id}/{message.id}"
+        await self._close_job_message(job, f"Done: {link}")
 
     async def _post(
         self,

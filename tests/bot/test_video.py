@@ -57,7 +57,8 @@ async def test_a_text_video_goes_from_command_to_channel_and_is_charged_once(
     assert submit.json["prompt"] == "a horse gallops on a beach"
     assert await available(paddock, alice) == 130
     assert await holds(paddock) == []
-    await fake_discord.wait_for(lambda: "Done" in (reply.embed.fields[0].value or ""))
+    done = f"Done: https://discord.com/channels/{fake_discord.guild.id}/"
+    await fake_discord.wait_for(lambda: done in (reply.embed.fields[0].value or ""))
     report = await paddock.services.ledger.check()
     assert report.ok, report.problems
 
@@ -226,7 +227,8 @@ async def test_video_is_refused_outside_the_allowed_channels(
     assert f"Videos aren't made in this channel. Use <#{videos.id}>." == refused.content
     accepted = await (await alice.slash("video text", prompt="x", channel="videos")).reply()
     assert not accepted.ephemeral
-    assert len(providers["joypix"].submits()) <= 1  # only the allowed one reaches it
+    await fake_discord.wait_for(lambda: any(m.attachments for m in videos.visible))
+    assert len(providers["joypix"].submits()) == 1  # only the allowed one reached it
 
 
 async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
@@ -245,6 +247,7 @@ async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
     refused = await (await alice.slash("video text", prompt="two")).reply()
     assert refused.ephemeral
     assert refused.content == "You already have 1 jobs running; this server allows 1."
+    await emulator.wait_for_requests("submit", 1)
     [task_id] = emulator.tasks
     emulator.finish(task_id)
     await finished_post(fake_discord, alice)
