@@ -16,7 +16,7 @@ from cogs._render import progress_embed
 from hh_api import SEED_MAX, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
 from paddock.jobs import Job
-from paddock.orders import Order, OrderRefused, Picture, prepare
+from paddock.orders import OrderRefused, Picture, prepare
 from paddock.runner import Progress
 
 if TYPE_CHECKING:
@@ -375,4 +375,4 @@ async def setup(bot: Paddock) -> None:
     await bot.add_cog(VideoCog(bot))
 
 
-__all__ = ["Order", "VideoCog", "result_view"]
+__all__ = ["VideoCog", "result_view"]

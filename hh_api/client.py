@@ -20,7 +20,6 @@ from hh_api.capabilities import ModeCapabilities
 from hh_api.config import ProviderConfig, load_providers
 from hh_api.download import download_video
 from hh_api.errors import (
-    AuthenticationError,
     ConfigurationError,
     ProtocolError,
     ProviderUnavailableError,
@@ -320,5 +319,3 @@ def _data(spec: Provider, payload: Any) -> Mapping[str, Any]:
         raise ProtocolError(f"{spec.title} answered without a 'data' object", provider=spec.name)
     return data
 
-
-__all__ = ["AuthenticationError", "HappyHorse", "PollPolicy", "Timeouts"]

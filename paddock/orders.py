@@ -63,7 +63,7 @@ def prepare(
     try:
         offer = hh.capabilities(provider, mode)
     except InvalidRequestError as error:
-        raise OrderRefused(_with_fix(error, title)) from None
+        raise OrderRefused(_with_fix(error)) from None
     for picture in pictures:
         if not picture.checked:
             _check_picture(picture, offer.pictures, title)
@@ -76,7 +76,7 @@ def prepare(
             negative_prompt=negative_prompt,
         ))
     except InvalidRequestError as error:
-        raise OrderRefused(_with_fix(error, title)) from None
+        raise OrderRefused(_with_fix(error)) from None
     return Order(provider, request, hh.prices.credits(provider, request), tuple(pictures))
 
 
@@ -113,7 +113,7 @@ def _check_picture(picture: Picture, limits, title: str) -> None:
         )
 
 
-def _with_fix(error: InvalidRequestError, title: str) -> str:
+def _with_fix(error: InvalidRequestError) -> str:
     text = str(error)
     if error.field in ("seed", "negative_prompt", "mode"):
         return f"{text}. Choose another provider if you need it."

@@ -216,9 +216,6 @@ class Runner:
         assert job.provider is not None
         return self._queue(job.provider).position(job.id)
 
-    def position(self, job: Job) -> int | None:
-        return self._queue(job.provider).position(job.id) if job.provider else None
-
     def in_flight(self) -> int:
         return len(self._tasks)
 

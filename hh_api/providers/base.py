@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from hh_api.capabilities import ModeCapabilities
@@ -141,8 +141,6 @@ def optional_fields(request: VideoRequest, **names: str) -> dict[str, Any]:
 
 def parse_time(value: object) -> datetime | None:
     """An ISO-8601 string or a Unix time (s or ms) as an aware datetime; None if neither."""
-    from datetime import UTC
-
     if isinstance(value, bool) or value in (None, ""):
         return None
     if isinstance(value, int | float):
