@@ -1,4 +1,5 @@
-"""hh_api: one async client for Alibaba's HappyHorse video models on four providers.
+"""hh_api: one async client for Alibaba's HappyHorse video models on four providers
+(and a free demo provider that runs inside the process, `DemoBackend`).
 
     async with HappyHorse() as hh:                      # keys from the environment
         request = VideoRequest("a horse on a beach", mode=Mode.TEXT, duration=5)
@@ -14,6 +15,7 @@ from hh_api.callbacks import sign_hiapi, verify_hiapi_callback
 from hh_api.capabilities import SEED_MAX, ModeCapabilities, PictureLimits
 from hh_api.client import HappyHorse, PollPolicy, Timeouts
 from hh_api.config import PROVIDER_NAMES, ProviderConfig, Secret, load_providers
+from hh_api.demo import DemoBackend, DemoSettings, demo_video
 from hh_api.errors import (
     AuthenticationError,
     CallbackVerificationError,
@@ -31,14 +33,18 @@ from hh_api.errors import (
 )
 from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
 from hh_api.pricing import PriceTable
+from hh_api.providers.demo import DEMO_PROVIDER
 from hh_api.transport import RetryPolicy
 
 __all__ = [
+    "DEMO_PROVIDER",
     "PROVIDER_NAMES",
     "SEED_MAX",
     "AuthenticationError",
     "CallbackVerificationError",
     "ConfigurationError",
+    "DemoBackend",
+    "DemoSettings",
     "DownloadError",
     "HappyHorse",
     "HappyHorseError",
@@ -63,6 +69,7 @@ __all__ = [
     "Timeouts",
     "VideoRequest",
     "WaitTimeoutError",
+    "demo_video",
     "load_providers",
     "sign_hiapi",
     "verify_hiapi_callback",
