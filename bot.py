@@ -23,7 +23,15 @@ from discord import app_commands
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from hh_api import ConfigurationError, PollPolicy, PriceTable, ProviderConfig, load_providers
+from hh_api import (
+    DEMO_PROVIDER,
+    ConfigurationError,
+    DemoSettings,
+    PollPolicy,
+    PriceTable,
+    ProviderConfig,
+    load_providers,
+)
 from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
 from paddock.store import DEFAULT_PATH
@@ -48,14 +56,19 @@ class Settings:
     guild_ready_timeout: float = 2.0
     database_path: Path = DEFAULT_PATH
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
-    default_provider: str | None = None  # None: no provider has a key
+    default_provider: str | None = None  # None: none (from_env turns the demo on instead)
     prices: PriceTable = field(default_factory=PriceTable)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
 
     @property
     def usable_providers(self) -> list[str]:
-        """Providers with a key, the default first."""
-        names = [name for name, config in self.providers.items() if config.api_key]
+        """Providers with a key, and the demo when it is on (it needs none), the default
+        first."""
+        names = [
+            name for name, config in self.providers.items()
+            if config.api_key or name == DEMO_PROVIDER
+        ]
         if self.default_provider in names:
             names.remove(self.default_provider)
             names.insert(0, self.default_provider)
@@ -65,7 +78,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read ``DISCORD_TOKEN`` (required), ``DISCORD_API_BASE``,
         ``DISCORD_GATEWAY_URL``, ``DEV_GUILD_ID``, ``DISCORD_GUILD_READY_TIMEOUT``,
-        ``DATABASE_PATH``, ``HH_PROVIDER``, the provider keys and their settings."""
+        ``DATABASE_PATH``, ``HH_PROVIDER``, the provider keys and their settings, and
+        ``DEMO_RENDER_SECONDS`` and ``DEMO_FAIL_RATE``.
+
+        The free demo provider is on when ``HH_PROVIDER`` is ``demo`` or no provider has
+        a key; it is then the default."""
         token = env.get("DISCORD_TOKEN", "").strip()
         if not token:
             raise SettingsError("DISCORD_TOKEN is not set; put it in the environment or .env")
@@ -81,18 +98,26 @@ class Settings:
         try:
             providers = load_providers(env)
             prices = PriceTable.from_env(env)
+            demo = DemoSettings.from_env(env)
         except ConfigurationError as error:
             raise SettingsError(str(error)) from None
         keyed = [name for name, config in providers.items() if config.api_key]
         default = env.get("HH_PROVIDER", "").strip().lower() or None
-        if default is not None and default not in providers:
+        if default is not None and default not in (*providers, DEMO_PROVIDER):
             raise SettingsError(
-                f"HH_PROVIDER must be one of {', '.join(providers)}, not {default!r}"
+                f"HH_PROVIDER must be one of {', '.join(providers)}, {DEMO_PROVIDER}; "
+                f"not {default!r}"
             )
-        if default is not None and default not in keyed:
+        if default not in (None, DEMO_PROVIDER, *keyed):
             raise SettingsError(
                 f"HH_PROVIDER is {default}, but {default.upper()}_API_KEY is not set"
             )
+        if default is None and not keyed:
+            log.info("no provider key is set, so videos come from the free demo provider "
+                     "(a sample clip; credits are charged at real prices)")
+            default = DEMO_PROVIDER
+        if default == DEMO_PROVIDER:
+            providers[DEMO_PROVIDER] = ProviderConfig(DEMO_PROVIDER)
         return cls(
             runner=_runner_settings(env),
             discord_token=token,
@@ -102,8 +127,9 @@ class Settings:
             guild_ready_timeout=ready_timeout,
             database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_PATH),
             providers=providers,
-            default_provider=default or (keyed[0] if keyed else None),
+            default_provider=default or keyed[0],
             prices=prices,
+            demo=demo,
         )
 
 
@@ -210,8 +236,8 @@ class Paddock(commands.Bot):
 async def run(settings: Settings) -> None:
     route_discord(settings)
     async with (
-        Services.open(settings.database_path, settings.providers, prices=settings.prices)
-        as services,
+        Services.open(settings.database_path, settings.providers, prices=settings.prices,
+                      demo=settings.demo) as services,
         Paddock(settings, services) as bot,
     ):
         loop = asyncio.get_running_loop()

@@ -8,14 +8,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from hh_api import DEMO_PROVIDER
+
 if TYPE_CHECKING:
     from bot import Paddock
 
 HELP_COLOUR = discord.Colour(0x8B5A2B)
 
 
-def help_embed() -> discord.Embed:
-    """The guide members see; it names the commands as members type them."""
+def help_embed(demo_rates: tuple[str, str] | None = None) -> discord.Embed:
+    """The guide members see; it names the commands as members type them. With
+    `demo_rates` (credits per second at 720p and 1080p) it explains the demo provider."""
     embed = discord.Embed(
         title="How to use Paddock",
         description=(
@@ -44,6 +47,18 @@ def help_embed() -> discord.Embed:
         value="**Re-roll** for a new seed, **Remix** to change the prompt, **Delete** removes it.",
         inline=False,
     )
+    if demo_rates is not None:
+        embed.add_field(
+            name="Demo provider",
+            value=(
+                "This bot can use the free demo provider: every video is the same short "
+                "sample clip, but it queues, renders and charges like a real provider, at "
+                f"the real price ({demo_rates[0]} credits/s at 720p, {demo_rates[1]} at "
+                "1080p: the highest known rate). Put `#fail` in a prompt to see a failed "
+                "job return its credits."
+            ),
+            inline=False,
+        )
     embed.set_footer(text="Only you can see this message.")
     return embed
 
@@ -55,7 +70,12 @@ class Help(commands.Cog):
     @app_commands.command(name="help")
     async def help(self, interaction: discord.Interaction[Paddock]) -> None:
         """How to make videos with Paddock."""
-        await interaction.response.send_message(embed=help_embed(), ephemeral=True)
+        demo_rates = None
+        if DEMO_PROVIDER in self.bot.settings.usable_providers:
+            prices = self.bot.services.hh.prices
+            demo_rates = (f"{prices.rate(DEMO_PROVIDER, '720p'):g}",
+                          f"{prices.rate(DEMO_PROVIDER, '1080p'):g}")
+        await interaction.response.send_message(embed=help_embed(demo_rates), ephemeral=True)
 
 
 async def setup(bot: Paddock) -> None:

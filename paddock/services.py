@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hh_api import HappyHorse, PollPolicy, PriceTable, ProviderConfig
+from hh_api import (
+    DEMO_PROVIDER,
+    DemoBackend,
+    DemoSettings,
+    HappyHorse,
+    PollPolicy,
+    PriceTable,
+    ProviderConfig,
+)
 from paddock.budget import utcnow
 from paddock.guild_config import GuildConfig
 from paddock.jobs import JobStore
@@ -35,12 +43,25 @@ class Services:
         *,
         prices: PriceTable | None = None,
         poll: PollPolicy | None = None,
+        demo: DemoSettings | None = None,
         clock: Clock = utcnow,
     ) -> AsyncIterator[Services]:
+        """Open the database and the provider client. When "demo" is among `providers`,
+        the demo backend (`demo` says how it behaves) runs until the services close, and
+        the client's "demo" entry points at it."""
         store = await Store.open(database_path)
         try:
-            options = {"poll": poll} if poll is not None else {}
-            async with HappyHorse(providers, prices=prices or PriceTable(), **options) as hh:
+            async with contextlib.AsyncExitStack() as stack:
+                if DEMO_PROVIDER in providers:
+                    backend = DemoBackend(demo or DemoSettings())
+                    await stack.enter_async_context(backend)
+                    providers = {
+                        name: backend.provider_config() if name == DEMO_PROVIDER else config
+                        for name, config in providers.items()
+                    }
+                options = {"poll": poll} if poll is not None else {}
+                hh = HappyHorse(providers, prices=prices or PriceTable(), **options)
+                await stack.enter_async_context(hh)
                 yield cls(
                     store=store,
                     ledger=Ledger(store, clock=clock),

@@ -128,7 +128,7 @@ def test_settings_read_the_environment() -> None:
     bare = Settings.from_env({"DISCORD_TOKEN": "abc"})
     assert (bare.discord_api_base, bare.discord_gateway_url, bare.dev_guild_id) == (None,) * 3
     assert bare.database_path == Path("data/paddock.db")
-    assert (bare.default_provider, bare.usable_providers) == (None, [])
+    assert (bare.default_provider, bare.usable_providers) == ("demo", ["demo"])  # no keys
     first_keyed = Settings.from_env({"DISCORD_TOKEN": "abc", "PIXELDOJO_API_KEY": "k"})
     assert first_keyed.default_provider == "pixeldojo"
 
