@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
-from bot import Paddock, Settings, SettingsError
+from bot import Settings, SettingsError
 from hh_api import demo_video
-from paddock.services import Services
 from tests.bot.conftest import FAST_RUNNER
 from tests.bot.support import available, give_credits, holds
 from tests.bot.test_restarts import grant
 from tests.bot.test_video import finished_post
-from tests.fakes.discord import Upload, bot_process, running_bot
+from tests.fakes.discord import Upload, bot_process
 
 NO_KEYS = {f"{name}_API_KEY": "" for name in ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI")}
 
@@ -32,18 +30,6 @@ def paddock_settings(fake_discord, tmp_path) -> Settings:
         "DEMO_RENDER_SECONDS": "0.1",
     })
     return dataclasses.replace(settings, runner=FAST_RUNNER)
-
-
-@pytest.fixture
-async def paddock(fake_discord, paddock_settings) -> AsyncIterator[Paddock]:
-    """The bot as ``run()`` builds it: the services get the demo's settings too."""
-    settings = paddock_settings
-    async with (
-        Services.open(settings.database_path, settings.providers, prices=settings.prices,
-                      demo=settings.demo) as services,
-        running_bot(fake_discord, Paddock(settings, services)) as bot,
-    ):
-        yield bot
 
 
 async def test_with_no_key_a_text_video_is_the_bundled_clip_and_is_charged(

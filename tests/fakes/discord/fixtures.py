@@ -180,8 +180,8 @@ async def paddock(fake_discord: FakeDiscord, paddock_settings: Settings) -> Asyn
 
     settings = paddock_settings
     async with (
-        Services.open(settings.database_path, settings.providers, prices=settings.prices)
-        as services,
+        Services.open(settings.database_path, settings.providers, prices=settings.prices,
+                      demo=settings.demo) as services,
         running_bot(fake_discord, Paddock(settings, services)) as bot,
     ):
         yield bot
