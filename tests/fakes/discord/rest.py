@@ -347,6 +347,8 @@ class RestApi:
         interaction = fake.interactions.get(int(request.match_info["interaction_id"]))
         if interaction is None or interaction.token != request.match_info["token"]:
             raise errors.unknown_interaction()
+        if interaction.responded_at is None:
+            interaction.responded_at = time.perf_counter()
         if interaction.acknowledged:
             raise errors.already_acknowledged()
         if fake.clock.now() > interaction.created_at + fake.response_deadline:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import mimetypes
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -519,6 +520,7 @@ class FakeDiscord:
         )
         self.interactions[interaction.id] = interaction
         self.interactions_by_token[interaction.token] = interaction
+        interaction.sent_at = time.perf_counter()
         session.dispatch("INTERACTION_CREATE", self._interaction_payload(interaction))
         self.changed()
         return interaction

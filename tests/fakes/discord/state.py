@@ -684,6 +684,9 @@ class Interaction:
     modal: Modal | None = None
     choices: list[dict[str, Any]] | None = None
     answered: list[Message] = field(default_factory=list)
+    # perf_counter() readings for benchmarks: INTERACTION_CREATE queued, first response in.
+    sent_at: float = 0.0
+    responded_at: float | None = None
 
     @property
     def acknowledged(self) -> bool:

@@ -1,0 +1,88 @@
+"""What every benchmark shares: the machine line, percentiles, and the bot under test.
+
+The bot runs as ``python bot.py`` in its own process, as in production, against the
+project's fake Discord and provider emulators, which run in the benchmark's process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+from collections.abc import AsyncIterator, Iterable, Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.fakes.discord import BotProcess, FakeDiscord, bot_process  # noqa: E402
+from tests.fakes.providers import ProviderEmulator  # noqa: E402
+
+
+def machine_line(*packages: str) -> str:
+    """Cores, Python, SQLite and package versions: the first line every bench prints."""
+    names = ("discord.py", "aiohttp", "sqlite-utils", *packages)
+    versions = "  ".join(f"{name} {version(name)}" for name in names)
+    return (
+        f"cores: {os.cpu_count()}  python {platform.python_version()}  "
+        f"sqlite {sqlite3.sqlite_version}  {versions}  {platform.system()} {platform.machine()}"
+    )
+
+
+def percentile(values: Iterable[float], fraction: float) -> float:
+    """Nearest-rank percentile (fraction 0.5 = median, 0.99 = p99)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain right-aligned table for the terminal and the README."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def provider_env(emulator: ProviderEmulator) -> dict[str, str]:
+    """Environment pointing ``bot.py`` at one emulator as its only provider."""
+    prefix = emulator.provider.upper()
+    return {
+        f"{prefix}_API_KEY": emulator.api_key,
+        f"{prefix}_BASE_URL": emulator.base_url,
+        "HH_PROVIDER": emulator.provider,
+    }
+
+
+@contextlib.asynccontextmanager
+async def bot_against(
+    fake: FakeDiscord, database: Path, env: dict[str, str], *, timeout: float = 60.0
+) -> AsyncIterator[BotProcess]:
+    """``python bot.py`` against ``fake`` with its database at ``database``; keys of
+    other providers in the environment are blanked so only ``env``'s are used."""
+    blank = {
+        f"{name}_API_KEY": "" for name in ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI")
+    }
+    full = {**blank, "DATABASE_PATH": str(database), "PADDOCK_LOG_LEVEL": "WARNING", **env}
+    async with bot_process(fake, env=full, timeout=timeout) as process:
+        yield process

@@ -1,0 +1,125 @@
+"""How fast members get an answer: 200 slash commands from 50 members arrive at once.
+
+Run from the repository root: ``python bench/ack.py`` (``--runs``, ``--commands``,
+``--members``). The bot is ``python bot.py`` in its own process; the fake Discord and a
+JoyPix emulator run here. Each command's figure is the time from its INTERACTION_CREATE
+being queued on the gateway to the bot's first response (the interaction callback)
+reaching the fake. Discord allows 3 s. The mix is what a busy server sends: three in
+four are ``/video text`` (checks, a credit reservation and the public job message), the
+rest ``/credits balance`` and ``/jobs list``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from _common import bot_against, machine_line, median, percentile, provider_env, table
+
+from tests.fakes.discord import FakeDiscord, Interaction
+from tests.fakes.providers import ProviderEmulator
+
+MIX = ("video text", "video text", "video text", "credits balance", "video text",
+       "video text", "video text", "jobs list")
+
+
+async def one_run(
+    commands: int, members: int, folder: Path, profile: Path | None = None
+) -> tuple[dict[str, list[float]], float]:
+    async with FakeDiscord() as fake, ProviderEmulator("joypix", api_key="bench") as joypix:
+        joypix.render_seconds = 3600  # jobs stay at the provider: only the answers count
+        database = folder / f"ack-{time.monotonic_ns()}.db"
+        async with bot_against(fake, database, provider_env(joypix)) as bot:
+            owner = fake.owner
+            for command, options in (
+                ("quota allowance", {"amount": 10**6, "period": "daily"}),
+                ("quota limits", {"member_jobs": 100, "server_jobs": 1000}),
+            ):
+                reply = await (await owner.slash(command, **options)).reply(timeout=10)
+                assert reply.ephemeral, reply.text
+            crowd = [fake.member(f"member{n}") for n in range(members)]
+            spy = await start_profiler(bot.process.pid, profile) if profile else None
+            sent: list[Interaction] = []
+            cpu_before = process_cpu(bot.process.pid)
+            for n in range(commands):
+                command = MIX[n % len(MIX)]
+                options = {"prompt": f"a horse, take {n}"} if command == "video text" else {}
+                sent.append(await crowd[n % members].slash(command, **options))
+            await fake.wait_for(
+                lambda: all(i.responded_at is not None for i in sent), timeout=30
+            )
+            bot_cpu = process_cpu(bot.process.pid) - cpu_before
+            if spy is not None:
+                await stop_profiler(spy)
+            failed = [i for i in sent if i.failed]
+            if failed:
+                raise SystemExit(f"{len(failed)} interactions got no answer in 3 s")
+    figures: dict[str, list[float]] = {"all": []}
+    for interaction in sent:
+        assert interaction.responded_at is not None
+        ms = (interaction.responded_at - interaction.sent_at) * 1000
+        figures["all"].append(ms)
+        figures.setdefault("/" + interaction.command_name, []).append(ms)
+    return figures, bot_cpu * 1000 / commands
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_profiler(pid: int, output: Path) -> asyncio.subprocess.Process:
+    """py-spy (``pip install py-spy``) sampling the bot while the burst arrives."""
+    spy = await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(pid), "--rate", "1000", "--nonblocking", "--threads",
+        "--format", "raw",
+        "--output", str(output), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.5)  # py-spy attaches
+    return spy
+
+
+async def stop_profiler(spy: asyncio.subprocess.Process) -> None:
+    spy.send_signal(signal.SIGINT)
+    await spy.wait()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--commands", type=int, default=200)
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--profile", type=Path, help="write a py-spy profile of one run here")
+    args = parser.parse_args()
+    print(machine_line())
+    print(f"{args.commands} commands from {args.members} members at once; "
+          f"median over {args.runs} runs of each run's figure; aim: p99 < 100 ms")
+    runs, cpu = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for n in range(args.runs):
+            profile = args.profile if n == 0 else None
+            figures, cpu_ms = await one_run(args.commands, args.members, Path(folder), profile)
+            runs.append(figures)
+            cpu.append(cpu_ms)
+    rows = []
+    for kind in runs[0]:
+        per_run = [run[kind] for run in runs]
+        rows.append((
+            kind, len(per_run[0]),
+            median([percentile(r, 0.5) for r in per_run]),
+            median([percentile(r, 0.99) for r in per_run]),
+            median([max(r) for r in per_run]),
+        ))
+    print(table(("commands", "per run", "p50 ms", "p99 ms", "max ms"), rows))
+    print(f"bot CPU per command (all threads): {median(cpu):.2f} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
