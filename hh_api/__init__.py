@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from hh_api.callbacks import sign_hiapi, verify_hiapi_callback
 from hh_api.capabilities import SEED_MAX, ModeCapabilities, PictureLimits
-from hh_api.client import HappyHorse, PollPolicy, Timeouts
+from hh_api.client import HappyHorse, PollPolicy, PollSchedule, Timeouts
 from hh_api.config import PROVIDER_NAMES, ProviderConfig, Secret, load_providers
 from hh_api.demo import DemoBackend, DemoSettings, demo_video
 from hh_api.errors import (
@@ -34,6 +34,7 @@ from hh_api.errors import (
 from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
 from hh_api.pricing import PriceTable
 from hh_api.providers.demo import DEMO_PROVIDER
+from hh_api.render_times import RenderTimes, RenderWindow
 from hh_api.transport import RetryPolicy
 
 __all__ = [
@@ -53,11 +54,14 @@ __all__ = [
     "ModeCapabilities",
     "PictureLimits",
     "PollPolicy",
+    "PollSchedule",
     "PriceTable",
     "ProtocolError",
     "ProviderConfig",
     "ProviderUnavailableError",
     "RateLimitError",
+    "RenderTimes",
+    "RenderWindow",
     "RetryPolicy",
     "Secret",
     "Status",

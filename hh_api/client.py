@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from hh_api.errors import (
 from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
 from hh_api.pricing import PriceTable
 from hh_api.providers import PROVIDERS, Provider
+from hh_api.render_times import RenderKey, RenderTimes, RenderWindow
 from hh_api.transport import Call, RetryPolicy, Sleep, Transport
 
 log = logging.getLogger("hh_api")
@@ -49,17 +52,55 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to ask about a task: start near 2 s, grow, cap near 15 s."""
+    """How often to ask about a task: start near 2 s, grow, cap near 15 s.
+
+    When the client knows how long this kind of render takes (a `RenderWindow`), it
+    checks as usual until the window opens, every `near` seconds inside it (more
+    sparsely when the window is wide: at most `window_checks` checks across it), and
+    grows again from `near` if the render outlasts it.
+    """
 
     initial: float = 2.0
     factor: float = 1.5
     maximum: float = 15.0
+    near: float = 1.0
+    window_checks: int = 10
 
-    def intervals(self):
-        interval = self.initial
+    def intervals(self, start: float | None = None) -> Iterator[float]:
+        interval = self.initial if start is None else start
         while True:
             yield interval
             interval = min(self.maximum, interval * self.factor)
+
+    def schedule(self, window: RenderWindow | None) -> PollSchedule:
+        return PollSchedule(self, window)
+
+
+class PollSchedule:
+    """The pauses between one task's status checks (see `PollPolicy`)."""
+
+    def __init__(self, policy: PollPolicy, window: RenderWindow | None) -> None:
+        self.window = window
+        self._before = policy.intervals()
+        self._after: Iterator[float] | None = None
+        self._policy = policy
+        self.near = policy.near
+        if window is not None:
+            width = window.latest - window.soonest
+            self.near = max(policy.near, width / max(policy.window_checks, 1))
+
+    def pause(self, since_submitted: float | None) -> float:
+        """Seconds to wait before the next check, `since_submitted` seconds into the task."""
+        window = self.window
+        if window is None or since_submitted is None:
+            return next(self._before)
+        if since_submitted < window.soonest:
+            return min(next(self._before), window.soonest - since_submitted)
+        if since_submitted <= window.latest:
+            return self.near
+        if self._after is None:
+            self._after = self._policy.intervals(start=self.near * self._policy.factor)
+        return next(self._after)
 
 
 class HappyHorse:
@@ -80,6 +121,7 @@ class HappyHorse:
         poll: PollPolicy = PollPolicy(),
         session: aiohttp.ClientSession | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         configs = load_providers() if providers is None else providers
         unknown = set(configs) - set(PROVIDERS)
@@ -93,6 +135,10 @@ class HappyHorse:
         self.retry = retry
         self.poll = poll
         self._sleep = sleep
+        self._clock = clock
+        self.render_times = RenderTimes()
+        # task id -> (kind of render, loop time it was submitted), for tasks sent from here
+        self._submitted: OrderedDict[str, tuple[RenderKey, float]] = OrderedDict()
         self._session = session
         self._owns_session = session is None
         self._transport: Transport | None = None
@@ -193,6 +239,7 @@ class HappyHorse:
         )
         data = _data(spec, answer.payload)
         task_id = spec.task_id_from_submission(data)
+        self._remember_submission(task_id, RenderTimes.key(provider, resolved))
         log.info("%s accepted task %s (%s mode)", provider, task_id, offer.mode.value)
         return Submission(provider=provider, task_id=task_id, raw=answer.payload)
 
@@ -215,10 +262,14 @@ class HappyHorse:
         poll: PollPolicy | None = None,
         on_update: OnUpdate | None = None,
         wake: asyncio.Event | None = None,
+        request: VideoRequest | None = None,
+        submitted_at: datetime | None = None,
     ) -> TaskState:
         """Poll until the task ends; return the succeeded state.
 
-        Works on any task id, so a restarted caller resumes where it left off.
+        Works on any task id, so a restarted caller resumes where it left off; give it
+        the task's `request` and `submitted_at` then, so polling can follow how long
+        such renders take (tasks submitted by this client are known already).
         `on_update` is called whenever the status (or the provider's word) changes.
         Setting `wake` makes the next poll happen at once (a callback arrived).
         Transient failures while polling are waited out until `timeout`.
@@ -227,8 +278,15 @@ class HappyHorse:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        key, sent = self._submitted.pop(task_id, (None, None))
+        if key is None and request is not None:
+            key = RenderTimes.key(provider, request)
+        if sent is None and submitted_at is not None:
+            sent = self._clock() - (datetime.now(UTC) - submitted_at).total_seconds()
+        window = self.render_times.window(key) if key is not None else None
+        schedule = (poll or self.poll).schedule(window)
         last: TaskState | None = None
-        for interval in (poll or self.poll).intervals():
+        while True:
             try:
                 state = await self.status(provider, task_id)
             except (ProviderUnavailableError, RateLimitError, ProtocolError) as error:
@@ -246,9 +304,12 @@ class HappyHorse:
                             await result
                 last = state
                 if state.status is Status.SUCCEEDED:
+                    if key is not None and sent is not None:
+                        self.render_times.record(key, self._clock() - sent)
                     return state
                 if state.status is Status.FAILED:
                     raise TaskFailedError(state)
+            interval = schedule.pause(None if sent is None else self._clock() - sent)
             if deadline is not None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -259,7 +320,6 @@ class HappyHorse:
                     )
                 interval = min(interval, remaining)
             await self._pause(interval, wake)
-        raise AssertionError("unreachable: intervals() never ends")
 
     async def generate(
         self,
@@ -296,6 +356,11 @@ class HappyHorse:
             ),
             retry=self.retry, sleep=self._sleep,
         )
+
+    def _remember_submission(self, task_id: str, key: RenderKey) -> None:
+        self._submitted[task_id] = (key, self._clock())
+        while len(self._submitted) > 10_000:  # submitted but never waited on
+            self._submitted.popitem(last=False)
 
     async def _pause(self, seconds: float, wake: asyncio.Event | None) -> None:
         if wake is None:
