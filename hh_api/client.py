@@ -286,7 +286,9 @@ class HappyHorse:
         window = self.render_times.window(key) if key is not None else None
         schedule = (poll or self.poll).schedule(window)
         last: TaskState | None = None
+        running_at = 0.0  # seconds after submission when it was last seen unfinished
         while True:
+            checked_at = None if sent is None else self._clock() - sent
             try:
                 state = await self.status(provider, task_id)
             except (ProviderUnavailableError, RateLimitError, ProtocolError) as error:
@@ -304,11 +306,13 @@ class HappyHorse:
                             await result
                 last = state
                 if state.status is Status.SUCCEEDED:
-                    if key is not None and sent is not None:
-                        self.render_times.record(key, self._clock() - sent)
+                    if key is not None and checked_at is not None:
+                        self.render_times.record(key, running_at, checked_at)
                     return state
                 if state.status is Status.FAILED:
                     raise TaskFailedError(state)
+                if checked_at is not None:
+                    running_at = checked_at
             interval = schedule.pause(None if sent is None else self._clock() - sent)
             if deadline is not None:
                 remaining = deadline - loop.time()

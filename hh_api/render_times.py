@@ -5,6 +5,10 @@ steady from one job to the next. Once a few have finished, `RenderTimes.window` 
 when the next one will most likely be done: from ``soonest`` (few finish sooner) to
 ``latest`` (most have finished by then), in seconds after submission. `PollPolicy`
 (in ``client.py``) uses the window to check rarely before it and often inside it.
+
+A poller never sees the moment a render ends, only that it was still running at one
+check and done at the next; both are kept (``after`` and ``by``), so a window learned
+from sparse checks is wide rather than late, and narrows as closer checks replace them.
 """
 
 from __future__ import annotations
@@ -35,24 +39,27 @@ class RenderTimes:
         self.least = least
         self.low = low
         self.high = high
-        self._seen: dict[RenderKey, deque[float]] = {}
+        self._seen: dict[RenderKey, deque[tuple[float, float]]] = {}
 
     @staticmethod
     def key(provider: str, request: VideoRequest) -> RenderKey:
         return (provider, request.mode.value, request.resolution, request.duration)
 
-    def record(self, key: RenderKey, seconds: float) -> None:
-        """A render of this kind took `seconds` from submission to being seen finished."""
-        if seconds >= 0 and math.isfinite(seconds):
-            self._seen.setdefault(key, deque(maxlen=self.keep)).append(seconds)
+    def record(self, key: RenderKey, after: float, by: float | None = None) -> None:
+        """A render of this kind ended `after` seconds from submission (it was still
+        running then) and `by` seconds (it was done then); `by` defaults to `after`."""
+        by = after if by is None else by
+        if 0 <= after <= by and math.isfinite(by):
+            self._seen.setdefault(key, deque(maxlen=self.keep)).append((after, by))
 
     def window(self, key: RenderKey) -> RenderWindow | None:
         """The likely finish, or None until `least` renders of this kind were seen."""
         seen = self._seen.get(key)
         if seen is None or len(seen) < self.least:
             return None
-        ordered = sorted(seen)
-        return RenderWindow(_quantile(ordered, self.low), _quantile(ordered, self.high))
+        soonest = _quantile(sorted(after for after, _ in seen), self.low)
+        latest = _quantile(sorted(by for _, by in seen), self.high)
+        return RenderWindow(soonest, latest)
 
     def __len__(self) -> int:
         return sum(len(seen) for seen in self._seen.values())

@@ -103,17 +103,20 @@ async def test_the_client_learns_render_times_and_then_polls_near_the_expected_f
             clock.pauses.clear()
             await hh.wait("joypix", submission.task_id)
             assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 15]
-        assert hh.render_times.window(RenderTimes.key("joypix", REQUEST)) == RenderWindow(
-            56.375, 56.375)
+        # each ended after the 7th check (41.375 s: still running) and by the 8th
+        key = RenderTimes.key("joypix", REQUEST)
+        assert hh.render_times.window(key) == RenderWindow(41.375, 56.375)
 
-        joypix.steps = polls_until_done(words, 10)  # this one takes a little longer
+        joypix.steps = polls_until_done(words, 10)
         submission = await hh.submit("joypix", REQUEST)
         clock.pauses.clear()
         await hh.wait("joypix", submission.task_id)
-    # the default would check again 15 s after 56.375 s; the learned schedule checks
-    # at the expected finish, a second later, then backs off again (1.5 s)
-    assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 15, 1, 1.5]
-    assert joypix.tasks[submission.task_id].polls == 10
+        # checks as before up to the window, then every 1.5 s across it (15 s / 10),
+        # where the default would have waited 15 s
+        assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 1.5, 1.5, 1.5]
+        assert joypix.tasks[submission.task_id].polls == 10
+        # and what it learned from this close look narrows the window
+        assert hh.render_times.window(key) == RenderWindow(41.375, 56.375)
 
 
 async def test_a_resumed_task_uses_the_window_of_its_request_and_submission_time(joypix):
