@@ -89,6 +89,23 @@ def period_start(period: Period, moment: datetime) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def next_refill(period: Period, now: datetime) -> datetime | None:
+    """When an allowance of ``period`` next refills: the start of the period after the one
+    containing ``now`` (``None`` for ``Period.NONE``, which never refills).
+
+    The refill itself is lazy (the member's first action after that moment), so this is
+    the earliest moment :func:`refill_due` says yes for someone refilled at ``now``.
+    """
+    start = period_start(period, now)
+    if period is Period.DAILY:
+        return start + timedelta(days=1)
+    if period is Period.WEEKLY:
+        return start + timedelta(days=7)
+    if period is Period.MONTHLY:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return None
+
+
 def refill_due(period: Period, last_refill: datetime | None, now: datetime) -> bool:
     """Whether a member last refilled at ``last_refill`` is due a refill at ``now``.
 
