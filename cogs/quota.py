@@ -9,7 +9,6 @@ command through a permission override is still refused.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -67,11 +66,19 @@ def allowance_text(amount: int, period: Period) -> str:
     return f"{amount} {PERIOD_WORDS[period]}" if amount else "none"
 
 
-def limit_text(limits: Limits, name: str) -> str:
-    value = getattr(limits, name)
+def limit_text(name: str, value: object) -> str:
+    """One limit's value as moderators read it (``None``: no limit)."""
     if name == "member_spend_period":
         return Period(value).value
     return "no limit" if value is None else str(value)
+
+
+def limit_changes(changed: dict[str, tuple[object, object] | list[object]]) -> str:
+    """``per-job cost: no limit → 50; jobs at once per member: 2 → 1``."""
+    return "; ".join(
+        f"{LIMIT_NAMES[name]}: {limit_text(name, before)} → {limit_text(name, after)}"
+        for name, (before, after) in changed.items()
+    )
 
 
 def limits_summary(limits: Limits) -> str:
@@ -80,9 +87,9 @@ def limits_summary(limits: Limits) -> str:
     for name in LIMIT_NAMES:
         if name == "member_spend_period":
             continue
-        line = f"- {LIMIT_NAMES[name]}: {limit_text(limits, name)}"
+        line = f"- {LIMIT_NAMES[name]}: {limit_text(name, getattr(limits, name))}"
         if name == "member_spend":
-            line += f" ({limit_text(limits, 'member_spend_period')})"
+            line += f" ({limit_text('member_spend_period', limits.member_spend_period)})"
         lines.append(line)
     return "\n".join(lines)
 
@@ -156,7 +163,9 @@ def describe_for_moderators(item: Entry | ConfigChange) -> str:
     elif kind == "policy":
         policy = POLICY_NAMES[FundingPolicy(detail.get("policy", "personal"))]
         what = f"{actor} set the funding policy to {policy}"
-    elif kind == "limits":
+    elif kind == "limits" and detail.get("changed"):
+        what = f"{actor} changed {limit_changes(detail['changed'])}"
+    elif kind == "limits":  # no from and to recorded (older entries), or nothing changed
         what = f"{actor} set the limits: {limits_in_short(detail)}"
     else:
         what = f"{actor or member} {kind} {signed(entry.change)}".strip()
@@ -551,7 +560,6 @@ class Quota(
         async with answering(interaction):
             await require_moderator(interaction)
             guild_id = self.guild(interaction)
-            current = (await self.ledger.settings(guild_id)).limits
             given = {
                 "max_job_cost": job_cost,
                 "member_spend": member_spend,
@@ -573,26 +581,27 @@ class Quota(
                     )
                     return
                 changes.update(dict.fromkeys(lifted))
-            new = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
-            if new == current:
+            update = await self.ledger.update_limits(
+                guild_id,
+                actor_id=interaction.user.id,
+                reason=reason or "",
+                **changes,  # type: ignore[arg-type]
+            )
+            if not update.changed:
                 await send_private(
                     interaction,
                     "No limit changed. Leave an option out to keep its value; use remove "
-                    f"to lift a limit. The limits are:\n{limits_summary(current)}",
+                    f"to lift a limit. The limits are:\n{limits_summary(update.after)}",
                 )
                 return
-            await self.ledger.set_limits(
-                guild_id, new, actor_id=interaction.user.id, reason=reason or ""
-            )
-            changed = [
-                f"{LIMIT_NAMES[name]}: {limit_text(current, name)} → {limit_text(new, name)}"
-                for name in LIMIT_NAMES
-                if getattr(current, name) != getattr(new, name)
-            ]
+            changed = {
+                name: (getattr(update.before, name), getattr(update.after, name))
+                for name in update.changed
+            }
             await send_private(
                 interaction,
-                f"Changed {'; '.join(changed)}{because(reason)}.\n"
-                f"The limits are now:\n{limits_summary(new)}",
+                f"Changed {limit_changes(changed)}{because(reason)}.\n"
+                f"The limits are now:\n{limits_summary(update.after)}",
             )
 
     # -- server config ---------------------------------------------------------------

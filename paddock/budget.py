@@ -6,7 +6,7 @@ calendar month. ``Period.NONE`` never refills on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -36,6 +36,24 @@ class Limits:
     daily_ceiling: int | None = None  # credits the whole server may spend per UTC day
     member_jobs: int | None = None  # pending holds (jobs in flight) per member
     server_jobs: int | None = None  # pending holds per server
+
+
+LIMIT_NAMES = tuple(f.name for f in fields(Limits))
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsChange:
+    """A change of a server's limits: what they were and what they are now."""
+
+    before: Limits
+    after: Limits
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """The names of the limits that differ, in :class:`Limits` order (empty: none)."""
+        return tuple(
+            name for name in LIMIT_NAMES if getattr(self.before, name) != getattr(self.after, name)
+        )
 
 
 @dataclass(frozen=True, slots=True)
