@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from cogs._checks import NotModerator, answering, is_moderator, refuse_bots, send_private
 from paddock.audit import Entry
-from paddock.budget import FundingPolicy, Period, period_start
+from paddock.budget import FundingPolicy, Period, next_refill
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -33,18 +33,6 @@ POLICY_WORDS = {
         "Videos are paid from the member's own credits first, then from the server pool."
     ),
 }
-
-
-def next_refill(period: Period, now: datetime) -> datetime | None:
-    """When the allowance is next topped up (the next period's start), or never."""
-    start = period_start(period, now)
-    if period is Period.DAILY:
-        return start + timedelta(days=1)
-    if period is Period.WEEKLY:
-        return start + timedelta(days=7)
-    if period is Period.MONTHLY:
-        return period_start(period, start + timedelta(days=32))
-    return None
 
 
 def role_ids(member: discord.Member | discord.User) -> list[int]:

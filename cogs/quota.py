@@ -1,6 +1,6 @@
 """/quota: what moderators change (credits, allowances, the pool, limits, /video channels,
 the moderator role, blocks) and the audit log. Every answer is private and says what
-changed, from what to what.
+changed, from what to what (the words are in ``cogs/_quota_words.py``).
 
 Discord hides ``/quota`` from members without Manage Server (default permissions); each
 command checks again at run time, so the moderator role works and a member who sees the
@@ -9,8 +9,7 @@ command through a permission override is still refused.
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -25,11 +24,22 @@ from cogs._checks import (
     require_moderator,
     send_private,
 )
-from cogs.credits import PERIOD_WORDS, POLICY_WORDS, credits, role_ids, signed, when
-from paddock.audit import Entry
-from paddock.budget import FundingPolicy, Limits, Period
-from paddock.errors import InsufficientCredits
-from paddock.guild_config import MODERATOR_ROLE, ConfigChange, ConfigValue, newest_first
+from cogs._quota_words import (
+    LIMIT_NAMES,
+    POLICY_NAMES,
+    allowance_text,
+    because,
+    channels_text,
+    describe_for_moderators,
+    from_to,
+    limit_changes,
+    limits_summary,
+    role_text,
+)
+from cogs.credits import POLICY_WORDS, credits, role_ids
+from paddock.budget import FundingPolicy, GuildSettings, Period, RoleAllowance
+from paddock.errors import InsufficientCredits, PaddockError
+from paddock.guild_config import newest_first
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -37,140 +47,75 @@ if TYPE_CHECKING:
 
 MAX_CREDITS = 1_000_000
 LOG_PAGE = 15
-LOG_LINE = 270  # 15 lines stay inside an embed description's 4096 characters
-LOG_REASON = 80  # reasons may be 200 long; the log shows their start
+NEXT_REFILL = " Members get it at their next refill."
 
 Reason = Range[str, 1, 200]
 PeriodName = Literal["daily", "weekly", "monthly", "none"]
-
-POLICY_NAMES = {
-    FundingPolicy.PERSONAL: "personal",
-    FundingPolicy.POOL: "pool",
-    FundingPolicy.PERSONAL_THEN_POOL: "personal then pool",
-}
-LIMIT_NAMES = {
-    "max_job_cost": "per-job cost",
-    "member_spend": "member spend per period",
-    "member_spend_period": "member spend period",
-    "daily_ceiling": "server daily ceiling",
-    "member_jobs": "jobs at once per member",
-    "server_jobs": "jobs at once per server",
-}
 REASON_DESCRIPTION = "Why (kept in the audit log)"
 
 
-def because(reason: str | None) -> str:
-    return f" (reason: {reason})" if reason else ""
+class NothingChanged(PaddockError):
+    """A moderator's command left everything as it was; the message says why."""
 
 
-def allowance_text(amount: int, period: Period) -> str:
-    return f"{amount} {PERIOD_WORDS[period]}" if amount else "none"
+@dataclass(frozen=True)
+class Moderation:
+    """A moderator's command under way: the server, who acts and why, and the answer."""
+
+    interaction: discord.Interaction[Paddock]
+    reason: str  # "" when none was given
+
+    @classmethod
+    async def begin(
+        cls, interaction: discord.Interaction[Paddock], reason: str | None = None
+    ) -> Moderation:
+        """Raises :class:`~cogs._checks.NotModerator` unless the member moderates here."""
+        await require_moderator(interaction)
+        return cls(interaction, reason or "")
+
+    @property
+    def guild_id(self) -> int:
+        assert self.interaction.guild_id is not None  # guild_only
+        return self.interaction.guild_id
+
+    @property
+    def actor_id(self) -> int:
+        return self.interaction.user.id
+
+    async def answer(
+        self, content: str | None = None, *, embed: discord.Embed | None = None
+    ) -> None:
+        await send_private(self.interaction, content, embed=embed)
 
 
-def limit_text(limits: Limits, name: str) -> str:
-    value = getattr(limits, name)
-    if name == "member_spend_period":
-        return Period(value).value
-    return "no limit" if value is None else str(value)
+def credit_roles(member: discord.Member) -> list[int]:
+    """The roles a refill of ``member`` goes by; refuses bots, which have no credits."""
+    refuse_bots(member)
+    return role_ids(member)
 
 
-def limits_summary(limits: Limits) -> str:
-    """Every limit on its own line; the member spend limit with its period."""
-    lines = []
-    for name in LIMIT_NAMES:
-        if name == "member_spend_period":
-            continue
-        line = f"- {LIMIT_NAMES[name]}: {limit_text(limits, name)}"
-        if name == "member_spend":
-            line += f" ({limit_text(limits, 'member_spend_period')})"
-        lines.append(line)
-    return "\n".join(lines)
+def role_allowance(settings: GuildSettings, role: discord.Role) -> RoleAllowance | None:
+    return next((r for r in settings.role_allowances if r.role_id == role.id), None)
 
 
-def limits_in_short(detail: dict[str, object]) -> str:
-    """The limits a journal entry set, e.g. ``per-job cost 40; member spend 100 weekly``."""
-    period = detail.get("member_spend_period", "daily")
-    parts = [
-        f"{LIMIT_NAMES[name]} {value}" + (f" ({period})" if name == "member_spend" else "")
-        for name in LIMIT_NAMES
-        if (value := detail.get(name)) is not None and name != "member_spend_period"
-    ]
-    return "; ".join(parts) or "no limits"
-
-
-def channels_text(channel_ids: ConfigValue | frozenset[int]) -> str:
-    """``/video`` channels as moderators read them (no channel listed: every channel)."""
-    if not isinstance(channel_ids, tuple | frozenset) or not channel_ids:
-        return "every channel"
-    return "only " + ", ".join(f"<#{channel}>" for channel in sorted(channel_ids))
-
-
-def role_text(role_id: ConfigValue) -> str:
-    return f"<@&{role_id}>" if isinstance(role_id, int) else "none"
-
-
-def describe_for_moderators(item: Entry | ConfigChange) -> str:
-    """One line of ``/quota log``: when, who, what, to whom, why, and the balance after."""
-    if isinstance(item, ConfigChange):
-        actor = f"<@{item.actor_id}>"
-        if item.setting == MODERATOR_ROLE:
-            before, after = role_text(item.before), role_text(item.after)
-            what = f"{actor} changed the moderator role: {before} → {after}"
-        else:
-            before, after = channels_text(item.before), channels_text(item.after)
-            what = f"{actor} changed where /video runs: {before} → {after}"
-        return _line(item.at, what, item.reason, None)
-    entry = item
-    actor = f"<@{entry.actor_id}>" if entry.actor_id else ""
-    member = f"<@{entry.user_id}>" if entry.user_id else ""
-    job = f"job `{entry.job_id}` of {member}"
-    pool = " (server pool)" if entry.account == "pool" else ""
-    detail = entry.detail or {}
-    kind = entry.kind
-    if kind == "refill":
-        what = f"{member} allowance refilled {signed(entry.change)}"
-    elif kind == "hold":
-        what = f"{job} held {entry.held_change}{pool}"
-    elif kind == "settle":
-        what = f"{job} charged {-entry.change}{pool}"
-    elif kind == "refund":
-        what = f"{job} refunded {-entry.held_change}{pool}"
-    elif kind == "grant" and entry.change < 0:
-        what = f"{actor} took back {-entry.change} from {member}"
-    elif kind == "grant":
-        what = f"{actor} granted {signed(entry.change)} to {member}"
-    elif kind == "set":
-        what = f"{actor} set the balance of {member} ({signed(entry.change)})"
-    elif kind == "reset":
-        what = f"{actor} reset {member} to their allowance ({signed(entry.change)})"
-    elif kind == "fund":
-        what = f"{actor} changed the server pool by {signed(entry.change)}"
-    elif kind in ("block", "unblock"):
-        what = f"{actor} {kind}ed {member}"
-    elif kind == "allowance":
-        whose = f"of {role_text(detail.get('role_id'))}" if detail.get("role_id") else "(server)"
-        amount = allowance_text(detail.get("allowance", 0), Period(detail.get("period", "none")))
-        what = f"{actor} set the allowance {whose} to {amount}"
-    elif kind == "allowance_cleared":
-        what = f"{actor} removed the allowance of {role_text(detail.get('role_id'))}"
-    elif kind == "policy":
-        policy = POLICY_NAMES[FundingPolicy(detail.get("policy", "personal"))]
-        what = f"{actor} set the funding policy to {policy}"
-    elif kind == "limits":
-        what = f"{actor} set the limits: {limits_in_short(detail)}"
-    else:
-        what = f"{actor or member} {kind} {signed(entry.change)}".strip()
-    after = entry.available if entry.account == "member" else None
-    return _line(entry.at, what, entry.reason, after)
-
-
-def _line(at: datetime, what: str, reason: str | None, available: int | None) -> str:
-    if reason and len(reason) > LOG_REASON:
-        reason = reason[: LOG_REASON - 1] + "…"
-    text = f"{when(at)} · {what}{because(reason)}"
-    if available is not None:
-        text += f" → {available} available"
-    return text if len(text) <= LOG_LINE else text[: LOG_LINE - 1] + "…"
+def requested_limits(
+    given: dict[str, int | None], period: str | None, remove: str | None
+) -> dict[str, object]:
+    """The limits ``/quota limits`` was asked to change: those given, the period, and
+    ``None`` for each one removed (``remove="all"``: every limit)."""
+    changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    if period is not None:
+        changes["member_spend_period"] = Period(period)
+    if remove is not None:
+        lifted = list(given) if remove == "all" else [remove]
+        clash = [LIMIT_NAMES[name] for name in lifted if name in changes]
+        if clash:
+            raise NothingChanged(
+                f"You both set and removed the {', '.join(clash)}; do one or the other. "
+                "Nothing changed."
+            )
+        changes.update(dict.fromkeys(lifted))
+    return changes
 
 
 @app_commands.guild_only()
@@ -190,11 +135,6 @@ class Quota(
     def ledger(self) -> Ledger:
         return self.bot.services.ledger
 
-    @staticmethod
-    def guild(interaction: discord.Interaction[Paddock]) -> int:
-        assert interaction.guild_id is not None  # guild_only
-        return interaction.guild_id
-
     # -- members' credits ------------------------------------------------------------
 
     @app_commands.command(name="grant")
@@ -212,34 +152,28 @@ class Quota(
     ) -> None:
         """Give a member credits, or take them back with a negative amount."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            refuse_bots(member)
-            guild_id, roles = self.guild(interaction), role_ids(member)
+            mod = await Moderation.begin(interaction, reason)
+            roles = credit_roles(member)
             try:
                 after = await self.ledger.grant(
-                    guild_id,
+                    mod.guild_id,
                     member.id,
                     amount,
-                    actor_id=interaction.user.id,
-                    reason=reason or "",
+                    actor_id=mod.actor_id,
+                    reason=mod.reason,
                     role_ids=roles,
                 )
             except InsufficientCredits as error:
-                await send_private(
-                    interaction,
+                raise NothingChanged(
                     f"Can't take back {credits(-amount)} from {member.mention}: they have "
-                    f"{error.available} available. Nothing changed.",
-                )
-                return
+                    f"{error.available} available. Nothing changed."
+                ) from None
             if amount > 0:
                 done = f"Granted {credits(amount)} to {member.mention}"
             else:
                 done = f"Took back {credits(-amount)} from {member.mention}"
             before = after.available - amount  # a grant moves nothing else, refills included
-            await send_private(
-                interaction,
-                f"{done}: {before} → {after.available} available{because(reason)}.",
-            )
+            await mod.answer(from_to(done, before, f"{after.available} available", mod.reason))
 
     @app_commands.command(name="set")
     @app_commands.describe(
@@ -256,23 +190,25 @@ class Quota(
     ) -> None:
         """Set a member's balance to an exact number of credits."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            refuse_bots(member)
-            guild_id, roles = self.guild(interaction), role_ids(member)
-            before = await self.ledger.balance(guild_id, member.id, role_ids=roles)
+            mod = await Moderation.begin(interaction, reason)
+            roles = credit_roles(member)
+            before = await self.ledger.balance(mod.guild_id, member.id, role_ids=roles)
             after = await self.ledger.set_balance(
-                guild_id,
+                mod.guild_id,
                 member.id,
                 amount,
-                actor_id=interaction.user.id,
-                reason=reason or "",
+                actor_id=mod.actor_id,
+                reason=mod.reason,
                 role_ids=roles,
             )
             held = f" ({after.held} held by running jobs)" if after.held else ""
-            await send_private(
-                interaction,
-                f"Set the balance of {member.mention} to {credits(amount)}: "
-                f"{before.available} → {after.available} available{held}{because(reason)}.",
+            await mod.answer(
+                from_to(
+                    f"Set the balance of {member.mention} to {credits(amount)}",
+                    before.available,
+                    f"{after.available} available{held}",
+                    mod.reason,
+                )
             )
 
     @app_commands.command(name="reset")
@@ -285,22 +221,20 @@ class Quota(
     ) -> None:
         """Reset a member to exactly their allowance, dropping granted credits."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            refuse_bots(member)
-            guild_id, roles = self.guild(interaction), role_ids(member)
-            before = await self.ledger.balance(guild_id, member.id, role_ids=roles)
+            mod = await Moderation.begin(interaction, reason)
+            roles = credit_roles(member)
+            before = await self.ledger.balance(mod.guild_id, member.id, role_ids=roles)
             after = await self.ledger.reset_to_allowance(
-                guild_id,
-                member.id,
-                actor_id=interaction.user.id,
-                reason=reason or "",
-                role_ids=roles,
+                mod.guild_id, member.id, actor_id=mod.actor_id, reason=mod.reason, role_ids=roles
             )
-            await send_private(
-                interaction,
-                f"Reset {member.mention} to their allowance of {after.allowance_level}: "
-                f"{before.available} → {after.available} available, granted credits "
-                f"{before.granted} → {after.granted}{because(reason)}.",
+            await mod.answer(
+                from_to(
+                    f"Reset {member.mention} to their allowance of {after.allowance_level}",
+                    before.available,
+                    f"{after.available} available, granted credits {before.granted} → "
+                    f"{after.granted}",
+                    mod.reason,
+                )
             )
 
     @app_commands.command(name="block")
@@ -313,21 +247,17 @@ class Quota(
     ) -> None:
         """Stop a member from making videos here (running jobs finish)."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            refuse_bots(member)
-            guild_id = self.guild(interaction)
-            if (await self.ledger.balance(guild_id, member.id, role_ids=role_ids(member))).blocked:
-                await send_private(
-                    interaction, f"{member.mention} is already blocked; nothing changed."
-                )
-                return
+            mod = await Moderation.begin(interaction, reason)
+            roles = credit_roles(member)
+            if (await self.ledger.balance(mod.guild_id, member.id, role_ids=roles)).blocked:
+                raise NothingChanged(f"{member.mention} is already blocked; nothing changed.")
             await self.ledger.block(
-                guild_id, member.id, actor_id=interaction.user.id, reason=reason or ""
+                mod.guild_id, member.id, actor_id=mod.actor_id, reason=mod.reason
             )
-            await send_private(
-                interaction,
-                f"Blocked {member.mention}: not blocked → blocked{because(reason)}. They can't "
-                "start videos here; jobs already running finish. Undo with /quota unblock.",
+            await mod.answer(
+                from_to(f"Blocked {member.mention}", "not blocked", "blocked", mod.reason)
+                + " They can't start videos here; jobs already running finish. Undo with "
+                "/quota unblock."
             )
 
     @app_commands.command(name="unblock")
@@ -340,21 +270,16 @@ class Quota(
     ) -> None:
         """Let a blocked member make videos again."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            refuse_bots(member)
-            guild_id = self.guild(interaction)
-            if not (
-                await self.ledger.balance(guild_id, member.id, role_ids=role_ids(member))
-            ).blocked:
-                await send_private(interaction, f"{member.mention} isn't blocked; nothing changed.")
-                return
+            mod = await Moderation.begin(interaction, reason)
+            roles = credit_roles(member)
+            if not (await self.ledger.balance(mod.guild_id, member.id, role_ids=roles)).blocked:
+                raise NothingChanged(f"{member.mention} isn't blocked; nothing changed.")
             await self.ledger.unblock(
-                guild_id, member.id, actor_id=interaction.user.id, reason=reason or ""
+                mod.guild_id, member.id, actor_id=mod.actor_id, reason=mod.reason
             )
-            await send_private(
-                interaction,
-                f"Unblocked {member.mention}: blocked → not blocked{because(reason)}. "
-                "They can make videos again.",
+            await mod.answer(
+                from_to(f"Unblocked {member.mention}", "blocked", "not blocked", mod.reason)
+                + " They can make videos again."
             )
 
     # -- the server's budget ---------------------------------------------------------
@@ -376,39 +301,33 @@ class Quota(
     ) -> None:
         """Set the allowance every member, or a role's members, get each period."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id, new_period = self.guild(interaction), Period(period)
+            mod = await Moderation.begin(interaction, reason)
             if role is not None and role.is_default():
-                await send_private(
-                    interaction,
-                    "@everyone is every member: leave role out to set the server's allowance.",
+                raise NothingChanged(
+                    "@everyone is every member: leave role out to set the server's allowance."
                 )
-                return
-            settings = await self.ledger.settings(guild_id)
+            settings = await self.ledger.settings(mod.guild_id)
             if role is None:
                 whose = "Server allowance"
                 before = allowance_text(settings.allowance, settings.period)
             else:
                 whose = f"Allowance of {role.mention}"
-                override = next((r for r in settings.role_allowances if r.role_id == role.id), None)
+                override = role_allowance(settings, role)
                 before = (
                     "server default"
                     if override is None
                     else allowance_text(override.allowance, override.period)
                 )
             await self.ledger.set_allowance(
-                guild_id,
+                mod.guild_id,
                 amount,
-                new_period,
+                Period(period),
                 role_id=None if role is None else role.id,
-                actor_id=interaction.user.id,
-                reason=reason or "",
+                actor_id=mod.actor_id,
+                reason=mod.reason,
             )
-            await send_private(
-                interaction,
-                f"{whose}: {before} → {allowance_text(amount, new_period)}{because(reason)}. "
-                "Members get it at their next refill.",
-            )
+            after = allowance_text(amount, Period(period))
+            await mod.answer(from_to(whose, before, after, mod.reason) + NEXT_REFILL)
 
     @app_commands.command(name="allowance-clear")
     @app_commands.describe(role="The role whose own allowance to remove", reason=REASON_DESCRIPTION)
@@ -420,24 +339,20 @@ class Quota(
     ) -> None:
         """Remove a role's own allowance; its members get the server's again."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id = self.guild(interaction)
-            settings = await self.ledger.settings(guild_id)
-            override = next((r for r in settings.role_allowances if r.role_id == role.id), None)
+            mod = await Moderation.begin(interaction, reason)
+            settings = await self.ledger.settings(mod.guild_id)
+            override = role_allowance(settings, role)
             cleared = await self.ledger.clear_role_allowance(
-                guild_id, role.id, actor_id=interaction.user.id, reason=reason or ""
+                mod.guild_id, role.id, actor_id=mod.actor_id, reason=mod.reason
             )
             if not cleared or override is None:
-                await send_private(
-                    interaction, f"{role.mention} has no allowance of its own; nothing changed."
+                raise NothingChanged(
+                    f"{role.mention} has no allowance of its own; nothing changed."
                 )
-                return
-            server = allowance_text(settings.allowance, settings.period)
-            await send_private(
-                interaction,
-                f"Allowance of {role.mention}: "
-                f"{allowance_text(override.allowance, override.period)} → server default "
-                f"({server}){because(reason)}. Members get it at their next refill.",
+            before = allowance_text(override.allowance, override.period)
+            after = f"server default ({allowance_text(settings.allowance, settings.period)})"
+            await mod.answer(
+                from_to(f"Allowance of {role.mention}", before, after, mod.reason) + NEXT_REFILL
             )
 
     @app_commands.command(name="pool")
@@ -453,31 +368,28 @@ class Quota(
     ) -> None:
         """Add credits to the shared server pool, or take them out."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id = self.guild(interaction)
-            before = await self.ledger.pool_balance(guild_id)
+            mod = await Moderation.begin(interaction, reason)
             try:
                 after = await self.ledger.fund_pool(
-                    guild_id, amount, actor_id=interaction.user.id, reason=reason or ""
+                    mod.guild_id, amount, actor_id=mod.actor_id, reason=mod.reason
                 )
             except InsufficientCredits as error:
-                await send_private(
-                    interaction,
+                raise NothingChanged(
                     f"Can't take {credits(-amount)} out of the server pool: it has "
-                    f"{error.available} available. Nothing changed.",
-                )
-                return
+                    f"{error.available} available. Nothing changed."
+                ) from None
             if amount > 0:
                 done = f"Added {credits(amount)} to the server pool"
             else:
                 done = f"Took {credits(-amount)} out of the server pool"
-            text = f"{done}: {before.available} → {after.available} available{because(reason)}."
-            if (await self.ledger.settings(guild_id)).policy is FundingPolicy.PERSONAL:
+            before = after.available - amount  # funding moves nothing else
+            text = from_to(done, before, f"{after.available} available", mod.reason)
+            if (await self.ledger.settings(mod.guild_id)).policy is FundingPolicy.PERSONAL:
                 text += (
                     " The funding policy is personal, so videos don't use the pool yet; "
                     "change it with /quota policy."
                 )
-            await send_private(interaction, text)
+            await mod.answer(text)
 
     @app_commands.command(name="policy")
     @app_commands.describe(policy="Where videos are paid from", reason=REASON_DESCRIPTION)
@@ -492,27 +404,23 @@ class Quota(
     ) -> None:
         """Choose where videos are paid from: personal credits, the pool, or both."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id, new = self.guild(interaction), FundingPolicy(policy.value)
-            old = (await self.ledger.settings(guild_id)).policy
+            mod = await Moderation.begin(interaction, reason)
+            new = FundingPolicy(policy.value)
+            old = (await self.ledger.settings(mod.guild_id)).policy
             if old is new:
-                await send_private(
-                    interaction,
-                    f"The funding policy is already {POLICY_NAMES[new]}; nothing changed.",
+                raise NothingChanged(
+                    f"The funding policy is already {POLICY_NAMES[new]}; nothing changed."
                 )
-                return
             await self.ledger.set_policy(
-                guild_id, new, actor_id=interaction.user.id, reason=reason or ""
+                mod.guild_id, new, actor_id=mod.actor_id, reason=mod.reason
             )
-            text = (
-                f"Funding policy: {POLICY_NAMES[old]} → {POLICY_NAMES[new]}{because(reason)}. "
-                f"{POLICY_WORDS[new]}"
-            )
+            text = from_to("Funding policy", POLICY_NAMES[old], POLICY_NAMES[new], mod.reason)
+            text += f" {POLICY_WORDS[new]}"
             if new is not FundingPolicy.PERSONAL:
-                pool = await self.ledger.pool_balance(guild_id)
+                pool = await self.ledger.pool_balance(mod.guild_id)
                 text += f" The server pool has {credits(pool.available)} available"
                 text += "; add some with /quota pool." if pool.available == 0 else "."
-            await send_private(interaction, text)
+            await mod.answer(text)
 
     @app_commands.command(name="limits")
     @app_commands.describe(
@@ -549,9 +457,7 @@ class Quota(
     ) -> None:
         """Set the server's limits; options left out keep their values."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id = self.guild(interaction)
-            current = (await self.ledger.settings(guild_id)).limits
+            mod = await Moderation.begin(interaction, reason)
             given = {
                 "max_job_cost": job_cost,
                 "member_spend": member_spend,
@@ -559,40 +465,27 @@ class Quota(
                 "member_jobs": member_jobs,
                 "server_jobs": server_jobs,
             }
-            changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
-            if member_spend_period is not None:
-                changes["member_spend_period"] = Period(member_spend_period)
-            if remove is not None:
-                lifted = list(given) if remove.value == "all" else [remove.value]
-                clash = [LIMIT_NAMES[name] for name in lifted if name in changes]
-                if clash:
-                    await send_private(
-                        interaction,
-                        f"You both set and removed the {', '.join(clash)}; do one or the "
-                        "other. Nothing changed.",
-                    )
-                    return
-                changes.update(dict.fromkeys(lifted))
-            new = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
-            if new == current:
-                await send_private(
-                    interaction,
-                    "No limit changed. Leave an option out to keep its value; use remove "
-                    f"to lift a limit. The limits are:\n{limits_summary(current)}",
-                )
-                return
-            await self.ledger.set_limits(
-                guild_id, new, actor_id=interaction.user.id, reason=reason or ""
+            changes = requested_limits(
+                given, member_spend_period, None if remove is None else remove.value
             )
-            changed = [
-                f"{LIMIT_NAMES[name]}: {limit_text(current, name)} → {limit_text(new, name)}"
-                for name in LIMIT_NAMES
-                if getattr(current, name) != getattr(new, name)
-            ]
-            await send_private(
-                interaction,
-                f"Changed {'; '.join(changed)}{because(reason)}.\n"
-                f"The limits are now:\n{limits_summary(new)}",
+            update = await self.ledger.update_limits(
+                mod.guild_id,
+                actor_id=mod.actor_id,
+                reason=mod.reason,
+                **changes,  # type: ignore[arg-type]
+            )
+            if not update.changed:
+                raise NothingChanged(
+                    "No limit changed. Leave an option out to keep its value; use remove "
+                    f"to lift a limit. The limits are:\n{limits_summary(update.after)}"
+                )
+            changed = {
+                name: (getattr(update.before, name), getattr(update.after, name))
+                for name in update.changed
+            }
+            await mod.answer(
+                f"Changed {limit_changes(changed)}{because(mod.reason)}.\n"
+                f"The limits are now:\n{limits_summary(update.after)}"
             )
 
     # -- server config ---------------------------------------------------------------
@@ -613,49 +506,44 @@ class Quota(
     ) -> None:
         """Choose the channels where /video may run (none listed: everywhere)."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id, actor = self.guild(interaction), interaction.user.id
+            mod = await Moderation.begin(interaction, reason)
             config = self.bot.services.config
             if action == "list":
-                allowed = await config.allowed_channels(guild_id)
-                await send_private(interaction, f"/video runs in {channels_text(allowed)}.")
+                allowed = await config.allowed_channels(mod.guild_id)
+                await mod.answer(f"/video runs in {channels_text(allowed)}.")
                 return
-            if action in ("allow", "disallow") and video_channel is None:
-                await send_private(
-                    interaction, f"Pick the channel to {action} with the video_channel option."
+            if action == "everywhere":
+                change = await config.set_allowed_channels(
+                    mod.guild_id, (), actor_id=mod.actor_id, reason=mod.reason
                 )
-                return
-            if action == "allow":
-                assert video_channel is not None
+            elif video_channel is None:
+                raise NothingChanged(f"Pick the channel to {action} with the video_channel option.")
+            elif action == "allow":
                 change = await config.allow_channel(
-                    guild_id, video_channel.id, actor_id=actor, reason=reason
-                )
-            elif action == "disallow":
-                assert video_channel is not None
-                change = await config.disallow_channel(
-                    guild_id, video_channel.id, actor_id=actor, reason=reason
+                    mod.guild_id, video_channel.id, actor_id=mod.actor_id, reason=mod.reason
                 )
             else:
-                change = await config.set_allowed_channels(
-                    guild_id, (), actor_id=actor, reason=reason
+                change = await config.disallow_channel(
+                    mod.guild_id, video_channel.id, actor_id=mod.actor_id, reason=mod.reason
+                )
+            if not change.changed and action == "disallow" and not change.before:
+                raise NothingChanged(
+                    "/video runs in every channel, so there is nothing to disallow. To "
+                    "limit it, allow the channels where it may run with action allow."
                 )
             if not change.changed:
-                if action == "disallow" and not change.before:
-                    text = (
-                        "/video runs in every channel, so there is nothing to disallow. To "
-                        "limit it, allow the channels where it may run with action allow."
-                    )
-                else:
-                    text = f"Nothing changed: /video runs in {channels_text(change.after)}."
-                await send_private(interaction, text)
-                return
-            text = (
-                f"/video channels: {channels_text(change.before)} → "
-                f"{channels_text(change.after)}{because(reason)}."
+                raise NothingChanged(
+                    f"Nothing changed: /video runs in {channels_text(change.after)}."
+                )
+            text = from_to(
+                "/video channels",
+                channels_text(change.before),
+                channels_text(change.after),
+                mod.reason,
             )
             if action == "disallow" and not change.after:
                 text += " No channel is listed any more, so /video runs everywhere again."
-            await send_private(interaction, text)
+            await mod.answer(text)
 
     @moderators.command(name="role")
     @app_commands.describe(
@@ -669,31 +557,28 @@ class Quota(
         reason: Reason | None = None,
     ) -> None:
         """Set or remove the role whose members moderate Paddock here."""
+        # Not Moderation.begin: only Manage Server, so a moderator role can't widen itself.
         async with answering(interaction):
             member = interaction.user
             if not (isinstance(member, discord.Member) and member.guild_permissions.manage_guild):
                 raise NeedsManageServer("change the moderator role")
+            mod = Moderation(interaction, reason or "")
             if role is not None and role.is_default():
-                await send_private(
-                    interaction,
-                    "@everyone can't be the moderator role: every member would moderate.",
+                raise NothingChanged(
+                    "@everyone can't be the moderator role: every member would moderate."
                 )
-                return
             change = await self.bot.services.config.set_moderator_role(
-                self.guild(interaction),
+                mod.guild_id,
                 None if role is None else role.id,
-                actor_id=member.id,
-                reason=reason,
+                actor_id=mod.actor_id,
+                reason=mod.reason,
             )
             if not change.changed:
-                await send_private(
-                    interaction,
-                    f"The moderator role is already {role_text(change.after)}; nothing changed.",
+                raise NothingChanged(
+                    f"The moderator role is already {role_text(change.after)}; nothing changed."
                 )
-                return
-            text = (
-                f"Moderator role: {role_text(change.before)} → "
-                f"{role_text(change.after)}{because(reason)}."
+            text = from_to(
+                "Moderator role", role_text(change.before), role_text(change.after), mod.reason
             )
             if role is None:
                 text += " Only members with Manage Server moderate now."
@@ -703,7 +588,7 @@ class Quota(
                     "/quota from them until you allow the role in Server Settings → "
                     "Integrations → Paddock."
                 )
-            await send_private(interaction, text)
+            await mod.answer(text)
 
     # -- the audit log ---------------------------------------------------------------
 
@@ -719,26 +604,22 @@ class Quota(
     ) -> None:
         """Show the audit log: who changed what, when and why, newest first."""
         async with answering(interaction):
-            await require_moderator(interaction)
-            guild_id, wanted = self.guild(interaction), page * LOG_PAGE + 1
+            mod = await Moderation.begin(interaction)
+            wanted = page * LOG_PAGE + 1
             entries = await self.ledger.audit_log(
-                guild_id, None if member is None else member.id, limit=wanted
+                mod.guild_id, None if member is None else member.id, limit=wanted
             )
             changes = (
                 []
                 if member is not None
-                else await self.bot.services.config.changes(guild_id, wanted)
+                else await self.bot.services.config.changes(mod.guild_id, wanted)
             )
             merged = newest_first(entries, changes, wanted)
             shown = merged[(page - 1) * LOG_PAGE : page * LOG_PAGE]
-            about = "" if member is None else f" about {member.mention}"
             if not shown:
-                text = (
-                    f"The audit log has nothing{about} yet."
-                    if page == 1
-                    else f"There is no page {page}."
-                )
-                await send_private(interaction, text)
+                about = "" if member is None else f" about {member.mention}"
+                empty = f"The audit log has nothing{about} yet."
+                await mod.answer(empty if page == 1 else f"There is no page {page}.")
                 return
             embed = discord.Embed(
                 title="Audit log" if member is None else f"Audit log: {member.display_name}",
@@ -749,7 +630,7 @@ class Quota(
             if len(merged) > page * LOG_PAGE:
                 footer += f" Older entries: /quota log page:{page + 1}"
             embed.set_footer(text=footer)
-            await send_private(interaction, embed=embed)
+            await mod.answer(embed=embed)
 
 
 async def setup(bot: Paddock) -> None:

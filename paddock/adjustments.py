@@ -6,7 +6,7 @@ Each change is journaled with the moderator's id, the time and their reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -24,7 +24,15 @@ from paddock.accounts import (
     read_settings,
     unrefilled_member_account,
 )
-from paddock.budget import FundingPolicy, GuildSettings, Limits, Period, RoleAllowance, timestamp
+from paddock.budget import (
+    FundingPolicy,
+    GuildSettings,
+    Limits,
+    LimitsChange,
+    Period,
+    RoleAllowance,
+    timestamp,
+)
 from paddock.errors import BalanceInUse, InsufficientCredits
 
 
@@ -231,7 +239,33 @@ def set_policy_in(
 
 def set_limits_in(
     db: Database, now: datetime, guild_id: int, limits: Limits, actor_id: int, reason: str
-) -> None:
+) -> LimitsChange:
+    """Replace every limit (``None``: no limit)."""
+    before = read_settings(db, guild_id).limits
+    return _write_limits(db, now, guild_id, LimitsChange(before, limits), actor_id, reason)
+
+
+def update_limits_in(
+    db: Database,
+    now: datetime,
+    guild_id: int,
+    changes: dict[str, object],
+    actor_id: int,
+    reason: str,
+) -> LimitsChange:
+    """Change only the limits named in ``changes``; the others keep their value, whatever
+    another write changed before this one. Writes and journals nothing if nothing changes."""
+    before = read_settings(db, guild_id).limits
+    change = LimitsChange(before, replace(before, **changes))  # type: ignore[arg-type]
+    if not change.changed:
+        return change
+    return _write_limits(db, now, guild_id, change, actor_id, reason)
+
+
+def _write_limits(
+    db: Database, now: datetime, guild_id: int, change: LimitsChange, actor_id: int, reason: str
+) -> LimitsChange:
+    limits = change.after
     if Period(limits.member_spend_period) is Period.NONE:
         raise ValueError("the member spending limit needs a daily, weekly or monthly period")
     for name in ("max_job_cost", "member_spend", "daily_ceiling", "member_jobs", "server_jobs"):
@@ -256,15 +290,15 @@ def set_limits_in(
             guild_id,
         ],
     )
+    # The limits after the change, and each changed one's [before, after].
+    detail: dict[str, object] = asdict(limits)
+    detail["changed"] = {
+        name: [getattr(change.before, name), getattr(limits, name)] for name in change.changed
+    }
     append_entry(
-        db,
-        timestamp(now),
-        guild_id,
-        "limits",
-        actor_id=actor_id,
-        reason=reason,
-        detail=asdict(limits),
+        db, timestamp(now), guild_id, "limits", actor_id=actor_id, reason=reason, detail=detail
     )
+    return change
 
 
 def settings_with_roles(db: Database, guild_id: int) -> GuildSettings:

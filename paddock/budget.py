@@ -6,7 +6,7 @@ calendar month. ``Period.NONE`` never refills on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -36,6 +36,24 @@ class Limits:
     daily_ceiling: int | None = None  # credits the whole server may spend per UTC day
     member_jobs: int | None = None  # pending holds (jobs in flight) per member
     server_jobs: int | None = None  # pending holds per server
+
+
+LIMIT_NAMES = tuple(f.name for f in fields(Limits))
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsChange:
+    """A change of a server's limits: what they were and what they are now."""
+
+    before: Limits
+    after: Limits
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """The names of the limits that differ, in :class:`Limits` order (empty: none)."""
+        return tuple(
+            name for name in LIMIT_NAMES if getattr(self.before, name) != getattr(self.after, name)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +105,23 @@ def period_start(period: Period, moment: datetime) -> datetime:
     if period is Period.MONTHLY:
         return day.replace(day=1)
     return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def next_refill(period: Period, now: datetime) -> datetime | None:
+    """When an allowance of ``period`` next refills: the start of the period after the one
+    containing ``now`` (``None`` for ``Period.NONE``, which never refills).
+
+    The refill itself is lazy (the member's first action after that moment), so this is
+    the earliest moment :func:`refill_due` says yes for someone refilled at ``now``.
+    """
+    start = period_start(period, now)
+    if period is Period.DAILY:
+        return start + timedelta(days=1)
+    if period is Period.WEEKLY:
+        return start + timedelta(days=7)
+    if period is Period.MONTHLY:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return None
 
 
 def refill_due(period: Period, last_refill: datetime | None, now: datetime) -> bool:

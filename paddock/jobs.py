@@ -226,7 +226,7 @@ def _accept(
             if (job.guild_id, job.user_id) != (fields["guild_id"], fields["user_id"]):
                 raise ConflictingReservation(job.id, "a job of another member", "this one")
             reservation = reserve_in(
-                db, now, job.id, job.guild_id, job.user_id, job.estimated_credits
+                db, now, job.id, job.guild_id, job.user_id, job.estimated_credits, role_ids
             )
             return Accepted(job, reservation, duplicate=True)
     names = list(fields)
@@ -317,7 +317,7 @@ class JobStore:
         request: Mapping[str, Any],
         estimated_credits: int,
         channel_id: int | None = None,
-        role_ids: Iterable[int] = (),
+        role_ids: Iterable[int],
         provider: str | None = None,
         interaction_token: str | None = None,
         token_expires_at: datetime | None = None,
@@ -326,6 +326,9 @@ class JobStore:
         job_id: str | None = None,
     ) -> Accepted:
         """Store a new job and hold its estimated credits, atomically.
+
+        ``role_ids`` are the member's current roles (``()`` for none), required because a
+        refill due now tops the member up to the allowance those roles give.
 
         Raises the ledger's errors (:class:`~paddock.errors.InsufficientCredits`,
         :class:`~paddock.errors.LimitExceeded`, ...) and then stores nothing. A repeated

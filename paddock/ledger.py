@@ -83,9 +83,19 @@ from paddock.adjustments import (
     set_limits_in,
     set_policy_in,
     settings_with_roles,
+    update_limits_in,
 )
 from paddock.audit import CheckReport, Entry, check_ledger, entries
-from paddock.budget import FundingPolicy, GuildSettings, Limits, Period, utc, utcnow
+from paddock.budget import (
+    LIMIT_NAMES,
+    FundingPolicy,
+    GuildSettings,
+    Limits,
+    LimitsChange,
+    Period,
+    utc,
+    utcnow,
+)
 from paddock.store import Store
 from paddock.transfers import (
     HOLD_COLUMNS,
@@ -316,9 +326,33 @@ class Ledger:
 
     async def set_limits(
         self, guild_id: int, limits: Limits, *, actor_id: int, reason: str = ""
-    ) -> None:
+    ) -> LimitsChange:
         """Replace all of the server's limits (``None`` fields mean no limit)."""
-        await self.store.write(set_limits_in, self.now(), guild_id, limits, actor_id, reason)
+        return await self.store.write(set_limits_in, self.now(), guild_id, limits, actor_id, reason)
+
+    async def update_limits(
+        self,
+        guild_id: int,
+        *,
+        actor_id: int,
+        reason: str = "",
+        **changes: int | Period | None,
+    ) -> LimitsChange:
+        """Change only the limits given (by :class:`Limits` field name; ``None`` lifts one).
+
+        Reading the limits, applying the changes and journaling each one's before and
+        after happen in one write transaction, so two moderators changing different
+        limits at once both keep their change. Nothing is written or journaled when the
+        changes leave every limit as it was. Raises ``TypeError`` for an unknown name.
+        """
+        unknown = sorted(set(changes) - set(LIMIT_NAMES))
+        if unknown:
+            raise TypeError(f"no such limit: {', '.join(unknown)}")
+        if changes.get("member_spend_period") is not None:
+            changes["member_spend_period"] = Period(changes["member_spend_period"])
+        return await self.store.write(
+            update_limits_in, self.now(), guild_id, changes, actor_id, reason
+        )
 
     # history
 

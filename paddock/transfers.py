@@ -211,7 +211,7 @@ def reserve_in(
     guild_id: int,
     user_id: int,
     amount: int,
-    role_ids: Iterable[int] = (),
+    role_ids: Iterable[int],
 ) -> Reservation:
     """:meth:`Ledger.reserve` inside the caller's write transaction."""
     check_amount(amount)

@@ -79,6 +79,7 @@ async def crash(db: Path, ack_log: Path, seed: int) -> None:
                     channel_id=5,
                     request={"prompt": f"horse {seed}-{n}-{step}", "seconds": 5},
                     estimated_credits=estimate,
+                    role_ids=(),
                     idempotency_key=f"{seed}-{n}-{step}",
                 )
             except InsufficientCredits:

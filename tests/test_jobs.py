@@ -40,10 +40,12 @@ def jobs(parts) -> JobStore:
     return parts[2]
 
 
-async def accept(jobs: JobStore, user: int = ALICE, credits: int = 30, **kw):
+async def accept(
+    jobs: JobStore, user: int = ALICE, credits: int = 30, role_ids: tuple[int, ...] = (), **kw
+):
     return await jobs.accept(
         guild_id=GUILD, user_id=user, channel_id=77, request=REQUEST, estimated_credits=credits,
-        **kw,
+        role_ids=role_ids, **kw,
     )  # fmt: skip
 
 
@@ -75,6 +77,19 @@ async def test_a_refused_reservation_stores_no_job(jobs: JobStore, ledger: Ledge
         await accept(jobs, credits=101)
     assert await jobs.list_for_member(GUILD, ALICE) == []
     assert await ledger.holds(GUILD) == []
+
+
+async def test_accept_refills_to_the_allowance_of_the_members_roles(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    vip = 4242
+    await ledger.set_allowance(GUILD, 300, Period.DAILY, role_id=vip, actor_id=MOD)
+
+    accepted = await accept(jobs, user=BOB, credits=250, role_ids=(vip,))
+
+    assert accepted.reservation.personal_available == 50  # the role's 300, not the server's 100
+    with pytest.raises(InsufficientCredits):
+        await accept(jobs, credits=250, role_ids=())  # Alice has no role: 100 a day
 
 
 async def test_a_repeated_idempotency_key_returns_the_first_job(

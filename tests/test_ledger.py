@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -486,6 +487,81 @@ async def test_limits_are_stored_and_replaced_whole(ledger: Ledger) -> None:
     assert (await ledger.settings(GUILD)).limits == Limits()
     with pytest.raises(ValueError, match="period"):
         await ledger.set_limits(GUILD, Limits(member_spend_period=Period.NONE), actor_id=MOD)
+
+
+async def test_updating_limits_changes_only_those_given_and_journals_from_and_to(
+    ledger: Ledger,
+) -> None:
+    await ledger.set_limits(GUILD, Limits(max_job_cost=50, member_jobs=2), actor_id=MOD)
+
+    change = await ledger.update_limits(
+        GUILD, actor_id=MOD + 1, reason="busy night", member_jobs=1, server_jobs=4,
+        max_job_cost=50,  # given, but the same: not a change
+    )  # fmt: skip
+
+    after = Limits(max_job_cost=50, member_jobs=1, server_jobs=4)
+    assert (change.before, change.after) == (Limits(max_job_cost=50, member_jobs=2), after)
+    assert change.changed == ("member_jobs", "server_jobs")
+    assert (await ledger.settings(GUILD)).limits == after
+    [entry, *_] = await ledger.audit_log(GUILD)
+    assert (entry.kind, entry.actor_id, entry.reason) == ("limits", MOD + 1, "busy night")
+    assert entry.detail is not None
+    assert entry.detail["changed"] == {"member_jobs": [2, 1], "server_jobs": [None, 4]}
+    assert entry.detail["max_job_cost"] == 50 and entry.detail["server_jobs"] == 4
+
+    lifted = await ledger.update_limits(GUILD, actor_id=MOD, member_spend_period="weekly",
+                                        max_job_cost=None)  # fmt: skip
+    assert lifted.after == Limits(member_spend_period=Period.WEEKLY, member_jobs=1, server_jobs=4)
+    assert lifted.changed == ("max_job_cost", "member_spend_period")
+
+
+async def test_an_update_that_changes_nothing_writes_nothing(ledger: Ledger) -> None:
+    await ledger.set_limits(GUILD, Limits(member_jobs=2), actor_id=MOD)
+    entries = len(await ledger.audit_log(GUILD))
+
+    same = await ledger.update_limits(GUILD, actor_id=MOD, member_jobs=2)
+    none = await ledger.update_limits(GUILD, actor_id=MOD)
+
+    assert same.changed == none.changed == ()
+    assert same.after == none.after == Limits(member_jobs=2)
+    assert len(await ledger.audit_log(GUILD)) == entries
+
+
+async def test_a_bad_limits_update_changes_nothing(ledger: Ledger) -> None:
+    await ledger.set_limits(GUILD, Limits(member_jobs=2), actor_id=MOD)
+    entries = len(await ledger.audit_log(GUILD))
+
+    with pytest.raises(TypeError, match="no such limit: jobs"):
+        await ledger.update_limits(GUILD, actor_id=MOD, jobs=3)
+    with pytest.raises(InvalidAmount):
+        await ledger.update_limits(GUILD, actor_id=MOD, member_jobs=1, server_jobs=-1)
+    with pytest.raises(ValueError, match="period"):
+        await ledger.update_limits(GUILD, actor_id=MOD, member_spend_period=Period.NONE)
+
+    assert (await ledger.settings(GUILD)).limits == Limits(member_jobs=2)
+    assert len(await ledger.audit_log(GUILD)) == entries
+
+
+async def test_concurrent_updates_of_different_limits_all_survive(ledger: Ledger) -> None:
+    """Five moderators change five different limits at the same moment: each update reads
+    and writes inside its own transaction, so none overwrites another with a stale read."""
+    wanted = {"max_job_cost": 40, "member_spend": 300, "daily_ceiling": 1000,
+              "member_jobs": 2, "server_jobs": 6}  # fmt: skip
+
+    changes = await asyncio.gather(*(
+        ledger.update_limits(GUILD, actor_id=MOD + n, **{name: value})
+        for n, (name, value) in enumerate(wanted.items())
+    ))  # fmt: skip
+
+    assert (await ledger.settings(GUILD)).limits == Limits(**wanted)
+    assert [change.changed for change in changes] == [(name,) for name in wanted]
+    journaled = [e.detail["changed"] for e in await ledger.audit_log(GUILD) if e.kind == "limits"]
+    assert sorted(len(change) for change in journaled) == [1] * 5  # each its own change
+    merged = {name: fromto for change in journaled for name, fromto in change.items()}
+    assert merged == {name: [None, value] for name, value in wanted.items()}
+    # Applied one after another: the last update's "after" holds every change.
+    final = await ledger.audit_log(GUILD, limit=1)
+    assert {name: final[0].detail[name] for name in wanted} == wanted
 
 
 # -- journal, history, audit and check --------------------------------------------------------

@@ -4,6 +4,8 @@ it all with who, when and why."""
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
 import pytest
 
@@ -294,6 +296,46 @@ async def test_limits_change_only_what_is_given(
         await mod.slash("quota limits", member_spend_period="none")
 
 
+async def test_two_moderators_changing_different_limits_at_once_both_keep_their_change(
+    fake_discord: FakeDiscord, paddock: Paddock, mod: Member
+) -> None:
+    ledger, guild = paddock.services.ledger, fake_discord.guild.id
+    other = fake_discord.member("other mod", permissions=MANAGE_GUILD)
+
+    first, second = await asyncio.gather(
+        answer(mod, "quota limits", job_cost=50),
+        answer(other, "quota limits", member_jobs=2, reason="busy night"),
+    )
+
+    assert first.content.startswith("Changed per-job cost: no limit → 50.\n")
+    assert second.content.startswith(
+        "Changed jobs at once per member: no limit → 2 (reason: busy night).\n"
+    )
+    assert (await ledger.settings(guild)).limits == Limits(max_job_cost=50, member_jobs=2)
+    log = await answer(mod, "quota log")
+    lines = {line.split(" · ", 1)[1] for line in (log.embed.description or "").splitlines()}
+    assert lines == {
+        f"{mod.mention} changed per-job cost: no limit → 50",
+        f"{other.mention} changed jobs at once per member: no limit → 2 (reason: busy night)",
+    }
+
+
+async def test_the_log_shows_limits_set_whole_without_a_change(
+    fake_discord: FakeDiscord, paddock: Paddock, mod: Member
+) -> None:
+    limits = Limits(max_job_cost=40, member_spend=100, member_spend_period=Period.WEEKLY)
+    await paddock.services.ledger.set_limits(fake_discord.guild.id, limits, actor_id=mod.id)
+    await paddock.services.ledger.set_limits(fake_discord.guild.id, limits, actor_id=mod.id)
+
+    log = await answer(mod, "quota log")
+
+    assert [line.split(" · ", 1)[1] for line in (log.embed.description or "").splitlines()] == [
+        f"{mod.mention} set the limits: per-job cost 40; member spend per period 100 (weekly)",
+        f"{mod.mention} changed per-job cost: no limit → 40; member spend per period: "
+        "no limit → 100; member spend period: daily → weekly",
+    ]
+
+
 # -- server config --------------------------------------------------------------------------
 
 
@@ -398,7 +440,7 @@ async def test_the_audit_log_shows_every_change_with_who_and_why(
     assert lines == [
         f"{mod.mention} blocked {bob.mention} (reason: spam) → 150 available",
         f"{other.mention} changed the moderator role: none → {helpers.mention}",
-        f"{mod.mention} set the limits: per-job cost 40",
+        f"{mod.mention} changed per-job cost: no limit → 40",
         f"{other.mention} set the funding policy to pool (reason: share)",
         f"{mod.mention} changed the server pool by +500",
         f"{other.mention} changed where /video runs: every channel → only {videos.mention} "

@@ -757,7 +757,10 @@ class Interaction:
         return await self._wait("a response", lambda: self.response_type, timeout)
 
     async def autocomplete_choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:
-        return await self._wait("autocomplete choices", lambda: self.choices, timeout)
+        """The choices the bot answered with; an empty list is an answer too."""
+        await self._wait("autocomplete choices", lambda: self.choices is not None, timeout)
+        assert self.choices is not None
+        return self.choices
 
     def __repr__(self) -> str:
         kind = {2: "/" + self.command_name, 3: "component", 4: "autocomplete", 5: "modal submit"}
