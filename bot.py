@@ -7,6 +7,7 @@ tests, the fake Discord); unset, the bot talks to Discord itself.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -32,6 +33,7 @@ from hh_api import (
     ProviderConfig,
     load_providers,
 )
+from paddock.preflight import preflight, summary
 from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
 from paddock.store import DEFAULT_PATH
@@ -246,9 +248,31 @@ async def run(settings: Settings) -> None:
         await bot.start(settings.discord_token)
 
 
+def check(env: Mapping[str, str]) -> int:
+    """``python bot.py --check``: print what the configuration holds, one line an item,
+    without connecting to Discord or a provider; 0 when the bot can start, 1 otherwise."""
+    # Every error ends up in a finding; the store's own log would repeat it as a traceback.
+    logging.basicConfig(handlers=[logging.NullHandler()])
+    packages = ("hh_api", "paddock", COGS_DIR.name)
+    findings = asyncio.run(preflight(env, parse=Settings.from_env, packages=packages))
+    for finding in findings:
+        print(finding.line())
+    print(summary(findings))
+    return 1 if any(finding.problem for finding in findings) else 0
+
+
 def main() -> None:
     """``python bot.py``: one clear line, not a traceback, when it cannot start."""
+    parser = argparse.ArgumentParser(prog="bot.py", description="Paddock, the Discord bot.")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, the database and the install without connecting, then exit",
+    )
+    arguments = parser.parse_args()
     load_dotenv()
+    if arguments.check:
+        sys.exit(check(os.environ))
     discord.utils.setup_logging(level=logging.INFO)
     try:
         settings = Settings.from_env(os.environ)
