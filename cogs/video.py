@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from cogs._checks import is_moderator
 from cogs._render import progress_embed
-from hh_api import SEED_MAX, Mode, VideoRequest
+from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
 from paddock.jobs import Job
 from paddock.orders import OrderRefused, Picture, prepare
@@ -156,7 +156,7 @@ class VideoCog(commands.Cog, name="Video"):
             return []
         try:
             offer = self.bot.services.hh.capabilities(provider, mode)
-        except Exception:  # an unknown provider typed in: offer nothing
+        except HappyHorseError:  # an unknown provider typed in, or a mode it lacks
             return []
         return [app_commands.Choice(name=r, value=r) for r in offer.aspect_ratios or ()
                 if r.startswith(current.strip())][:25]
