@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -428,6 +429,7 @@ class Message:
     pinged_role_ids: list[int] = field(default_factory=list)
     deleted: bool = False
     versions: list[dict[str, Any]] = field(default_factory=list)
+    received_at: float = field(default_factory=time.monotonic)  # for benchmarks
 
     # -- a member's view -------------------------------------------------------------
     @property
