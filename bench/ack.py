@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import tempfile
 import time
 from pathlib import Path
 
-from _common import bot_against, machine_line, median, percentile, provider_env, table
+from _common import (
+    bot_against,
+    machine_line,
+    median,
+    percentile,
+    process_cpu,
+    provider_env,
+    table,
+)
 
 from tests.fakes.discord import FakeDiscord, Interaction
 from tests.fakes.providers import ProviderEmulator
@@ -66,12 +73,6 @@ async def one_run(
         figures["all"].append(ms)
         figures.setdefault("/" + interaction.command_name, []).append(ms)
     return figures, bot_cpu * 1000 / commands
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_profiler(pid: int, output: Path) -> asyncio.subprocess.Process:

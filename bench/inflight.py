@@ -1,0 +1,156 @@
+"""A thousand jobs in flight: memory, CPU while waiting, requests, and delivery delay.
+
+Run from the repository root: ``python bench/inflight.py`` (``--jobs`` 1000, ``--render``
+mean render seconds 120, ``--spread`` their standard deviation 10, ``--modes``).
+
+``python bot.py`` runs in its own process against the fake Discord and a provider
+emulator, which run here. 100 members ask for ``--jobs`` videos with ``/video text``
+(in bursts of 100), every one of which then renders at the provider for its own time.
+Modes:
+
+- ``polling``: JoyPix, which only answers status checks; the bot has no history, so it
+  polls at its default growing interval (2 s up to 15 s).
+- ``learned``: the same, after the bot has finished a few jobs of this kind and learned
+  how long they take (the renders of the measured jobs have the same distribution).
+- ``callback``: HiAPI with ``PADDOCK_PUBLIC_URL`` set, so HiAPI calls the bot's side door
+  when a render ends and the bot fetches the result at once.
+
+Figures for the bot's process while the jobs render: resident memory (peak), CPU time
+per minute of waiting (as a share of one core), provider requests per job (submit and
+status checks), and the delay from a render ending at the provider to its video being
+in the channel (p50, p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from _common import bot_against, machine_line, percentile, process_cpu, process_rss, table
+
+from tests.fakes.discord import FakeDiscord, Interaction
+from tests.fakes.providers import ProviderEmulator, Task
+
+MODES = ("polling", "learned", "callback")
+SECRET = "bench-webhook-secret"
+
+
+def render_times(mean: float, spread: float, seed: int = 11):
+    rng = random.Random(seed)
+
+    def assign(task: Task) -> None:
+        task.render_seconds = max(mean / 3, rng.gauss(mean, spread))
+
+    return assign
+
+
+async def ask(fake: FakeDiscord, jobs: int, tag: str) -> list[Interaction]:
+    """``jobs`` /video text commands from 100 members, in bursts of 100."""
+    crowd = [fake.member(f"member{n}") for n in range(100)]
+    asked: list[Interaction] = []
+    for start in range(0, jobs, 100):
+        burst = [
+            await crowd[n % 100].slash("video text", prompt=f"a horse, {tag} {n}.")
+            for n in range(start, min(jobs, start + 100))
+        ]
+        await fake.wait_for(lambda b=burst: all(i.acknowledged for i in b), timeout=60)
+        asked += burst
+    return asked
+
+
+async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[object]:
+    provider = "hiapi" if mode == "callback" else "joypix"
+    callbacks = {"callback_secret": SECRET} if mode == "callback" else {}
+    async with (
+        FakeDiscord() as fake,
+        ProviderEmulator(provider, api_key="bench", **callbacks) as emulator,
+    ):
+        emulator.require_https_callback = False
+        emulator.on_task_created = render_times(args.render, args.spread)
+        port = _free_port()
+        env = {
+            f"{provider.upper()}_API_KEY": emulator.api_key,
+            f"{provider.upper()}_BASE_URL": emulator.base_url,
+            "HH_PROVIDER": provider,
+            "PADDOCK_PROVIDER_CONCURRENCY": str(args.jobs + 100),
+            "PADDOCK_JOB_TIMEOUT_MINUTES": "60",
+        }
+        if mode == "callback":
+            env |= {"PADDOCK_HTTP_PORT": str(port),
+                    "PADDOCK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                    "HIAPI_WEBHOOK_SECRET": SECRET}
+        async with bot_against(fake, folder / f"inflight-{mode}.db", env) as bot:
+            owner = fake.owner
+            await (await owner.slash("quota allowance", amount=10**6, period="daily")).reply()
+            channel = fake.default_channel
+            if mode == "learned":
+                warm = await ask(fake, 20, "warm-up")
+                await fake.wait_for(lambda: len(channel.files) >= len(warm),
+                                    timeout=args.render * 3)
+            before = len(emulator.requests)
+            known = set(emulator.tasks)
+            asked = await ask(fake, args.jobs, "take")
+            await fake.wait_for(lambda: len(emulator.tasks) - len(known) >= len(asked),
+                                timeout=120)
+            measured = {tid: t for tid, t in emulator.tasks.items() if tid not in known}
+            first_end = min(t.created + t.render_seconds for t in measured.values())
+            # the waiting: from every job submitted to the first render ending
+            cpu_start, wall_start = process_cpu(bot.process.pid), time.monotonic()
+            peak_rss = process_rss(bot.process.pid)
+            while time.monotonic() < first_end - 1:
+                await asyncio.sleep(0.5)
+                peak_rss = max(peak_rss, process_rss(bot.process.pid))
+            cpu_waiting = process_cpu(bot.process.pid) - cpu_start
+            waited = time.monotonic() - wall_start
+            files = len(channel.files)
+            await fake.wait_for(lambda: len(channel.files) >= files + len(asked),
+                                timeout=args.render * 3)
+            peak_rss = max(peak_rss, process_rss(bot.process.pid))
+        requests = [r for r in emulator.requests[before:] if r.kind in ("submit", "status")]
+        posted = {
+            m.embed.description: m.received_at for m in channel.visible if m.attachments
+        }
+    delays = []
+    for task in measured.values():
+        prompt = task.received.get("prompt") or task.received.get("input", {}).get("prompt")
+        shown = next(at for text, at in posted.items() if text and prompt in text)  # "take 1."
+        delays.append(shown - (task.created + task.render_seconds))
+    return [
+        mode, len(measured), peak_rss, 100 * cpu_waiting / waited,
+        len(requests) / len(measured), percentile(delays, 0.5), percentile(delays, 0.99),
+    ]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--render", type=float, default=120.0)
+    parser.add_argument("--spread", type=float, default=10.0)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    args = parser.parse_args()
+    print(machine_line())
+    print(f"{args.jobs} jobs in flight, renders {args.render:g} s (sd {args.spread:g} s); "
+          "aims: < 150 MB, < 5% of a core, delay < half the poll interval + upload "
+          "(< 1 s with callbacks)")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for mode in args.modes:
+            rows.append(await one_mode(mode, args, Path(folder)))
+    print(table(("mode", "jobs", "peak RSS MB", "CPU % of a core", "requests/job",
+                 "delay p50 s", "delay p99 s"), rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
