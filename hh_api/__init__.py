@@ -31,12 +31,14 @@ from hh_api.errors import (
 )
 from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
 from hh_api.pricing import PriceTable
-from hh_api.transport import RetryPolicy
+from hh_api.transport import CallKind, CallOutcome, ProviderCall, RetryPolicy
 
 __all__ = [
     "PROVIDER_NAMES",
     "SEED_MAX",
     "AuthenticationError",
+    "CallKind",
+    "CallOutcome",
     "CallbackVerificationError",
     "ConfigurationError",
     "DownloadError",
@@ -49,6 +51,7 @@ __all__ = [
     "PollPolicy",
     "PriceTable",
     "ProtocolError",
+    "ProviderCall",
     "ProviderConfig",
     "ProviderUnavailableError",
     "RateLimitError",
