@@ -23,7 +23,17 @@ from discord import app_commands
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from hh_api import ConfigurationError, PollPolicy, PriceTable, ProviderConfig, load_providers
+from hh_api import (
+    ConfigurationError,
+    PollPolicy,
+    PriceTable,
+    ProviderConfig,
+    Secret,
+    load_providers,
+)
+from paddock.health import HealthCheck
+from paddock.http_server import SideDoor
+from paddock.metrics import PaddockMetrics
 from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
 from paddock.store import DEFAULT_PATH
@@ -51,6 +61,15 @@ class Settings:
     default_provider: str | None = None  # None: no provider has a key
     prices: PriceTable = field(default_factory=PriceTable)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
+    http_port: int | None = None  # None: no side door (health, metrics, callbacks)
+    http_host: str = "127.0.0.1"
+    public_url: str | None = None  # the side door's public https base URL
+    hiapi_webhook_secret: Secret | None = None
+
+    @property
+    def hiapi_callback_url(self) -> str | None:
+        """Where HiAPI should post its callbacks, when the side door is public."""
+        return f"{self.public_url}/callbacks/hiapi" if self.public_url else None
 
     @property
     def usable_providers(self) -> list[str]:
@@ -94,6 +113,7 @@ class Settings:
                 f"HH_PROVIDER is {default}, but {default.upper()}_API_KEY is not set"
             )
         return cls(
+            **_side_door_settings(env, hiapi_keyed="hiapi" in keyed),
             runner=_runner_settings(env),
             discord_token=token,
             discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
@@ -127,6 +147,39 @@ def _runner_settings(env: Mapping[str, str]) -> RunnerSettings:
         job_timeout=timedelta(minutes=number("PADDOCK_JOB_TIMEOUT_MINUTES", 30, 1)),
         poll=PollPolicy(initial=poll, maximum=max(15.0, poll)),
     )
+
+
+def _side_door_settings(env: Mapping[str, str], *, hiapi_keyed: bool) -> dict[str, object]:
+    """``PADDOCK_HTTP_PORT``, ``PADDOCK_HTTP_HOST``, ``PADDOCK_PUBLIC_URL``,
+    ``HIAPI_WEBHOOK_SECRET``."""
+    port_text = env.get("PADDOCK_HTTP_PORT", "").strip()
+    if port_text and not (port_text.isdigit() and int(port_text) <= 65535):
+        raise SettingsError(f"PADDOCK_HTTP_PORT must be a port number (0-65535), not {port_text!r}")
+    port = int(port_text) if port_text else None
+    public_url = env.get("PADDOCK_PUBLIC_URL", "").strip().rstrip("/") or None
+    secret = env.get("HIAPI_WEBHOOK_SECRET", "").strip()
+    if public_url is not None:
+        if not public_url.startswith("https://") or len(public_url) <= len("https://"):
+            raise SettingsError(
+                "PADDOCK_PUBLIC_URL must be the side door's public https:// address "
+                "(HiAPI sends callbacks over HTTPS only)"
+            )
+        if port is None:
+            raise SettingsError(
+                "PADDOCK_PUBLIC_URL is set but PADDOCK_HTTP_PORT is not: "
+                "nothing would receive HiAPI's callbacks"
+            )
+        if hiapi_keyed and not secret:
+            raise SettingsError(
+                "PADDOCK_PUBLIC_URL is set, so HiAPI will send callbacks: "
+                "set HIAPI_WEBHOOK_SECRET to the secret HiAPI signs them with"
+            )
+    return {
+        "http_port": port,
+        "http_host": env.get("PADDOCK_HTTP_HOST", "").strip() or "127.0.0.1",
+        "public_url": public_url,
+        "hiapi_webhook_secret": Secret(secret) if secret else None,
+    }
 
 
 def route_discord(settings: Settings) -> None:
@@ -176,7 +229,11 @@ class Paddock(commands.Bot):
         from cogs._delivery import DiscordDelivery
 
         self.delivery = DiscordDelivery(self)
-        self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner)
+        self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
+                             callback_url=settings.hiapi_callback_url)
+        self.metrics = PaddockMetrics(services.store, self.runner)
+        services.hh.on_call = self.metrics.record_call
+        self.side_door: SideDoor | None = None
 
     async def setup_hook(self) -> None:
         for path in sorted(COGS_DIR.glob("*.py")):
@@ -184,12 +241,36 @@ class Paddock(commands.Bot):
                 await self.load_extension(f"cogs.{path.stem}")
         await self.sync_commands()
         await self.runner.start()
+        if self.settings.http_port is not None:
+            health = HealthCheck(gateway_connected=self.gateway_connected,
+                                 store=self.services.store, runner=self.runner)
+            self.side_door = SideDoor(
+                health=health, metrics=self.metrics, wake=self.runner.wake,
+                hiapi_secret=self.settings.hiapi_webhook_secret,
+                host=self.settings.http_host, port=self.settings.http_port,
+            )
+            try:
+                await self.side_door.start()
+            except OSError as error:
+                why = os.strerror(error.errno) if error.errno else str(error)
+                raise SettingsError(
+                    f"the side door cannot listen on {self.settings.http_host}:"
+                    f"{self.settings.http_port} ({why}); check "
+                    f"PADDOCK_HTTP_HOST and PADDOCK_HTTP_PORT"
+                ) from None
 
     async def close(self) -> None:
-        """Stop taking jobs, let the runner put its work down (it is all in the
-        database), then disconnect."""
+        """Close the side door, stop taking jobs, let the runner put its work down (it is
+        all in the database), then disconnect."""
+        if self.side_door is not None:
+            await self.side_door.stop()
         await self.runner.stop()
         await super().close()
+
+    def gateway_connected(self) -> bool:
+        """Whether the session with Discord's gateway is up (for ``/healthz``)."""
+        return (self.is_ready() and not self.is_closed() and self.ws is not None
+                and self.ws.open)
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
         """Register the commands: instantly in ``DEV_GUILD_ID`` if set, else globally."""

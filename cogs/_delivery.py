@@ -88,7 +88,8 @@ class DiscordDelivery:
             note = None
             try:
                 assert job.result_url is not None
-                await services.hh.download(job.result_url, path, max_bytes=limit)
+                await services.hh.download(job.result_url, path, max_bytes=limit,
+                                           provider=job.provider)
             except DownloadError as error:
                 if "limit" not in str(error):
                     raise DeliveryError(f"could not fetch the video: {error}") from None

@@ -206,6 +206,19 @@ class Runner:
     def accepting(self) -> bool:
         return self._accepting
 
+    def health(self) -> str | None:
+        """None while the runner takes jobs and its sweeper runs; otherwise what is wrong."""
+        if not self._accepting:
+            return "the runner is not running (not started yet, or stopped)"
+        sweeper = self._sweeper
+        if sweeper is None or sweeper.done():
+            error = None
+            if sweeper is not None and not sweeper.cancelled():
+                error = sweeper.exception()
+            return f"the sweeper stopped: {error!r}" if error else "the sweeper stopped"
+        return None
+
+
     # -- what the bot calls -------------------------------------------------------------
 
     def enqueue(self, job: Job) -> int | None:
@@ -217,7 +230,12 @@ class Runner:
         return self._queue(job.provider).position(job.id)
 
     def in_flight(self) -> int:
+        """Jobs being driven: waiting in line, at a provider, or being delivered."""
         return len(self._tasks)
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Jobs waiting for a slot, per provider that has had a job since the start."""
+        return {name: len(queue.waiting) for name, queue in self._queues.items()}
 
     async def wait_idle(self) -> None:
         """Return once no job is being driven (all delivered, cancelled or put down)."""
