@@ -41,6 +41,8 @@ from paddock.store import DEFAULT_PATH
 log = logging.getLogger("paddock")
 
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class SettingsError(ValueError):
@@ -65,6 +67,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     public_url: str | None = None  # the side door's public https base URL
     hiapi_webhook_secret: Secret | None = None
+    log_level: str = "INFO"  # checked here; main() applies it first, via setup_logging()
 
     @property
     def hiapi_callback_url(self) -> str | None:
@@ -114,6 +117,7 @@ class Settings:
             )
         return cls(
             **_side_door_settings(env, hiapi_keyed="hiapi" in keyed),
+            log_level=_log_level(env),
             runner=_runner_settings(env),
             discord_token=token,
             discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
@@ -180,6 +184,29 @@ def _side_door_settings(env: Mapping[str, str], *, hiapi_keyed: bool) -> dict[st
         "public_url": public_url,
         "hiapi_webhook_secret": Secret(secret) if secret else None,
     }
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    """``PADDOCK_LOG_LEVEL``: DEBUG, INFO (the default), WARNING or ERROR."""
+    level = env.get("PADDOCK_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"PADDOCK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                            f"not {level!r}")
+    return level
+
+
+def setup_logging(env: Mapping[str, str]) -> None:
+    """One line per event on stderr at ``PADDOCK_LOG_LEVEL`` (INFO when unset or invalid:
+    ``Settings.from_env`` then refuses an invalid one with a clear line).
+
+    discord.py never logs below INFO: its DEBUG lines carry raw gateway events and
+    webhook URLs, which hold members' interaction tokens.
+    """
+    level = env.get("PADDOCK_LOG_LEVEL", "").strip().upper()
+    level = level if level in LOG_LEVELS else "INFO"
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    if level == "DEBUG":
+        logging.getLogger("discord").setLevel(logging.INFO)
 
 
 def route_discord(settings: Settings) -> None:
@@ -304,7 +331,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     """``python bot.py``: one clear line, not a traceback, when it cannot start."""
     load_dotenv()
-    discord.utils.setup_logging(level=logging.INFO)
+    setup_logging(os.environ)
     try:
         settings = Settings.from_env(os.environ)
         asyncio.run(run(settings))

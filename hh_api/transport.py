@@ -196,7 +196,8 @@ class Transport:
                     delay = self.retry.backoff(attempt - 1, self.rng)
                 log.warning(
                     "provider=%s %s: retry %d of %d in %.2fs after: %s",
-                    provider, call.value, attempt, self.retry.attempts - 1, delay, last.error,
+                    provider, _kind(call).value, attempt, self.retry.attempts - 1, delay,
+                    last.error,
                 )
                 await self.sleep(delay)
             seen = _Attempt()
@@ -221,9 +222,10 @@ class Transport:
     def _report(
         self, provider: str, call: Call, outcome: CallOutcome, seen: _Attempt, started: float
     ) -> None:
-        kind = CallKind.STATUS if call is Call.READ else CallKind.SUBMIT
         seconds = time.monotonic() - started
-        report_call(self.observer, ProviderCall(provider, kind, outcome, seen.status, seconds))
+        report_call(
+            self.observer, ProviderCall(provider, _kind(call), outcome, seen.status, seconds)
+        )
 
     async def _once(
         self,
@@ -326,6 +328,10 @@ class Transport:
                 provider=provider,
             )
         raise _Retry(error)
+
+
+def _kind(call: Call) -> CallKind:
+    return CallKind.STATUS if call is Call.READ else CallKind.SUBMIT
 
 
 def _outcome(error: Exception, seen: _Attempt) -> CallOutcome:
