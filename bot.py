@@ -31,8 +31,12 @@ from hh_api import (
     PollPolicy,
     PriceTable,
     ProviderConfig,
+    Secret,
     load_providers,
 )
+from paddock.health import HealthCheck
+from paddock.http_server import SideDoor
+from paddock.metrics import PaddockMetrics
 from paddock.preflight import preflight, summary
 from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
@@ -41,6 +45,8 @@ from paddock.store import DEFAULT_PATH
 log = logging.getLogger("paddock")
 
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class SettingsError(ValueError):
@@ -62,6 +68,16 @@ class Settings:
     prices: PriceTable = field(default_factory=PriceTable)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    http_port: int | None = None  # None: no side door (health, metrics, callbacks)
+    http_host: str = "127.0.0.1"
+    public_url: str | None = None  # the side door's public https base URL
+    hiapi_webhook_secret: Secret | None = None
+    log_level: str = "INFO"  # checked here; main() applies it first, via setup_logging()
+
+    @property
+    def hiapi_callback_url(self) -> str | None:
+        """Where HiAPI should post its callbacks, when the side door is public."""
+        return f"{self.public_url}/callbacks/hiapi" if self.public_url else None
 
     @property
     def usable_providers(self) -> list[str]:
@@ -121,6 +137,8 @@ class Settings:
         if default == DEMO_PROVIDER:
             providers[DEMO_PROVIDER] = ProviderConfig(DEMO_PROVIDER)
         return cls(
+            **_side_door_settings(env, hiapi_keyed="hiapi" in keyed),
+            log_level=_log_level(env),
             runner=_runner_settings(env),
             discord_token=token,
             discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
@@ -155,6 +173,62 @@ def _runner_settings(env: Mapping[str, str]) -> RunnerSettings:
         job_timeout=timedelta(minutes=number("PADDOCK_JOB_TIMEOUT_MINUTES", 30, 1)),
         poll=PollPolicy(initial=poll, maximum=max(15.0, poll)),
     )
+
+
+def _side_door_settings(env: Mapping[str, str], *, hiapi_keyed: bool) -> dict[str, object]:
+    """``PADDOCK_HTTP_PORT``, ``PADDOCK_HTTP_HOST``, ``PADDOCK_PUBLIC_URL``,
+    ``HIAPI_WEBHOOK_SECRET``."""
+    port_text = env.get("PADDOCK_HTTP_PORT", "").strip()
+    if port_text and not (port_text.isdigit() and int(port_text) <= 65535):
+        raise SettingsError(f"PADDOCK_HTTP_PORT must be a port number (0-65535), not {port_text!r}")
+    port = int(port_text) if port_text else None
+    public_url = env.get("PADDOCK_PUBLIC_URL", "").strip().rstrip("/") or None
+    secret = env.get("HIAPI_WEBHOOK_SECRET", "").strip()
+    if public_url is not None:
+        if not public_url.startswith("https://") or len(public_url) <= len("https://"):
+            raise SettingsError(
+                "PADDOCK_PUBLIC_URL must be the side door's public https:// address "
+                "(HiAPI sends callbacks over HTTPS only)"
+            )
+        if port is None:
+            raise SettingsError(
+                "PADDOCK_PUBLIC_URL is set but PADDOCK_HTTP_PORT is not: "
+                "nothing would receive HiAPI's callbacks"
+            )
+        if hiapi_keyed and not secret:
+            raise SettingsError(
+                "PADDOCK_PUBLIC_URL is set, so HiAPI will send callbacks: "
+                "set HIAPI_WEBHOOK_SECRET to the secret HiAPI signs them with"
+            )
+    return {
+        "http_port": port,
+        "http_host": env.get("PADDOCK_HTTP_HOST", "").strip() or "127.0.0.1",
+        "public_url": public_url,
+        "hiapi_webhook_secret": Secret(secret) if secret else None,
+    }
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    """``PADDOCK_LOG_LEVEL``: DEBUG, INFO (the default), WARNING or ERROR."""
+    level = env.get("PADDOCK_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"PADDOCK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                            f"not {level!r}")
+    return level
+
+
+def setup_logging(env: Mapping[str, str]) -> None:
+    """One line per event on stderr at ``PADDOCK_LOG_LEVEL`` (INFO when unset or invalid:
+    ``Settings.from_env`` then refuses an invalid one with a clear line).
+
+    discord.py never logs below INFO: its DEBUG lines carry raw gateway events and
+    webhook URLs, which hold members' interaction tokens.
+    """
+    level = env.get("PADDOCK_LOG_LEVEL", "").strip().upper()
+    level = level if level in LOG_LEVELS else "INFO"
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    if level == "DEBUG":
+        logging.getLogger("discord").setLevel(logging.INFO)
 
 
 def route_discord(settings: Settings) -> None:
@@ -204,7 +278,11 @@ class Paddock(commands.Bot):
         from cogs._delivery import DiscordDelivery
 
         self.delivery = DiscordDelivery(self)
-        self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner)
+        self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
+                             callback_url=settings.hiapi_callback_url)
+        self.metrics = PaddockMetrics(services.store, self.runner)
+        services.hh.on_call = self.metrics.record_call
+        self.side_door: SideDoor | None = None
 
     async def setup_hook(self) -> None:
         for path in sorted(COGS_DIR.glob("*.py")):
@@ -212,12 +290,36 @@ class Paddock(commands.Bot):
                 await self.load_extension(f"cogs.{path.stem}")
         await self.sync_commands()
         await self.runner.start()
+        if self.settings.http_port is not None:
+            health = HealthCheck(gateway_connected=self.gateway_connected,
+                                 store=self.services.store, runner=self.runner)
+            self.side_door = SideDoor(
+                health=health, metrics=self.metrics, wake=self.runner.wake,
+                hiapi_secret=self.settings.hiapi_webhook_secret,
+                host=self.settings.http_host, port=self.settings.http_port,
+            )
+            try:
+                await self.side_door.start()
+            except OSError as error:
+                why = os.strerror(error.errno) if error.errno else str(error)
+                raise SettingsError(
+                    f"the side door cannot listen on {self.settings.http_host}:"
+                    f"{self.settings.http_port} ({why}); check "
+                    f"PADDOCK_HTTP_HOST and PADDOCK_HTTP_PORT"
+                ) from None
 
     async def close(self) -> None:
-        """Stop taking jobs, let the runner put its work down (it is all in the
-        database), then disconnect."""
+        """Close the side door, stop taking jobs, let the runner put its work down (it is
+        all in the database), then disconnect."""
+        if self.side_door is not None:
+            await self.side_door.stop()
         await self.runner.stop()
         await super().close()
+
+    def gateway_connected(self) -> bool:
+        """Whether the session with Discord's gateway is up (for ``/healthz``)."""
+        return (self.is_ready() and not self.is_closed() and self.ws is not None
+                and self.ws.open)
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
         """Register the commands: instantly in ``DEV_GUILD_ID`` if set, else globally."""
@@ -273,7 +375,7 @@ def main() -> None:
     load_dotenv()
     if arguments.check:
         sys.exit(check(os.environ))
-    discord.utils.setup_logging(level=logging.INFO)
+    setup_logging(os.environ)
     try:
         settings = Settings.from_env(os.environ)
         asyncio.run(run(settings))

@@ -17,7 +17,7 @@ import discord
 from cogs._render import closed_embed, failed_embed, finished_embed, progress_embed
 from hh_api import DownloadError
 from paddock.jobs import Job, JobState
-from paddock.runner import DeliveryError, Progress
+from paddock.runner import DeliveryError, Progress, job_fields
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -60,7 +60,7 @@ class DiscordDelivery:
         # A job finished before this process started may have been posted before a crash.
         finished_earlier = job.finished_at is not None and job.finished_at < self.started_at
         if finished_earlier and await self._already_posted(job):
-            log.info("job %s: result already posted before the restart", job.id)
+            log.info("%s result already posted before the restart", job_fields(job))
             return
         if job.state is JobState.SUCCEEDED:
             await self._deliver_video(job)
@@ -88,7 +88,8 @@ class DiscordDelivery:
             note = None
             try:
                 assert job.result_url is not None
-                await services.hh.download(job.result_url, path, max_bytes=limit)
+                await services.hh.download(job.result_url, path, max_bytes=limit,
+                                           provider=job.provider)
             except DownloadError as error:
                 if "limit" not in str(error):
                     raise DeliveryError(f"could not fetch the video: {error}") from None
@@ -153,7 +154,7 @@ class DiscordDelivery:
         except discord.HTTPException as error:
             if error.code != 50027:  # anything but an expired token is a real failure
                 raise self._delivery_error(error) from None
-            log.info("job %s: interaction token expired; replying in the channel", job.id)
+            log.info("%s interaction token expired; replying in the channel", job_fields(job))
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         reference = None
         if job.progress_message_id is not None:
@@ -184,7 +185,7 @@ class DiscordDelivery:
                 if any((e.footer.text or "").startswith(marker) for e in message.embeds):
                     return True
         except discord.HTTPException:
-            log.warning("job %s: could not read the channel to check for a post", job.id)
+            log.warning("%s could not read the channel to check for a post", job_fields(job))
         return False
 
     async def _reference_sheet(self, job: Job) -> bytes | None:
@@ -203,8 +204,8 @@ class DiscordDelivery:
                         response.raise_for_status()
                         pictures.append(await response.content.read(SHEET_PICTURE_MAX))
                 except (aiohttp.ClientError, TimeoutError) as error:
-                    log.info("job %s: reference picture unavailable for the sheet: %s",
-                             job.id, error)
+                    log.info("%s reference picture unavailable for the sheet: %s",
+                             job_fields(job), error)
         sheet = contact_sheet(pictures)
         return sheet.getvalue() if sheet is not None else None
 

@@ -17,7 +17,7 @@ from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
 from paddock.jobs import Job
 from paddock.orders import OrderRefused, Picture, prepare
-from paddock.runner import Progress
+from paddock.runner import Progress, job_fields
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -242,6 +242,9 @@ class VideoCog(commands.Cog, name="Video"):
         left = accepted.reservation.personal_available + (
             accepted.reservation.pool_available if accepted.reservation.from_pool else 0)
         position = bot.runner.enqueue(job)
+        log.info("%s accepted in guild=%s channel=%s: %s mode, %d credits, place in line %s",
+                 job_fields(job), job.guild_id, job.channel_id, mode.value, order.credits,
+                 position)
         embed = progress_embed(
             job, Progress("queued", position=position),
             provider_title=services.hh.provider(order.provider).title, credits_left=left,
@@ -249,8 +252,6 @@ class VideoCog(commands.Cog, name="Video"):
         callback = await interaction.response.send_message(embed=embed)
         if callback.message_id is not None:
             await services.jobs.set_progress_message(job.id, callback.message_id)
-        log.info("job %s accepted from %s in %s: %s, %d credits", job.id, interaction.user.id,
-                 interaction.guild_id, order.provider, order.credits)
 
 
 # -- buttons on a finished video -------------------------------------------------------------

@@ -35,13 +35,15 @@ from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
 from hh_api.pricing import PriceTable
 from hh_api.providers.demo import DEMO_PROVIDER
 from hh_api.render_times import RenderTimes, RenderWindow
-from hh_api.transport import RetryPolicy
+from hh_api.transport import CallKind, CallOutcome, ProviderCall, RetryPolicy
 
 __all__ = [
     "DEMO_PROVIDER",
     "PROVIDER_NAMES",
     "SEED_MAX",
     "AuthenticationError",
+    "CallKind",
+    "CallOutcome",
     "CallbackVerificationError",
     "ConfigurationError",
     "DemoBackend",
@@ -57,6 +59,7 @@ __all__ = [
     "PollSchedule",
     "PriceTable",
     "ProtocolError",
+    "ProviderCall",
     "ProviderConfig",
     "ProviderUnavailableError",
     "RateLimitError",

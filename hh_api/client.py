@@ -33,7 +33,15 @@ from hh_api.models import Mode, Status, Submission, TaskState, VideoRequest
 from hh_api.pricing import PriceTable
 from hh_api.providers import PROVIDERS, Provider
 from hh_api.render_times import RenderKey, RenderTimes, RenderWindow
-from hh_api.transport import Call, RetryPolicy, Sleep, Transport
+from hh_api.transport import (
+    Call,
+    Observer,
+    ProviderCall,
+    RetryPolicy,
+    Sleep,
+    Transport,
+    report_call,
+)
 
 log = logging.getLogger("hh_api")
 
@@ -109,6 +117,10 @@ class HappyHorse:
     Providers, keys and base URLs come from the environment unless `providers`
     is given; `prices` likewise. Every method names the provider it talks to, so
     one client (and one connection pool) serves all of them.
+
+    `on_call`, if given (or set later as the attribute), is called once per HTTP
+    attempt (retries included) with a `ProviderCall`: for metrics. It runs inline, so
+    it must be quick; whatever it raises is logged and never breaks the call.
     """
 
     def __init__(
@@ -122,6 +134,7 @@ class HappyHorse:
         session: aiohttp.ClientSession | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_call: Observer | None = None,
     ) -> None:
         configs = load_providers() if providers is None else providers
         unknown = set(configs) - set(PROVIDERS)
@@ -134,6 +147,7 @@ class HappyHorse:
         self.timeouts = timeouts
         self.retry = retry
         self.poll = poll
+        self.on_call = on_call
         self._sleep = sleep
         self._clock = clock
         self.render_times = RenderTimes()
@@ -179,8 +193,13 @@ class HappyHorse:
                     raise_for_status=False,
                 )
                 self._owns_session = True
-            self._transport = Transport(self._session, self.retry, sleep=self._sleep)
+            self._transport = Transport(
+                self._session, self.retry, sleep=self._sleep, observer=self._observe
+            )
         return self._transport
+
+    def _observe(self, call: ProviderCall) -> None:
+        report_call(self.on_call, call)
 
     # -- what a provider offers -----------------------------------------------------------
 
@@ -344,10 +363,12 @@ class HappyHorse:
         destination: str | Path,
         *,
         max_bytes: int = 200 * 1024 * 1024,
+        provider: str | None = None,
     ) -> Path:
         """Stream a finished video to `destination`, refusing non-videos and oversize files.
 
         The provider's key is never sent: output links are public, pre-signed URLs.
+        `provider` (who made the video) only labels the attempts reported to `on_call`.
         """
         self._ensure_transport()
         assert self._session is not None
@@ -358,7 +379,7 @@ class HappyHorse:
                 sock_connect=self.timeouts.connect,
                 sock_read=self.timeouts.read,
             ),
-            retry=self.retry, sleep=self._sleep,
+            retry=self.retry, sleep=self._sleep, provider=provider, observer=self._observe,
         )
 
     def _remember_submission(self, task_id: str, key: RenderKey) -> None:

@@ -6,12 +6,22 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 from hh_api.errors import DownloadError
-from hh_api.transport import RetryPolicy, Sleep
+from hh_api.transport import (
+    CallKind,
+    CallOutcome,
+    Observer,
+    ProviderCall,
+    RetryPolicy,
+    Sleep,
+    report_call,
+)
 
 log = logging.getLogger("hh_api.download")
 
@@ -34,24 +44,66 @@ async def download_video(
     timeout: aiohttp.ClientTimeout,
     retry: RetryPolicy,
     sleep: Sleep,
+    provider: str | None = None,
+    observer: Observer | None = None,
 ) -> Path:
-    """Fetch `url` into `destination` atomically (a partial file never remains)."""
+    """Fetch `url` into `destination` atomically (a partial file never remains).
+
+    Each attempt is reported to `observer` as a `ProviderCall` of kind ``download``.
+    """
     if not url.startswith(("https://", "http://")):
         raise DownloadError("the video link is not an http(s) URL")
     destination.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(retry.attempts):
         if attempt:
             await sleep(retry.backoff(attempt - 1))
+        seen = _Attempt(provider)
         try:
-            return await _fetch(session, url, destination, max_bytes=max_bytes, timeout=timeout)
+            path = await _fetch(
+                session, url, destination, max_bytes=max_bytes, timeout=timeout, seen=seen
+            )
         except _Transient as error:
-            log.warning("download failed (attempt %d): %s", attempt + 1, error)
+            seen.report(observer, error.outcome)
+            log.warning("provider=%s download failed (attempt %d): %s",
+                        provider, attempt + 1, error)
             last = error
+        except DownloadError as error:
+            seen.report(observer, _error_outcome(error, seen))
+            raise
+        else:
+            seen.report(observer, CallOutcome.OK)
+            return path
     raise DownloadError(f"the video could not be downloaded: {last}")
 
 
+@dataclass
+class _Attempt:
+    """One download attempt, for its `ProviderCall`."""
+
+    provider: str | None
+    started: float = field(default_factory=time.monotonic)
+    status: int | None = None
+    outcome: CallOutcome | None = None  # set where the error alone does not say
+
+    def report(self, observer: Observer | None, outcome: CallOutcome) -> None:
+        seconds = time.monotonic() - self.started
+        call = ProviderCall(self.provider, CallKind.DOWNLOAD, outcome, self.status, seconds)
+        report_call(observer, call)
+
+
 class _Transient(Exception):
-    pass
+    def __init__(self, message: str, outcome: CallOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def _error_outcome(error: DownloadError, seen: _Attempt) -> CallOutcome:
+    """The `CallOutcome` of a download attempt refused for good."""
+    if seen.outcome is not None:
+        return seen.outcome
+    if seen.status in (401, 403, 404, 410):
+        return CallOutcome.NOT_FOUND  # an expired or withdrawn link
+    return CallOutcome.INVALID
 
 
 async def _fetch(
@@ -61,6 +113,7 @@ async def _fetch(
     *,
     max_bytes: int,
     timeout: aiohttp.ClientTimeout,
+    seen: _Attempt,
 ) -> Path:
     limit = f"{max_bytes / 1_048_576:.1f} MB"
     fd, temp_name = tempfile.mkstemp(prefix=".part-", dir=destination.parent)
@@ -69,33 +122,42 @@ async def _fetch(
         with os.fdopen(fd, "wb") as out:
             try:
                 async with session.get(url, timeout=timeout) as response:
-                    if response.status >= 500 or response.status == 429:
-                        raise _Transient(f"HTTP {response.status}")
+                    seen.status = response.status
+                    if response.status == 429:
+                        raise _Transient("HTTP 429", CallOutcome.RATE_LIMITED)
+                    if response.status >= 500:
+                        raise _Transient(f"HTTP {response.status}", CallOutcome.UNAVAILABLE)
                     if response.status != 200:
                         raise DownloadError(
                             f"the video link answered HTTP {response.status}"
                             + (" (it may have expired)" if response.status in (403, 404) else "")
                         )
                     if (response.content_length or 0) > max_bytes:
+                        seen.outcome = CallOutcome.TOO_LARGE
                         raise DownloadError(
                             f"the video is {response.content_length / 1_048_576:.1f} MB, "
                             f"over the {limit} limit"
                         )
                     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                     if not (kind.startswith("video/") or kind in GENERIC_TYPES):
+                        seen.outcome = CallOutcome.PROTOCOL
                         raise DownloadError(f"the link gave {kind}, not a video")
                     size = 0
                     head = b""
                     async for chunk in response.content.iter_chunked(CHUNK):
                         size += len(chunk)
                         if size > max_bytes:
+                            seen.outcome = CallOutcome.TOO_LARGE
                             raise DownloadError(f"the video is over the {limit} limit")
                         if len(head) < 16:
                             head += chunk[: 16 - len(head)]
                         out.write(chunk)
             except (TimeoutError, aiohttp.ClientError) as error:
-                raise _Transient(str(error) or type(error).__name__) from None
+                timed_out = isinstance(error, TimeoutError)
+                outcome = CallOutcome.TIMEOUT if timed_out else CallOutcome.CONNECTION
+                raise _Transient(str(error) or type(error).__name__, outcome) from None
             if kind in GENERIC_TYPES and not looks_like_video(head):
+                seen.outcome = CallOutcome.PROTOCOL
                 raise DownloadError("the link gave bytes that are not a video")
         os.replace(temp, destination)
         return destination

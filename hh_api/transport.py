@@ -6,6 +6,11 @@ retried only when it certainly created nothing (429, 503, a connection that was
 never made) or when the provider takes an idempotency key; otherwise a submit
 whose outcome is unknown raises `SubmitOutcomeUnknownError` rather than risk
 paying twice. 401 and 403 fail at once.
+
+Every attempt (not every logical request) is reported to an optional observer as a
+`ProviderCall`: which provider, what kind of call, how it ended, the HTTP status and the
+seconds it took. That is how a caller counts latency and errors without hh_api knowing
+about any metrics library.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 import aiohttp
 
 from hh_api.errors import (
     AuthenticationError,
+    HappyHorseError,
     InvalidRequestError,
     ProtocolError,
     ProviderUnavailableError,
@@ -36,6 +42,58 @@ from hh_api.errors import (
 log = logging.getLogger("hh_api.http")
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class CallKind(StrEnum):
+    """What an HTTP attempt was for."""
+
+    SUBMIT = "submit"
+    STATUS = "status"
+    DOWNLOAD = "download"
+
+
+class CallOutcome(StrEnum):
+    """How one HTTP attempt ended, one word per thing that can go wrong."""
+
+    OK = "ok"
+    RATE_LIMITED = "rate_limited"  # 429
+    UNAVAILABLE = "unavailable"  # 5xx (or an error code inside the provider's envelope)
+    TIMEOUT = "timeout"  # no (whole) answer in time
+    CONNECTION = "connection"  # never connected, or the connection broke
+    AUTH = "auth"  # 401/403: the key was refused
+    INVALID = "invalid"  # another 4xx: the provider refused the request
+    NOT_FOUND = "not_found"  # 404 for a task id, or an expired video link
+    PROTOCOL = "protocol"  # an answer of the wrong shape: not JSON, not a video
+    TOO_LARGE = "too_large"  # a video over the caller's size cap
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One HTTP attempt, as reported to a client's `on_call` observer.
+
+    `status` is the HTTP status when an answer arrived (None when none did); `seconds`
+    is the attempt's own time, without any backoff before it. `provider` is None for a
+    download whose caller did not say which provider made the video.
+    """
+
+    provider: str | None
+    kind: CallKind
+    outcome: CallOutcome
+    status: int | None
+    seconds: float
+
+
+Observer = Callable[[ProviderCall], None]
+
+
+def report_call(observer: Observer | None, call: ProviderCall) -> None:
+    """Hand `call` to `observer`; an observer's own failure is logged, never raised."""
+    if observer is None:
+        return
+    try:
+        observer(call)
+    except Exception:
+        log.exception("the on_call observer failed on %s %s", call.provider, call.kind.value)
 
 
 @dataclass(frozen=True)
@@ -64,6 +122,14 @@ class Call(Enum):
 class Answer:
     status: int
     payload: Any
+
+
+@dataclass
+class _Attempt:
+    """What one attempt learnt before it returned or raised, for its `ProviderCall`."""
+
+    status: int | None = None  # the HTTP status, once an answer arrived
+    outcome: CallOutcome | None = None  # known better than the error says (timeouts ...)
 
 
 class _Retry(Exception):
@@ -102,11 +168,13 @@ class Transport:
         *,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        observer: Observer | None = None,
     ) -> None:
         self.session = session
         self.retry = retry
         self.sleep = sleep
         self.rng = rng
+        self.observer = observer
 
     async def request(
         self,
@@ -126,20 +194,38 @@ class Transport:
                 delay = last.delay
                 if delay is None:
                     delay = self.retry.backoff(attempt - 1, self.rng)
-                log.info(
-                    "%s %s: retry %d of %d in %.2fs after: %s",
-                    provider, call.value, attempt, self.retry.attempts - 1, delay, last.error,
+                log.warning(
+                    "provider=%s %s: retry %d of %d in %.2fs after: %s",
+                    provider, _kind(call).value, attempt, self.retry.attempts - 1, delay,
+                    last.error,
                 )
                 await self.sleep(delay)
+            seen = _Attempt()
+            started = time.monotonic()
             try:
-                return await self._once(
+                answer = await self._once(
                     method, url, call=call, provider=provider, headers=headers, body=body,
-                    enveloped=enveloped, task_id=task_id,
+                    enveloped=enveloped, task_id=task_id, seen=seen,
                 )
             except _Retry as retry:
+                self._report(provider, call, _outcome(retry.error, seen), seen, started)
                 last = retry
+                continue
+            except HappyHorseError as error:
+                self._report(provider, call, _outcome(error, seen), seen, started)
+                raise
+            self._report(provider, call, CallOutcome.OK, seen, started)
+            return answer
         assert last is not None
         raise last.error
+
+    def _report(
+        self, provider: str, call: Call, outcome: CallOutcome, seen: _Attempt, started: float
+    ) -> None:
+        seconds = time.monotonic() - started
+        report_call(
+            self.observer, ProviderCall(provider, _kind(call), outcome, seen.status, seconds)
+        )
 
     async def _once(
         self,
@@ -152,22 +238,28 @@ class Transport:
         body: Any,
         enveloped: bool,
         task_id: str | None,
+        seen: _Attempt,
     ) -> Answer:
         sent_maybe = call is Call.SUBMIT  # a retry would risk a second task
         try:
             async with self.session.request(method, url, headers=headers, json=body) as response:
+                seen.status = response.status
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 content_type = response.headers.get("Content-Type", "")
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             # The connection was never made: nothing reached the provider.
+            timed_out = isinstance(error, aiohttp.ConnectionTimeoutError)
+            seen.outcome = CallOutcome.TIMEOUT if timed_out else CallOutcome.CONNECTION
             reason = getattr(error, "os_error", None) or "connection timed out"
             raise _Retry(
                 ProviderUnavailableError(f"cannot reach {provider}: {reason}", provider=provider)
             ) from None
         except (TimeoutError, aiohttp.ClientError) as error:
-            what = "timed out" if isinstance(error, TimeoutError) else "connection broke"
+            timed_out = isinstance(error, TimeoutError)
+            seen.outcome = CallOutcome.TIMEOUT if timed_out else CallOutcome.CONNECTION
+            what = "timed out" if timed_out else "connection broke"
             if sent_maybe:
                 raise SubmitOutcomeUnknownError(
                     f"the {provider} submit {what} after it was sent; it may or may not have "
@@ -188,6 +280,7 @@ class Transport:
 
         if 200 <= status < 300:
             if payload is None:
+                seen.outcome = CallOutcome.PROTOCOL
                 error = ProtocolError(
                     f"{provider} answered HTTP {status} with a body that is not JSON",
                     provider=provider,
@@ -235,6 +328,27 @@ class Transport:
                 provider=provider,
             )
         raise _Retry(error)
+
+
+def _kind(call: Call) -> CallKind:
+    return CallKind.STATUS if call is Call.READ else CallKind.SUBMIT
+
+
+def _outcome(error: Exception, seen: _Attempt) -> CallOutcome:
+    """The `CallOutcome` of an attempt that ended in `error`."""
+    if seen.outcome is not None:  # a timeout, a broken connection, an unreadable answer
+        return seen.outcome
+    if isinstance(error, RateLimitError):
+        return CallOutcome.RATE_LIMITED
+    if isinstance(error, AuthenticationError):
+        return CallOutcome.AUTH
+    if isinstance(error, TaskNotFoundError):
+        return CallOutcome.NOT_FOUND
+    if isinstance(error, InvalidRequestError):
+        return CallOutcome.INVALID
+    if isinstance(error, ProtocolError):
+        return CallOutcome.PROTOCOL
+    return CallOutcome.UNAVAILABLE  # 5xx, or an error code in a 2xx envelope
 
 
 def _json_or_none(raw: bytes) -> Any:

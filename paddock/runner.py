@@ -15,6 +15,9 @@ each job up where it was:
   with backoff, then marked delivered.
 
 Credits follow the job store: charged when the video arrives, refunded when it fails.
+
+Every log line about a job starts ``job=<id> member=<id> provider=<name>``, so grepping a
+job's id follows its whole life (the provider's task id is logged once it has one).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from datetime import timedelta
 from typing import Literal, Protocol
 
 from hh_api import (
+    AuthenticationError,
     HappyHorse,
     HappyHorseError,
     InvalidRequestError,
@@ -206,6 +210,18 @@ class Runner:
     def accepting(self) -> bool:
         return self._accepting
 
+    def health(self) -> str | None:
+        """None while the runner takes jobs and its sweeper runs; otherwise what is wrong."""
+        if not self._accepting:
+            return "the runner is not running (not started yet, or stopped)"
+        sweeper = self._sweeper
+        if sweeper is None or sweeper.done():
+            error = None
+            if sweeper is not None and not sweeper.cancelled():
+                error = sweeper.exception()
+            return f"the sweeper stopped: {error!r}" if error else "the sweeper stopped"
+        return None
+
     # -- what the bot calls -------------------------------------------------------------
 
     def enqueue(self, job: Job) -> int | None:
@@ -217,7 +233,12 @@ class Runner:
         return self._queue(job.provider).position(job.id)
 
     def in_flight(self) -> int:
+        """Jobs being driven: waiting in line, at a provider, or being delivered."""
         return len(self._tasks)
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Jobs waiting for a slot, per provider that has had a job since the start."""
+        return {name: len(queue.waiting) for name, queue in self._queues.items()}
 
     async def wait_idle(self) -> None:
         """Return once no job is being driven (all delivered, cancelled or put down)."""
@@ -242,10 +263,13 @@ class Runner:
             task = self._tasks.get(job_id)
             if task is not None:
                 task.cancel()
-            return await self.jobs.cancel(job_id)
-        if job.state is JobState.ACCEPTED and job.id not in self._tasks:
-            return await self.jobs.cancel(job_id)  # not driven here: nothing can send it
-        raise InvalidTransition(job_id, job.state.value, "cancelled")
+        elif job.state is not JobState.ACCEPTED or job.id in self._tasks:
+            raise InvalidTransition(job_id, job.state.value, "cancelled")
+        # else: not driven here, so nothing can send it
+        cancelled = await self.jobs.cancel(job_id)
+        log.info("%s cancelled while queued; %d credits refunded", job_fields(cancelled),
+                 cancelled.estimated_credits)
+        return cancelled
 
     # -- driving one job ------------------------------------------------------------------
 
@@ -265,6 +289,8 @@ class Runner:
         elif job.state in (JobState.SUBMITTED, JobState.RUNNING):
             assert job.provider is not None
             self._queue(job.provider).occupy()
+        if resumed:
+            log.info("%s resumed in state %s", job_fields(job), job.state.value)
         task = asyncio.create_task(self._drive(job), name=f"job {job.id}")
         self._tasks[job.id] = task
         self._idle.clear()
@@ -290,7 +316,8 @@ class Runner:
             raise
         except Exception:
             # A bug or a database fault: the job stays as stored and resumes at next start.
-            log.exception("job %s stopped unexpectedly in state %s", job.id, job.state.value)
+            log.exception("%s stopped unexpectedly in state %s; it resumes at the next start",
+                          job_fields(job), job.state.value)
         finally:
             self._forget(job.id)
 
@@ -305,7 +332,7 @@ class Runner:
                 return job  # cancelled or swept while it waited
             idempotent = self.hh.provider(provider).idempotent_submit
             if job.submit_attempted_at is not None and not idempotent:
-                log.warning("job %s: submit outcome unknown after a restart; refunding", job.id)
+                log.warning("%s submit outcome unknown after a restart; refunding", job_fields(job))
                 return await self.jobs.mark_failed(
                     job.id, error=UNKNOWN_OUTCOME.format(provider=self._title(provider))
                 )
@@ -317,15 +344,15 @@ class Runner:
                     idempotency_key=job.id, callback_url=callback,
                 )
             except SubmitOutcomeUnknownError as error:
-                log.warning("job %s: %s", job.id, error)
+                log.warning("%s failed, refunded: %s", job_fields(job), error)
                 return await self.jobs.mark_failed(
                     job.id, error=f"{error}. Your credits were returned."
                 )
             except HappyHorseError as error:
-                log.warning("job %s: submit failed: %s", job.id, error)
+                _log_failure(job, "submit refused; failed and refunded", error)
                 return await self.jobs.mark_failed(job.id, error=_plain(error))
             job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
-            log.info("job %s submitted to %s as %s", job.id, provider, submission.task_id)
+            log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
             await self._progress(job, Progress("submitted"))
             return await self._await_result(job)
         finally:
@@ -341,6 +368,7 @@ class Runner:
             nonlocal current
             if state.status is not Status.QUEUED and current.state is JobState.SUBMITTED:
                 current = await self.jobs.mark_running(job.id)
+                log.info("%s rendering (task=%s)", job_fields(job), task_id)
             if state.status is Status.RUNNING:
                 started = current.started_at.timestamp() if current.started_at else time.time()
                 await self._progress(current, Progress("rendering", started_at=started))
@@ -357,26 +385,34 @@ class Runner:
             done = await self.jobs.mark_succeeded(
                 job.id, result_url=state.video_url, charged=job.estimated_credits
             )
-            log.info("job %s succeeded; %d credits charged", job.id, done.charged_credits or 0)
+            log.info("%s succeeded (task=%s); %d credits charged", job_fields(job), task_id,
+                     done.charged_credits or 0)
             return done
         except TaskFailedError as error:
+            log.info("%s failed at the provider (task=%s): %s", job_fields(job), task_id,
+                     error.reason)
             return await self._failed(job, f"{self._title(job.provider)} could not make this "
                                            f"video: {error.reason}")
         except WaitTimeoutError:
             minutes = self.settings.job_timeout.total_seconds() / 60
+            log.warning("%s timed out after %.0f minutes (task=%s)", job_fields(job), minutes,
+                        task_id)
             return await self._failed(
                 job, f"{self._title(job.provider)} did not finish within {minutes:.0f} minutes."
             )
         except HappyHorseError as error:
+            _log_failure(job, f"status checks failed (task={task_id})", error)
             return await self._failed(job, _plain(error))
         finally:
             self._wakes.pop(task_id, None)
 
     async def _failed(self, job: Job, reason: str) -> Job:
         try:
-            return await self.jobs.mark_failed(job.id, error=reason)
+            failed = await self.jobs.mark_failed(job.id, error=reason)
         except InvalidTransition:
             return await self.jobs.get(job.id)  # the sweep failed it first
+        log.info("%s failed; %d credits refunded", job_fields(job), failed.estimated_credits)
+        return failed
 
     async def _deliver(self, job: Job) -> None:
         delay = self.settings.delivery_backoff
@@ -385,16 +421,18 @@ class Runner:
                 await self.delivery.deliver(job)
             except DeliveryError as error:
                 if not error.retry or attempt == self.settings.delivery_attempts:
-                    log.error("job %s: delivery given up: %s", job.id, error)
+                    log.error("%s delivery given up after %d attempt(s): %s", job_fields(job),
+                              attempt, error)
                     await self.jobs.mark_delivered(job.id, delivery_error=str(error))
                     return
-                log.warning("job %s: delivery attempt %d failed: %s", job.id, attempt, error)
+                log.warning("%s delivery attempt %d failed, retrying: %s", job_fields(job),
+                            attempt, error)
                 job = await self.jobs.record_delivery_failure(job.id, str(error))
                 await asyncio.sleep(delay)
                 delay *= 2
             else:
                 await self.jobs.mark_delivered(job.id)
-                log.info("job %s delivered", job.id)
+                log.info("%s delivered (%s)", job_fields(job), job.state.value)
                 return
 
     # -- progress ---------------------------------------------------------------------------
@@ -423,7 +461,7 @@ class Runner:
         try:
             await self.delivery.progress(job, progress)
         except Exception:
-            log.warning("job %s: progress update failed", job.id, exc_info=True)
+            log.warning("%s progress update failed", job_fields(job), exc_info=True)
 
     def _queue_moved(self, provider: str) -> None:
         queue = self._queues[provider]
@@ -449,8 +487,11 @@ class Runner:
     async def _sweep(self) -> None:
         report = await self.jobs.sweep(accept_grace=self.settings.job_timeout)
         for job_id in (*report.never_submitted, *report.timed_out):
+            job = await self.jobs.get(job_id)
+            log.warning("%s failed by the sweep (past its deadline or never sent); refunded",
+                        job_fields(job))
             if job_id not in self._tasks and self._accepting:
-                self._spawn(await self.jobs.get(job_id))
+                self._spawn(job)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -463,6 +504,17 @@ class Runner:
 
     def _title(self, provider: str) -> str:
         return self.hh.provider(provider).title
+
+
+def job_fields(job: Job) -> str:
+    """The start of every log line about a job, for grep: ``job=... member=... provider=...``."""
+    return f"job={job.id} member={job.user_id} provider={job.provider}"
+
+
+def _log_failure(job: Job, what: str, error: HappyHorseError) -> None:
+    """A provider error that ends a job: a refused key needs the owner (ERROR)."""
+    level = logging.ERROR if isinstance(error, AuthenticationError) else logging.WARNING
+    log.log(level, "%s %s: %s", job_fields(job), what, error)
 
 
 def _plain(error: HappyHorseError) -> str:

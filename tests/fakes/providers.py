@@ -21,12 +21,27 @@ Knobs for tests:
     emu.fault(500, on="submit", after_accept=True)   # the task exists, the answer is lost
     emu.requests / emu.submits() / emu.polls() / emu.tasks
     await emu.wait_for_requests("status", 3)   # no sleeping in loops
+
+HiAPI callbacks (only with a secret; without one no callback is ever sent):
+
+    emu = ProviderEmulator("hiapi", api_key="k", callback_secret="whsec")
+    emu.require_https_callback = False      # accept http://127.0.0.1 callback URLs
+    # a task submitted with callback.url gets one POST there when it ends (finish(), its
+    # render_seconds passing, or a poll that finds it done), signed as HiAPI signs:
+    # X-HiAPI-Timestamp (Unix seconds) and X-HiAPI-Signature =
+    # hex(HMAC-SHA256(secret, timestamp + "." + raw body)); the body is the status
+    # answer's envelope, {"code": 200, "message": "success", "data": {"taskId", ...}}.
+    await emu.wait_for_callbacks(1)         # emu.callbacks: what was sent, and the answer
+    await emu.send_callback(task_id)        # once more (a repeat), or forged/stale:
+    await emu.send_callback(task_id, secret="wrong", sent_at=time.time() - 600)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import time
@@ -35,6 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 # A tiny but real MP4 header (an ftyp box) followed by padding: enough for type sniffing.
@@ -89,6 +105,17 @@ class Fault:
 
 
 @dataclass
+class CallbackDelivery:
+    """One callback the emulator posted, and how the receiver answered (None: no answer)."""
+
+    task_id: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None
+
+
+@dataclass
 class Task:
     id: str
     mode: str
@@ -100,12 +127,19 @@ class Task:
     render_seconds: float | None
     polls: int = 0
     finished: str | None = None  # forced outcome: "succeed" or "fail"
+    ended: bool = False  # its end was noticed (and its callback sent, if it asked for one)
+
+    def terminal_word(self, provider: str) -> str:
+        _, _, succeeded, failed = WORDS[provider]
+        if self.finished:
+            return succeeded if self.finished == "succeed" else failed
+        return failed if self.fail_with else succeeded
 
     def word(self, provider: str, now: float) -> str:
         _, running, succeeded, failed = WORDS[provider]
-        terminal = failed if self.fail_with else succeeded
+        terminal = self.terminal_word(provider)
         if self.finished:
-            return succeeded if self.finished == "succeed" else failed
+            return terminal
         if self.render_seconds is not None:
             return terminal if now - self.created >= self.render_seconds else running
         index = min(self.polls, len(self.steps) - 1)
@@ -116,11 +150,20 @@ class Task:
 class ProviderEmulator:
     """One provider's API on a random local port."""
 
-    def __init__(self, provider: str, *, api_key: str = "test-key") -> None:
+    def __init__(
+        self, provider: str, *, api_key: str = "test-key", callback_secret: str | None = None
+    ) -> None:
         if provider not in WORDS:
             raise ValueError(f"no emulator for {provider!r}")
+        if callback_secret is not None and provider != "hiapi":
+            raise ValueError("only HiAPI sends callbacks")
         self.provider = provider
         self.api_key = api_key
+        self.callback_secret = callback_secret
+        self.callbacks: list[CallbackDelivery] = []
+        self._sending: set[asyncio.Task[int | None]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._callback_session: aiohttp.ClientSession | None = None
         queued, running, succeeded, _ = WORDS[provider]
         self.steps: list[str] = [queued, running, succeeded]
         self.fail_with: str | None = None
@@ -155,6 +198,14 @@ class ProviderEmulator:
 
     async def stop(self) -> None:
         self._hung.set()
+        for timer in self._timers:
+            timer.cancel()
+        for sending in list(self._sending):
+            sending.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._callback_session is not None:
+            await self._callback_session.close()
+            self._callback_session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -183,8 +234,10 @@ class ProviderEmulator:
             self._faults.append(Fault(kind, on, code, retry_after, after_accept))
 
     def finish(self, task_id: str, outcome: str = "succeed") -> None:
-        """End a task now, whatever its steps say."""
-        self.tasks[task_id].finished = outcome
+        """End a task now, whatever its steps say (HiAPI: its callback goes out now)."""
+        task = self.tasks[task_id]
+        task.finished = outcome
+        self._ended(task)
 
     def submits(self) -> list[Recorded]:
         return [r for r in self.requests if r.kind == "submit"]
@@ -201,8 +254,63 @@ class ProviderEmulator:
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(enough)
 
+    async def wait_for_callbacks(self, count: int, timeout: float = 5.0) -> None:
+        """Return once `count` callbacks have been answered (or found no one listening)."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.callbacks) >= count)
+
     def video_url(self, task_id: str) -> str:
         return f"{self.base_url}/files/{task_id}.mp4"
+
+    # -- HiAPI callbacks ------------------------------------------------------------------
+
+    async def send_callback(
+        self, task_id: str, *, secret: str | None = None, sent_at: float | None = None
+    ) -> int | None:
+        """POST the task's callback now, signed with `secret` (default: the emulator's) as
+        of `sent_at` (default: now); returns the receiver's HTTP status."""
+        task = self.tasks[task_id]
+        url = task.received["callback"]["url"]
+        secret = self.callback_secret if secret is None else secret
+        if secret is None:
+            raise ValueError("no callback secret to sign with")
+        word = task.terminal_word(self.provider)
+        body = json.dumps(
+            {"code": 200, "message": "success", "data": self._hiapi_data(task, word)}
+        ).encode()
+        stamp = str(int(time.time() if sent_at is None else sent_at))
+        signature = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+        headers = {
+            "Content-Type": "application/json",
+            "X-HiAPI-Timestamp": stamp,
+            "X-HiAPI-Signature": signature.hexdigest(),
+        }
+        if self._callback_session is None:
+            self._callback_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=10)
+            )
+        status: int | None = None
+        try:
+            async with self._callback_session.post(url, data=body, headers=headers) as answer:
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = None
+        self.callbacks.append(CallbackDelivery(task_id, url, headers, body, status))
+        async with self._arrived:
+            self._arrived.notify_all()
+        return status
+
+    def _ended(self, task: Task) -> None:
+        """The task reached its terminal state: HiAPI posts to its callback URL once."""
+        if task.ended:
+            return
+        task.ended = True
+        wants_callback = isinstance(task.received.get("callback"), dict)
+        if self.callback_secret is None or not wants_callback:
+            return
+        sending = asyncio.get_running_loop().create_task(self.send_callback(task.id))
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
 
     # -- dispatch -----------------------------------------------------------------------
 
@@ -326,6 +434,11 @@ class ProviderEmulator:
             render_seconds=self.render_seconds,
         )
         self.tasks[task.id] = task
+        if self.render_seconds is not None and self.callback_secret is not None:
+            timer = asyncio.get_running_loop().call_later(
+                self.render_seconds, self._ended, task
+            )
+            self._timers.append(timer)
         if self.on_task_created is not None:
             self.on_task_created(task)
         return task
@@ -466,6 +579,8 @@ class ProviderEmulator:
         _, _, succeeded, failed = WORDS[self.provider]
         done = word == succeeded
         error = task.fail_with if word == failed else None
+        if word in (succeeded, failed):
+            self._ended(task)
         if self.provider == "joypix":
             data = {
                 "task_id": task.id,
@@ -487,16 +602,20 @@ class ProviderEmulator:
             if error:
                 answer["error"] = error
             return web.json_response(answer)
-        data = {"taskId": task.id, "status": word, "output": [], "error": None}
-        if done:
+        data = self._hiapi_data(task, word)
+        return web.json_response({"code": 200, "message": "success", "data": data})
+
+    def _hiapi_data(self, task: Task, word: str) -> dict[str, Any]:
+        data: dict[str, Any] = {"taskId": task.id, "status": word, "output": [], "error": None}
+        if word == "success":
             data["output"] = [{
                 "url": self.video_url(task.id),
                 "type": "video",
                 "expireAt": _iso(datetime.now(UTC) + timedelta(hours=24)),
             }]
-        if error:
-            data["error"] = {"code": "GENERATION_FAILED", "message": error}
-        return web.json_response({"code": 200, "message": "success", "data": data})
+        if word == "fail" and task.fail_with:
+            data["error"] = {"code": "GENERATION_FAILED", "message": task.fail_with}
+        return data
 
     def _wavespeed_data(
         self, task: Task, *, word: str = "created", error: str | None = None

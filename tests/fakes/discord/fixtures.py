@@ -81,10 +81,16 @@ class BotProcess:
 
     process: asyncio.subprocess.Process
     lines: list[str] = field(default_factory=list)
+    grown: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+    async def wait_for_output(self, text: str, timeout: float = 10.0) -> None:
+        """Return once ``text`` is in the output (a log line the bot has printed)."""
+        async with asyncio.timeout(timeout), self.grown:
+            await self.grown.wait_for(lambda: text in self.output)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
         """Send ``sig`` (SIGKILL to simulate a crash) and wait for the exit code."""
@@ -128,6 +134,8 @@ async def bot_process(
         assert process.stdout is not None
         async for line in process.stdout:
             handle.lines.append(line.decode(errors="replace"))
+            async with handle.grown:
+                handle.grown.notify_all()
 
     reader = asyncio.create_task(collect())
     try:
