@@ -38,6 +38,7 @@ from paddock.health import HealthCheck
 from paddock.http_server import SideDoor
 from paddock.metrics import PaddockMetrics
 from paddock.preflight import preflight, summary
+from paddock.render_history import RenderHistory
 from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
 from paddock.store import DEFAULT_PATH
@@ -279,7 +280,8 @@ class Paddock(commands.Bot):
 
         self.delivery = DiscordDelivery(self)
         self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
-                             callback_url=settings.hiapi_callback_url)
+                             callback_url=settings.hiapi_callback_url,
+                             history=RenderHistory(services.store))
         self.metrics = PaddockMetrics(services.store, self.runner)
         services.hh.on_call = self.metrics.record_call
         self.side_door: SideDoor | None = None

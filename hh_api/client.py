@@ -92,10 +92,10 @@ class PollSchedule:
         self._before = policy.intervals()
         self._after: Iterator[float] | None = None
         self._policy = policy
-        self.near = policy.near
+        self.near = min(policy.near, policy.initial)  # never slower than the first checks
         if window is not None:
             width = window.latest - window.soonest
-            self.near = max(policy.near, width / max(policy.window_checks, 1))
+            self.near = max(self.near, width / max(policy.window_checks, 1))
 
     def pause(self, since_submitted: float | None) -> float:
         """Seconds to wait before the next check, `since_submitted` seconds into the task."""
@@ -326,7 +326,7 @@ class HappyHorse:
                 last = state
                 if state.status is Status.SUCCEEDED:
                     if key is not None and checked_at is not None:
-                        self.render_times.record(key, running_at, checked_at)
+                        self.render_times.learn(key, running_at, checked_at)
                     return state
                 if state.status is Status.FAILED:
                     raise TaskFailedError(state)

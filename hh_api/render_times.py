@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hh_api.models import VideoRequest
@@ -31,10 +32,15 @@ class RenderWindow:
 
 
 class RenderTimes:
-    """The last `keep` render times of each kind of job; a window once `least` are known."""
+    """The last `keep` render times of each kind of job; a window once `least` are known.
+
+    `on_record` (if set) is told of every render recorded, so a caller can keep them
+    across restarts and `record` them again at the next start.
+    """
 
     def __init__(self, *, keep: int = 50, least: int = 5, low: float = 0.05,
                  high: float = 0.95) -> None:
+        self.on_record: Callable[[RenderKey, float, float], None] | None = None
         self.keep = keep
         self.least = least
         self.low = low
@@ -51,6 +57,12 @@ class RenderTimes:
         by = after if by is None else by
         if 0 <= after <= by and math.isfinite(by):
             self._seen.setdefault(key, deque(maxlen=self.keep)).append((after, by))
+
+    def learn(self, key: RenderKey, after: float, by: float) -> None:
+        """`record` a render this client saw end, and tell `on_record`."""
+        self.record(key, after, by)
+        if self.on_record is not None:
+            self.on_record(key, after, by)
 
     def window(self, key: RenderKey) -> RenderWindow | None:
         """The likely finish, or None until `least` renders of this kind were seen."""

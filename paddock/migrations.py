@@ -270,3 +270,28 @@ def m007_health_probe(db: Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m008_render_times(db: Database) -> None:
+    """How long renders took, so polling stays close to the expected finish after a restart.
+
+    ``after``: seconds from submission when the render was last seen still running;
+    ``done_by``: when it was first seen done. One row per finished render, the newest
+    few hundred of each kind kept (see `paddock.render_history`).
+    """
+    db.executescript(
+        """
+        CREATE TABLE render_times (
+            id INTEGER PRIMARY KEY,
+            provider TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            resolution TEXT,
+            duration INTEGER,
+            after REAL NOT NULL CHECK (after >= 0),
+            done_by REAL NOT NULL CHECK (done_by >= after),
+            at TEXT NOT NULL
+        );
+        CREATE INDEX render_times_kind ON render_times (provider, mode, resolution, duration, id);
+        """
+    )

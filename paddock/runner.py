@@ -23,10 +23,9 @@ job's id follows its whole life (the provider's task id is logged once it has on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -45,8 +44,10 @@ from hh_api import (
     VideoRequest,
     WaitTimeoutError,
 )
+from hh_api.render_times import RenderKey
 from paddock.errors import InvalidTransition
 from paddock.jobs import Job, JobState, JobStore
+from paddock.render_history import RenderHistory
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ UNKNOWN_OUTCOME = (
     "arrived. To be sure you are never charged twice it was not sent again; your "
     "credits were returned. Please run the command again."
 )
+
+
+SHOWN_PLACES = 25  # jobs in line whose message shows their place as it moves
 
 
 @dataclass(frozen=True)
@@ -95,54 +99,81 @@ class RunnerSettings:
 
 
 class ProviderQueue:
-    """A first-come, first-served line in front of one provider's slots."""
+    """A first-come, first-served line in front of one provider's slots.
+
+    Each waiting job has its own future, and only the job at the head is woken when a
+    slot frees, so a long line costs nothing while it waits.
+    """
 
     def __init__(self, slots: int, on_moved: Callable[[], None]) -> None:
         self.slots = slots
         self.active = 0
-        self.waiting: deque[str] = deque()
-        self._turn = asyncio.Condition()
+        # job id -> the future its task waits on (None until the task asks for its turn)
+        self.waiting: OrderedDict[str, asyncio.Future[None] | None] = OrderedDict()
         self._on_moved = on_moved
 
-    def join(self, job_id: str) -> None:
-        """Take a place in line now (synchronously, so arrival order is kept)."""
-        self.waiting.append(job_id)
+    def join(self, job_id: str) -> int:
+        """Take a place in line now (synchronously, so arrival order is kept); returns it."""
+        self.waiting[job_id] = None
+        return len(self.waiting)
 
     def position(self, job_id: str) -> int | None:
-        try:
-            return self.waiting.index(job_id) + 1
-        except ValueError:
-            return None
+        for position, waiting in enumerate(self.waiting, start=1):
+            if waiting == job_id:
+                return position
+        return None
 
     def leave(self, job_id: str) -> bool:
-        try:
-            self.waiting.remove(job_id)
-        except ValueError:
+        if job_id not in self.waiting:
             return False
+        turn = self.waiting.pop(job_id)
+        if turn is not None:
+            turn.cancel()
+        self._advance()
         self._on_moved()
         return True
 
     async def wait_turn(self, job_id: str) -> None:
-        async with self._turn:
-            await self._turn.wait_for(
-                lambda: self.waiting and self.waiting[0] == job_id and self.active < self.slots
-            )
-            self.waiting.popleft()
-            self.active += 1
+        if self._is_next(job_id):
+            self._start(job_id)
+        else:
+            turn = asyncio.get_running_loop().create_future()
+            self.waiting[job_id] = turn
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if self.waiting.get(job_id) is turn:
+                    del self.waiting[job_id]
+                elif turn.done() and not turn.cancelled():
+                    self.active -= 1  # given the slot just as it was cancelled
+                self._advance()
+                raise
+        self._advance()
         self._on_moved()
 
     def occupy(self) -> None:
         """A job already at the provider (resumed after a restart) takes a slot at once."""
         self.active += 1
 
-    async def release(self) -> None:
-        async with self._turn:
-            self.active -= 1
-            self._turn.notify_all()
+    def release(self) -> None:
+        self.active -= 1
+        self._advance()
 
-    async def notify(self) -> None:
-        async with self._turn:
-            self._turn.notify_all()
+    def _is_next(self, job_id: str) -> bool:
+        return self.active < self.slots and next(iter(self.waiting), None) == job_id
+
+    def _start(self, job_id: str) -> None:
+        del self.waiting[job_id]
+        self.active += 1
+
+    def _advance(self) -> None:
+        """Give free slots to the jobs at the head whose tasks are waiting for them."""
+        while self.active < self.slots and self.waiting:
+            job_id, turn = next(iter(self.waiting.items()))
+            if turn is None:
+                return  # its task will take the slot when it asks
+            self._start(job_id)
+            turn.set_result(None)
 
 
 @dataclass
@@ -166,16 +197,20 @@ class Runner:
         settings: RunnerSettings = RunnerSettings(),
         *,
         callback_url: str | None = None,
+        history: RenderHistory | None = None,
     ) -> None:
         self.jobs = jobs
         self.hh = hh
         self.delivery = delivery
         self.settings = settings
         self.callback_url = callback_url
+        self.history = history
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._queues: dict[str, ProviderQueue] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
+        self._waiting: dict[str, Job] = {}  # jobs in a provider's line, as accepted
+        self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
         self._idle = asyncio.Event()
@@ -185,6 +220,10 @@ class Runner:
 
     async def start(self) -> int:
         """Sweep what is past its deadline, then resume every unfinished job. Returns how many."""
+        if self.history is not None:
+            learned = await self.history.load_into(self.hh.render_times)
+            self.hh.render_times.on_record = self._keep_render_time
+            log.info("render times: %d kept from earlier runs", learned)
         await self._sweep()
         unfinished = await self.jobs.list_unfinished()
         for job in unfinished:
@@ -199,6 +238,7 @@ class Runner:
         self._accepting = False
         tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
         tasks += [t.timer for t in self._throttles.values() if t.timer is not None]
+        tasks += self._background
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -228,9 +268,7 @@ class Runner:
         """Start driving a newly accepted job; returns its place in line (None: no wait)."""
         if not self._accepting:
             raise RuntimeError("the runner is not running")
-        self._spawn(job)
-        assert job.provider is not None
-        return self._queue(job.provider).position(job.id)
+        return self._spawn(job)
 
     def in_flight(self) -> int:
         """Jobs being driven: waiting in line, at a provider, or being delivered."""
@@ -280,12 +318,15 @@ class Runner:
             )
         return self._queues[provider]
 
-    def _spawn(self, job: Job, *, resumed: bool = False) -> None:
+    def _spawn(self, job: Job, *, resumed: bool = False) -> int | None:
+        """Drive `job`; returns its place in line if it waits for a slot."""
         if job.id in self._tasks:
-            return
+            return None
+        position = None
         if job.state is JobState.ACCEPTED:
             assert job.provider is not None
-            self._queue(job.provider).join(job.id)
+            position = self._queue(job.provider).join(job.id)
+            self._waiting[job.id] = job
         elif job.state in (JobState.SUBMITTED, JobState.RUNNING):
             assert job.provider is not None
             self._queue(job.provider).occupy()
@@ -295,6 +336,7 @@ class Runner:
         self._tasks[job.id] = task
         self._idle.clear()
         task.add_done_callback(lambda _: self._finished(job.id))
+        return position
 
     def _finished(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
@@ -309,7 +351,7 @@ class Runner:
                 try:
                     job = await self._await_result(job)
                 finally:
-                    await self._queue(job.provider or "").release()
+                    self._queue(job.provider or "").release()
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
                 await self._deliver(job)
         except asyncio.CancelledError:
@@ -326,6 +368,7 @@ class Runner:
         assert provider is not None
         queue = self._queue(provider)
         await queue.wait_turn(job.id)
+        self._waiting.pop(job.id, None)
         try:
             job = await self.jobs.get(job.id)
             if job.state is not JobState.ACCEPTED:
@@ -356,7 +399,7 @@ class Runner:
             await self._progress(job, Progress("submitted"))
             return await self._await_result(job)
         finally:
-            await queue.release()
+            queue.release()
 
     async def _await_result(self, job: Job) -> Job:
         assert job.provider is not None and job.provider_task_id is not None
@@ -378,6 +421,7 @@ class Runner:
             state = await self.hh.wait(
                 job.provider, task_id, timeout=max(remaining, 0.0),
                 poll=self.settings.poll, on_update=on_update, wake=wake,
+                request=VideoRequest.from_dict(job.request), submitted_at=job.submitted_at,
             )
             if current.state is JobState.SUBMITTED:
                 current = await self.jobs.mark_running(job.id)
@@ -459,28 +503,46 @@ class Runner:
 
     async def _show(self, job: Job, progress: Progress) -> None:
         try:
+            if job.progress_message_id is None:  # the cog may have stored it since
+                job = await self.jobs.get(job.id)
             await self.delivery.progress(job, progress)
         except Exception:
             log.warning("%s progress update failed", job_fields(job), exc_info=True)
 
     def _queue_moved(self, provider: str) -> None:
+        """Show the new places in line: only the first `SHOWN_PLACES` move often enough to
+        matter, and editing every message of a long line would hit Discord's rate limits."""
         queue = self._queues[provider]
-        asyncio.get_running_loop().create_task(queue.notify())
         for position, job_id in enumerate(queue.waiting, start=1):
-            task = self._tasks.get(job_id)
-            if task is not None:
-                asyncio.get_running_loop().create_task(
-                    self._progress_by_id(job_id, Progress("queued", position=position))
-                )
+            if position > SHOWN_PLACES:
+                break
+            job = self._waiting.get(job_id)
+            if job is not None and job_id in self._tasks:
+                self._show_soon(job, Progress("queued", position=position))
 
-    async def _progress_by_id(self, job_id: str, progress: Progress) -> None:
-        with contextlib.suppress(Exception):
-            await self._progress(await self.jobs.get(job_id), progress)
+    def _show_soon(self, job: Job, progress: Progress) -> None:
+        task = asyncio.get_running_loop().create_task(self._progress(job, progress))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _forget(self, job_id: str) -> None:
+        self._waiting.pop(job_id, None)
         throttle = self._throttles.pop(job_id, None)
         if throttle is not None and throttle.timer is not None:
             throttle.timer.cancel()
+
+    def _keep_render_time(self, key: RenderKey, after: float, done_by: float) -> None:
+        assert self.history is not None
+        task = asyncio.get_running_loop().create_task(self._store_render_time(key, after, done_by))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _store_render_time(self, key: RenderKey, after: float, done_by: float) -> None:
+        assert self.history is not None
+        try:
+            await self.history.add(key, after, done_by)
+        except Exception:  # only the next start's polling is less sharp; the job is fine
+            log.warning("could not keep a render time for %s", key, exc_info=True)
 
     # -- the sweep --------------------------------------------------------------------------
 
