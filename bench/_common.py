@@ -92,11 +92,12 @@ def provider_env(emulator: ProviderEmulator) -> dict[str, str]:
 async def bot_against(
     fake: FakeDiscord, database: Path, env: dict[str, str], *, timeout: float = 60.0
 ) -> AsyncIterator[BotProcess]:
-    """``python bot.py`` against ``fake`` with its database at ``database``; keys of
-    other providers in the environment are blanked so only ``env``'s are used."""
+    """``python bot.py`` against ``fake`` with its database at ``database``, otherwise
+    on its defaults (logs at INFO included); keys of other providers in the environment
+    are blanked so only ``env``'s are used."""
     blank = {
         f"{name}_API_KEY": "" for name in ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI")
     }
-    full = {**blank, "DATABASE_PATH": str(database), "PADDOCK_LOG_LEVEL": "WARNING", **env}
+    full = {**blank, "DATABASE_PATH": str(database), **env}
     async with bot_process(fake, env=full, timeout=timeout) as process:
         yield process

@@ -69,7 +69,6 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         FakeDiscord() as fake,
         ProviderEmulator(provider, api_key="bench", **callbacks) as emulator,
     ):
-        emulator.require_https_callback = False
         emulator.on_task_created = render_times(args.render, args.spread)
         port = _free_port()
         env = {
@@ -79,9 +78,10 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
             "PADDOCK_PROVIDER_CONCURRENCY": str(args.jobs + 100),
             "PADDOCK_JOB_TIMEOUT_MINUTES": "60",
         }
-        if mode == "callback":
+        if mode == "callback":  # the emulator stands in for the HTTPS proxy in front
+            emulator.callback_proxy = f"http://127.0.0.1:{port}"
             env |= {"PADDOCK_HTTP_PORT": str(port),
-                    "PADDOCK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                    "PADDOCK_PUBLIC_URL": "https://paddock.bench.example",
                     "HIAPI_WEBHOOK_SECRET": SECRET}
         async with bot_against(fake, folder / f"inflight-{mode}.db", env) as bot:
             owner = fake.owner

@@ -303,9 +303,13 @@ class HappyHorse:
         if sent is None and submitted_at is not None:
             sent = self._clock() - (datetime.now(UTC) - submitted_at).total_seconds()
         window = self.render_times.window(key) if key is not None else None
-        schedule = (poll or self.poll).schedule(window)
+        policy = poll or self.poll
+        schedule = policy.schedule(window)
         last: TaskState | None = None
         running_at = 0.0  # seconds after submission when it was last seen unfinished
+        if sent is not None and self._clock() - sent < policy.initial:
+            # just submitted: the provider's answer was the first check
+            await self._pause(schedule.pause(self._clock() - sent), wake)
         while True:
             checked_at = None if sent is None else self._clock() - sent
             try:

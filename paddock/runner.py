@@ -92,6 +92,8 @@ class RunnerSettings:
     provider_slots: int = 8  # jobs at one provider at once
     progress_every: float = 5.0  # seconds between edits of one job's message
     poll: PollPolicy | None = None  # None: the client's own
+    # Jobs whose provider calls back when they end are polled only as a safety net.
+    callback_poll: PollPolicy = PollPolicy(initial=30.0, factor=2.0, maximum=120.0, near=30.0)
     delivery_attempts: int = 5
     delivery_backoff: float = 2.0  # seconds, doubled per attempt
     sweep_every: float = 60.0
@@ -210,6 +212,7 @@ class Runner:
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
         self._waiting: dict[str, Job] = {}  # jobs in a provider's line, as accepted
+        self._early_wakes: OrderedDict[str, None] = OrderedDict()  # task ids woken too soon
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
@@ -283,9 +286,14 @@ class Runner:
         await self._idle.wait()
 
     def wake(self, task_id: str) -> bool:
-        """Poll `task_id` at once (a provider said it finished); False if nobody waits on it."""
+        """Poll `task_id` at once (a provider said it finished); False if nobody waits on it
+        yet, in which case the wake is kept for a while: a callback can arrive before the
+        runner has stored the task id its submit returned."""
         event = self._wakes.get(task_id)
         if event is None:
+            self._early_wakes[task_id] = None
+            while len(self._early_wakes) > 10_000:
+                self._early_wakes.popitem(last=False)
             return False
         event.set()
         return True
@@ -380,7 +388,7 @@ class Runner:
                     job.id, error=UNKNOWN_OUTCOME.format(provider=self._title(provider))
                 )
             job = await self.jobs.mark_submitting(job.id)
-            callback = self.callback_url if provider == "hiapi" else None
+            callback = self.callback_url if provider == "hiapi" else None  # HiAPI only
             try:
                 submission = await self.hh.submit(
                     provider, VideoRequest.from_dict(job.request),
@@ -405,6 +413,8 @@ class Runner:
         assert job.provider is not None and job.provider_task_id is not None
         task_id = job.provider_task_id
         wake = self._wakes.setdefault(task_id, asyncio.Event())
+        if self._early_wakes.pop(task_id, False) is None:
+            wake.set()
         current = job
 
         async def on_update(state: TaskState) -> None:
@@ -418,9 +428,11 @@ class Runner:
 
         remaining = (job.deadline_at - self.jobs.now()).total_seconds()
         try:
+            calls_back = self.callback_url is not None and job.provider == "hiapi"
             state = await self.hh.wait(
                 job.provider, task_id, timeout=max(remaining, 0.0),
-                poll=self.settings.poll, on_update=on_update, wake=wake,
+                poll=self.settings.callback_poll if calls_back else self.settings.poll,
+                on_update=on_update, wake=wake,
                 request=VideoRequest.from_dict(job.request), submitted_at=job.submitted_at,
             )
             if current.state is JobState.SUBMITTED:

@@ -97,15 +97,16 @@ async def test_the_client_learns_render_times_and_then_polls_near_the_expected_f
     clock = MovingClock()
     words = ("pending", "processing", "completed")
     async with client(joypix, clock) as hh:
-        joypix.steps = polls_until_done(words, 8)  # done at the 8th check: 56.375 s in
+        joypix.steps = polls_until_done(words, 8)  # done at the 8th check
         for _ in range(5):
             submission = await hh.submit("joypix", REQUEST)
             clock.pauses.clear()
             await hh.wait("joypix", submission.task_id)
-            assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 15]
-        # each ended after the 7th check (41.375 s: still running) and by the 8th
+            # the submit's answer is the first look; checks at 2, 5, ... 56.375, 71.375 s
+            assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 15, 15]
+        # each ended after the 7th check (56.375 s: still running) and by the 8th
         key = RenderTimes.key("joypix", REQUEST)
-        assert hh.render_times.window(key) == RenderWindow(41.375, 56.375)
+        assert hh.render_times.window(key) == RenderWindow(56.375, 71.375)
 
         joypix.steps = polls_until_done(words, 10)
         submission = await hh.submit("joypix", REQUEST)
@@ -113,10 +114,8 @@ async def test_the_client_learns_render_times_and_then_polls_near_the_expected_f
         await hh.wait("joypix", submission.task_id)
         # checks as before up to the window, then every 1.5 s across it (15 s / 10),
         # where the default would have waited 15 s
-        assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 1.5, 1.5, 1.5]
+        assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 15, 1.5, 1.5, 1.5]
         assert joypix.tasks[submission.task_id].polls == 10
-        # and what it learned from this close look narrows the window
-        assert hh.render_times.window(key) == RenderWindow(41.375, 56.375)
 
 
 async def test_a_resumed_task_uses_the_window_of_its_request_and_submission_time(joypix):

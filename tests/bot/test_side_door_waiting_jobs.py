@@ -39,11 +39,11 @@ def paddock_settings(paddock_settings, providers):
 
 
 async def hiapi_job(fake_discord, paddock, providers, prompt: str = "a lighthouse"):
-    """A HiAPI job polled once and now waiting a minute for its next poll; its task id."""
+    """A HiAPI job submitted and now waiting a minute for its first poll; its task id."""
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
     await (await alice.slash("video text", prompt=prompt, provider="hiapi")).reply()
-    await providers["hiapi"].wait_for_requests("status", 1)
+    await providers["hiapi"].wait_for_requests("submit", 1)
     [task_id] = providers["hiapi"].tasks
     return alice, task_id
 
@@ -74,7 +74,7 @@ async def test_a_callback_finishes_the_job_without_waiting_for_the_next_poll(
 
     assert any(a.filename.endswith(".mp4") for a in post_.attachments)
     assert [c.status for c in hiapi.callbacks] == [200]
-    assert len(hiapi.polls()) == 2  # the first, and the one the callback asked for
+    assert len(hiapi.polls()) == 1  # the one the callback asked for
 
 
 async def test_bad_callbacks_get_401_or_413_and_change_nothing(
@@ -105,7 +105,7 @@ async def test_bad_callbacks_get_401_or_413_and_change_nothing(
     hiapi.finish(task_id)  # the genuine callback is still taken: none of the above counted
     await finished_post(fake_discord, alice, timeout=5)
     assert [c.status for c in hiapi.callbacks] == [401, 200]
-    assert len(hiapi.polls()) == 2  # no refused callback made the runner ask HiAPI
+    assert len(hiapi.polls()) == 1  # no refused callback made the runner ask HiAPI
 
 
 async def test_a_repeated_callback_does_nothing_more(fake_discord, paddock, providers) -> None:
@@ -114,14 +114,14 @@ async def test_a_repeated_callback_does_nothing_more(fake_discord, paddock, prov
     body = json.dumps({"code": 200, "data": {"taskId": task_id, "status": "success"}}).encode()
 
     first = await post(paddock, "/callbacks/hiapi", body, signed(body))
-    await hiapi.wait_for_requests("status", 2)  # woken: asked at once (still rendering)
+    await hiapi.wait_for_requests("status", 1)  # woken: asked at once (still rendering)
     again = await post(paddock, "/callbacks/hiapi", body, signed(body))
     hiapi.finish(task_id)  # HiAPI's own callback for the same task: a repeat too
     await hiapi.wait_for_callbacks(1)
 
     assert (first, again) == ((200, {"status": "accepted"}), (200, {"status": "duplicate"}))
     assert [c.status for c in hiapi.callbacks] == [200]
-    assert len(hiapi.polls()) == 2  # the finished task waits for the next regular poll
+    assert len(hiapi.polls()) == 1  # the finished task waits for the next regular poll
     assert not any(m.pings(alice) for m in fake_discord.channel("general").visible)
 
 
@@ -131,15 +131,36 @@ async def test_metrics_show_a_job_waiting_in_line(fake_discord, paddock, provide
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
     await (await alice.slash("video text", prompt="first")).reply()
-    await joypix.wait_for_requests("status", 1)
+    await joypix.wait_for_requests("submit", 1)
     await (await alice.slash("video text", prompt="second")).reply()  # the one slot is taken
 
     _, text, _ = await get(paddock, "/metrics")
     samples = metric_samples(text)
     assert sample(samples, "paddock_queue_length", provider="joypix") == 1
     assert sample(samples, "paddock_jobs_in_flight") == 2
-    assert sample(samples, "paddock_jobs", state="running", provider="joypix") == 1
+    assert sample(samples, "paddock_jobs", state="submitted", provider="joypix") == 1
     assert sample(samples, "paddock_jobs", state="accepted", provider="joypix") == 1
     assert sample(samples, "paddock_credits_held") == 140
     assert sample(samples, "paddock_credits_reserved_total") == 140
     assert len(joypix.submits()) == 1
+
+
+async def test_a_callback_that_arrives_before_the_submit_answer_is_not_lost(
+    fake_discord, paddock, providers
+) -> None:
+    hiapi = providers["hiapi"]
+    hiapi.latency = 0.3  # HiAPI's answer to the submit is slow; its callback is not
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 200)
+    await (await alice.slash("video text", prompt="a quick one", provider="hiapi")).reply()
+    await hiapi.wait_for_requests("submit", 1)
+    task_id = "tsk_000001"  # the id the emulator gives its first task
+    body = json.dumps({"code": 200, "data": {"taskId": task_id, "status": "success"}}).encode()
+    assert await post(paddock, "/callbacks/hiapi", body, signed(body)) == (
+        200, {"status": "accepted"})
+
+    await fake_discord.wait_for(lambda: task_id in hiapi.tasks)
+    hiapi.latency = 0.0
+    hiapi.finish(task_id)
+    await finished_post(fake_discord, alice, timeout=5)  # not a minute later, at the poll
+    assert len(hiapi.polls()) == 1

@@ -26,6 +26,8 @@ HiAPI callbacks (only with a secret; without one no callback is ever sent):
 
     emu = ProviderEmulator("hiapi", api_key="k", callback_secret="whsec")
     emu.require_https_callback = False      # accept http://127.0.0.1 callback URLs
+    emu.callback_proxy = "http://127.0.0.1:8080"   # or keep https:// URLs and deliver them
+    # here instead, as the HTTPS proxy in front of a bot would (path and query kept)
     # a task submitted with callback.url gets one POST there when it ends (finish(), its
     # render_seconds passing, or a poll that finds it done), signed as HiAPI signs:
     # X-HiAPI-Timestamp (Unix seconds) and X-HiAPI-Signature =
@@ -49,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -172,6 +175,7 @@ class ProviderEmulator:
         self.video_content_type = "video/mp4"
         self.latency = 0.0  # seconds added to every answer
         self.require_https_callback = True
+        self.callback_proxy: str | None = None
         self.requests: list[Recorded] = []
         self.tasks: dict[str, Task] = {}
         self._faults: list[Fault] = []
@@ -271,6 +275,10 @@ class ProviderEmulator:
         of `sent_at` (default: now); returns the receiver's HTTP status."""
         task = self.tasks[task_id]
         url = task.received["callback"]["url"]
+        if self.callback_proxy is not None:
+            parts = urlsplit(url)
+            url = self.callback_proxy.rstrip("/") + parts.path + (
+                f"?{parts.query}" if parts.query else "")
         secret = self.callback_secret if secret is None else secret
         if secret is None:
             raise ValueError("no callback secret to sign with")
@@ -434,13 +442,13 @@ class ProviderEmulator:
             render_seconds=self.render_seconds,
         )
         self.tasks[task.id] = task
-        if self.render_seconds is not None and self.callback_secret is not None:
+        if self.on_task_created is not None:
+            self.on_task_created(task)  # may give the task its own render time
+        if task.render_seconds is not None and self.callback_secret is not None:
             timer = asyncio.get_running_loop().call_later(
-                self.render_seconds, self._ended, task
+                task.render_seconds, self._ended, task
             )
             self._timers.append(timer)
-        if self.on_task_created is not None:
-            self.on_task_created(task)
         return task
 
     async def _joypix_submit(self, request: web.Request, body: bytes) -> web.Response:
