@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -46,6 +47,7 @@ from paddock.store import DEFAULT_PATH
 log = logging.getLogger("paddock")
 
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
+DISCORD_CONNECTIONS = 64  # HTTP connections to Discord at once
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -273,6 +275,10 @@ class Paddock(commands.Bot):
             intents=discord.Intents.default(),
             tree_cls=PaddockTree,
             guild_ready_timeout=settings.guild_ready_timeout,
+            # discord.py's default pool is unbounded, so a burst of commands opens a new
+            # (TLS) connection per answer; a bounded pool reuses warm ones. Video uploads
+            # are capped well below it (cogs/_delivery.py), so answers always get one.
+            connector=aiohttp.TCPConnector(limit=DISCORD_CONNECTIONS),
         )
         self.settings = settings
         self.services = services

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start a followup on a token about to die
 HISTORY_SCAN = 50  # recent messages searched for a post made before a crash
 SHEET_PICTURE_MAX = 20 * 1024 * 1024  # the largest reference picture any provider takes
+DELIVERIES_AT_ONCE = 16  # downloads + uploads of finished videos; well under the bot's pool
 
 
 class DiscordDelivery:
@@ -36,6 +38,7 @@ class DiscordDelivery:
         self.bot = bot
         self.started_at = datetime.now(UTC)
         self.upload_limits: dict[int, int] = {}  # per server, from interactions
+        self._deliveries = asyncio.Semaphore(DELIVERIES_AT_ONCE)
 
     def remember_upload_limit(self, guild_id: int, limit: int) -> None:
         self.upload_limits[guild_id] = limit
@@ -63,7 +66,8 @@ class DiscordDelivery:
             log.info("%s result already posted before the restart", job_fields(job))
             return
         if job.state is JobState.SUCCEEDED:
-            await self._deliver_video(job)
+            async with self._deliveries:
+                await self._deliver_video(job)
         else:
             await self._post(job, embed=failed_embed(job, provider_title=self._title(job)))
             await self._close_job_message(job, "Failed: see the reply below. Credits returned.")
