@@ -457,6 +457,21 @@ class JobStore:
 
         return await self.store.write(run, self.now())
 
+    async def refresh_result_url(self, job_id: str, url: str) -> Job:
+        """Replace a succeeded job's video link (the provider gave a fresh one)."""
+
+        def run(db: Database, now: datetime) -> Job:
+            job = _get(db, job_id)
+            if job.state is not JobState.SUCCEEDED:
+                raise InvalidTransition(job_id, job.state.value, "given a new video link")
+            db.execute(
+                "UPDATE jobs SET result_url = ?, updated_at = ? WHERE id = ?",
+                [url, timestamp(now), job_id],
+            )
+            return _get(db, job_id)
+
+        return await self.store.write(run, self.now())
+
     async def set_progress_message(self, job_id: str, message_id: int) -> Job:
         def run(db: Database, now: datetime) -> Job:
             cursor = db.execute(

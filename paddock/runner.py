@@ -340,7 +340,7 @@ class Runner:
             self._queue(job.provider).occupy()
         if resumed:
             log.info("%s resumed in state %s", job_fields(job), job.state.value)
-        task = asyncio.create_task(self._drive(job), name=f"job {job.id}")
+        task = asyncio.create_task(self._drive(job, resumed=resumed), name=f"job {job.id}")
         self._tasks[job.id] = task
         self._idle.clear()
         task.add_done_callback(lambda _: self._finished(job.id))
@@ -351,8 +351,10 @@ class Runner:
         if not self._tasks:
             self._idle.set()
 
-    async def _drive(self, job: Job) -> None:
+    async def _drive(self, job: Job, *, resumed: bool = False) -> None:
         try:
+            if resumed and job.state is JobState.SUCCEEDED:
+                job = await self._fresh_link(job)
             if job.state is JobState.ACCEPTED:
                 job = await self._submit(job)
             elif job.state in (JobState.SUBMITTED, JobState.RUNNING):
@@ -461,6 +463,22 @@ class Runner:
             return await self._failed(job, _plain(error))
         finally:
             self._wakes.pop(task_id, None)
+
+    async def _fresh_link(self, job: Job) -> Job:
+        """A video found finished but not posted after a restart: its link may have expired
+        (or, for the demo, moved), so ask the provider once for the current one."""
+        if job.provider is None or job.provider_task_id is None:
+            return job
+        try:
+            state = await self.hh.status(job.provider, job.provider_task_id)
+        except HappyHorseError as error:
+            log.warning("%s could not refresh the video link; using the stored one: %s",
+                        job_fields(job), error)
+            return job
+        if state.status is not Status.SUCCEEDED or state.video_url in (None, job.result_url):
+            return job
+        log.info("%s video link refreshed after the restart", job_fields(job))
+        return await self.jobs.refresh_result_url(job.id, state.video_url)
 
     async def _failed(self, job: Job, reason: str) -> Job:
         try:

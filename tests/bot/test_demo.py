@@ -157,3 +157,46 @@ def test_with_a_key_the_demo_is_not_offered() -> None:
 def test_bad_demo_settings_are_refused_with_what_to_set(env, words) -> None:
     with pytest.raises(SettingsError, match=words):
         Settings.from_env({"DISCORD_TOKEN": "t", **env})
+
+
+async def test_a_video_finished_while_the_bot_was_down_is_posted_from_the_new_backend(
+    fake_discord, paddock_settings
+) -> None:
+    """The demo backend gets a new port at each start, so a finished job's stored link is
+    dead after a restart; the runner asks for the current one before posting."""
+    from bot import Paddock
+    from hh_api import Mode, PollPolicy, VideoRequest
+    from paddock.jobs import JobState
+    from paddock.services import Services
+    from tests.fakes.discord import running_bot
+
+    settings = paddock_settings
+    alice = fake_discord.member("alice")
+    guild = fake_discord.guild.id
+    await grant(settings.database_path, guild, alice.user.id, 200)
+    opened = dict(prices=settings.prices, demo=settings.demo)
+    async with Services.open(settings.database_path, settings.providers, **opened) as services:
+        request = services.hh.validate("demo", VideoRequest("a horse", Mode.TEXT))
+        job = (await services.jobs.accept(
+            guild_id=guild, user_id=alice.user.id, request=request.to_dict(),
+            estimated_credits=70, channel_id=fake_discord.channel("general").id,
+            role_ids=(), provider="demo",
+        )).job
+        await services.jobs.mark_submitting(job.id)
+        task = await services.hh.submit("demo", request, idempotency_key=job.id)
+        await services.jobs.mark_submitted(job.id, provider_task_id=task.task_id)
+        await services.jobs.mark_running(job.id)
+        done = await services.hh.wait("demo", task.task_id, poll=PollPolicy(initial=0.05))
+        await services.jobs.mark_succeeded(job.id, result_url=done.video_url, charged=70)
+    # killed here, before posting: the backend that served that link is gone
+
+    async with (
+        Services.open(settings.database_path, settings.providers, **opened) as services,
+        running_bot(fake_discord, Paddock(settings, services)) as bot,
+    ):
+        post = await finished_post(fake_discord, alice)
+        assert [a.data for a in post.attachments] == [demo_video()]
+        await bot.runner.wait_idle()
+        stored = await services.jobs.get(job.id)
+    assert stored.state is JobState.DELIVERED and stored.delivery_error is None
+    assert stored.result_url != done.video_url
