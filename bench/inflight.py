@@ -120,7 +120,7 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         shown = next(at for text, at in posted.items() if text and prompt in text)  # "take 1."
         delays.append(shown - (task.created + task.render_seconds))
     return [
-        mode, len(measured), peak_rss, 100 * cpu_waiting / waited,
+        mode, len(measured), peak_rss, 60 * cpu_waiting / waited, 100 * cpu_waiting / waited,
         len(requests) / len(measured), percentile(delays, 0.5), percentile(delays, 0.99),
     ]
 
@@ -148,7 +148,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for mode in args.modes:
             rows.append(await one_mode(mode, args, Path(folder)))
-    print(table(("mode", "jobs", "peak RSS MB", "CPU % of a core", "requests/job",
+    print(table(("mode", "jobs", "peak RSS MB", "CPU s/min", "% of a core", "requests/job",
                  "delay p50 s", "delay p99 s"), rows))
 
 

@@ -174,6 +174,9 @@ class ProviderQueue:
             job_id, turn = next(iter(self.waiting.items()))
             if turn is None:
                 return  # its task will take the slot when it asks
+            if turn.done():  # its task was cancelled and has not cleaned up yet
+                del self.waiting[job_id]
+                continue
             self._start(job_id)
             turn.set_result(None)
 

@@ -94,3 +94,19 @@ async def test_a_slot_held_by_a_resumed_job_is_given_back_on_release():
     queue.release()
     await settle()
     assert waiting.done() and queue.active == 1
+
+
+async def test_cancelling_every_waiting_job_at_once_breaks_nothing():
+    """What Runner.stop does: each cancelled waiter may hand the slot to the next one,
+    whose own cancellation has not run yet."""
+    queue = ProviderQueue(1, lambda: None)
+    for job_id in ("a", "b", "c", "d"):
+        queue.join(job_id)
+    tasks = [asyncio.create_task(queue.wait_turn(i)) for i in ("a", "b", "c", "d")]
+    await settle()
+    queue.release()  # "a" was running; its slot frees as the bot stops
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["NoneType"] + ["CancelledError"] * 3
+    assert not queue.waiting
