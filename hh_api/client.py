@@ -63,9 +63,10 @@ class PollPolicy:
     """How often to ask about a task: start near 2 s, grow, cap near 15 s.
 
     When the client knows how long this kind of render takes (a `RenderWindow`), it
-    checks as usual until the window opens, every `near` seconds inside it (more
-    sparsely when the window is wide: at most `window_checks` checks across it), and
-    grows again from `near` if the render outlasts it.
+    checks a few times early on (growing by `lead_factor`, to notice a task that fails
+    at once) and then not until the window opens; inside it, every `near` seconds (more
+    sparsely when the window is wide: at most `window_checks` checks across it); and it
+    grows again from `near` if the render outlasts the window.
     """
 
     initial: float = 2.0
@@ -73,15 +74,21 @@ class PollPolicy:
     maximum: float = 15.0
     near: float = 1.0
     window_checks: int = 10
+    lead_factor: float = 3.0
+    lead_maximum: float = 60.0
 
-    def intervals(self, start: float | None = None) -> Iterator[float]:
-        interval = self.initial if start is None else start
-        while True:
-            yield interval
-            interval = min(self.maximum, interval * self.factor)
+    def intervals(self) -> Iterator[float]:
+        return _growing(self.initial, self.factor, self.maximum)
 
     def schedule(self, window: RenderWindow | None) -> PollSchedule:
         return PollSchedule(self, window)
+
+
+def _growing(start: float, factor: float, maximum: float) -> Iterator[float]:
+    interval = start
+    while True:
+        yield interval
+        interval = min(maximum, interval * factor)
 
 
 class PollSchedule:
@@ -89,7 +96,10 @@ class PollSchedule:
 
     def __init__(self, policy: PollPolicy, window: RenderWindow | None) -> None:
         self.window = window
-        self._before = policy.intervals()
+        self._before = (
+            policy.intervals() if window is None
+            else _growing(policy.initial, policy.lead_factor, policy.lead_maximum)
+        )
         self._after: Iterator[float] | None = None
         self._policy = policy
         self.near = min(policy.near, policy.initial)  # never slower than the first checks
@@ -107,7 +117,8 @@ class PollSchedule:
         if since_submitted <= window.latest:
             return self.near
         if self._after is None:
-            self._after = self._policy.intervals(start=self.near * self._policy.factor)
+            policy = self._policy
+            self._after = _growing(self.near * policy.factor, policy.factor, policy.maximum)
         return next(self._after)
 
 

@@ -82,10 +82,20 @@ def test_with_a_window_checks_jump_to_its_start_then_come_every_second_then_grow
     while since < 40:
         pauses.append(schedule.pause(since))
         since += pauses[-1]
-    # 2+3+4.5+6.75 = 16.25 s, then 3.75 s to the window, 10 one-second checks, then growth
-    assert pauses[:5] == [2, 3, 4.5, 6.75, 3.75]
-    assert pauses[5:16] == [1.0] * 11
-    assert pauses[16:] == [1.5, 2.25, 3.375, 5.0625]
+    # two early checks (2 s, then 3x: 8 s), the rest of the way to the window in one go,
+    # one-second checks across it, then growth again
+    assert pauses[:3] == [2, 6, 12]
+    assert pauses[3:14] == [1.0] * 11
+    assert pauses[14:] == [1.5, 2.25, 3.375, 5.0625]
+
+
+def test_before_a_late_window_checks_thin_out_to_a_minute():
+    schedule = DEFAULT.schedule(RenderWindow(soonest=300, latest=320))
+    since, pauses = 0.0, []
+    while since < 300:
+        pauses.append(schedule.pause(since))
+        since += pauses[-1]
+    assert pauses == [2, 6, 18, 54, 60, 60, 60, 40]
 
 
 def test_a_wide_window_is_crossed_in_ten_checks_not_one_per_second():
@@ -112,9 +122,9 @@ async def test_the_client_learns_render_times_and_then_polls_near_the_expected_f
         submission = await hh.submit("joypix", REQUEST)
         clock.pauses.clear()
         await hh.wait("joypix", submission.task_id)
-        # checks as before up to the window, then every 1.5 s across it (15 s / 10),
-        # where the default would have waited 15 s
-        assert clock.pauses == [2, 3, 4.5, 6.75, 10.125, 15, 15, 1.5, 1.5, 1.5]
+        # three early checks, then straight to the window (56.375 s) and every 1.5 s
+        # across it (15 s / 10), where the default would have checked every 15 s
+        assert clock.pauses == [2, 6, 18, 30.375] + [1.5] * 6
         assert joypix.tasks[submission.task_id].polls == 10
 
 
