@@ -93,7 +93,8 @@ def run_sdk(base_url: str, jobs: int) -> dict[str, float]:
     return done
 
 
-def run_hh_api(base_url: str, jobs: int, warmup: int) -> dict[str, float]:
+def run_hh_api(base_url: str, jobs: int, warmup: int, measuring: Callable[[], None]
+               ) -> dict[str, float]:
     from hh_api import HappyHorse, Mode, PriceTable, ProviderConfig, VideoRequest
 
     async def batch() -> dict[str, float]:
@@ -110,8 +111,9 @@ def run_hh_api(base_url: str, jobs: int, warmup: int) -> dict[str, float]:
                 if record:
                     done[submission.task_id] = time.monotonic()
 
-            for _ in range(WARMUP_ROUNDS):  # each round polls with what the last taught
+            for _ in range(WARMUP_ROUNDS if warmup else 0):  # each round uses what the last taught
                 await asyncio.gather(*(one(n, False) for n in range(warmup)))
+            measuring()
             await asyncio.gather(*(one(n, True) for n in range(jobs)))
         return done
 
@@ -119,19 +121,27 @@ def run_hh_api(base_url: str, jobs: int, warmup: int) -> dict[str, float]:
 
 
 def child(client: str, base_url: str, jobs: int, warmup: int) -> None:
-    began = time.monotonic()
+    """Run one client; wall and CPU time count the measured batch only (not a warm-up)."""
+    start: dict[str, float] = {}
+
+    def measuring() -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        start.update(at=time.monotonic(), cpu=usage.ru_utime + usage.ru_stime)
+
     with ThreadWatch() as threads:
         if client == "sdk":
+            measuring()
             done = run_sdk(base_url, jobs)
         else:
-            done = run_hh_api(base_url, jobs, warmup if client == "hh_api learned" else 0)
+            learning = warmup if client == "hh_api learned" else 0
+            done = run_hh_api(base_url, jobs, learning, measuring)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     json.dump({
         "done": done,
-        "began": began,
+        "began": start["at"],
         "ended": time.monotonic(),
         "peak_rss_mb": usage.ru_maxrss / 1024,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "cpu_s": usage.ru_utime + usage.ru_stime - start["cpu"],
         "threads": threads.most,
     }, sys.stdout)
 
