@@ -9,7 +9,8 @@ being started:
 
 - ready: the gateway session is up, the commands are synced, and the runner has
   resumed every unfinished job (its "runner started; resumed N" line);
-- polled: every resumed job at the provider has had its first status check;
+- polled: every resumed job at the provider has had its first status check (a task
+  submitted less than 2 s before is first checked 2 s after its submission, as usual);
 - posted: every finished-but-unposted video is in the channel.
 """
 
