@@ -60,7 +60,7 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the bot needs from its environment."""
 
-    discord_token: str
+    discord_token: str = field(repr=False)  # never in a repr, a log line or an error
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None

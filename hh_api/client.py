@@ -270,7 +270,7 @@ class HappyHorse:
         data = _data(spec, answer.payload)
         task_id = spec.task_id_from_submission(data)
         self._remember_submission(task_id, RenderTimes.key(provider, resolved))
-        log.info("%s accepted task %s (%s mode)", provider, task_id, offer.mode.value)
+        log.info("provider=%s task=%s accepted (%s mode)", provider, task_id, offer.mode.value)
         return Submission(provider=provider, task_id=task_id, raw=answer.payload)
 
     async def status(self, provider: str, task_id: str) -> TaskState:
@@ -326,13 +326,13 @@ class HappyHorse:
             try:
                 state = await self.status(provider, task_id)
             except (ProviderUnavailableError, RateLimitError, ProtocolError) as error:
-                log.warning("%s task %s: status check failed, will retry: %s",
+                log.warning("provider=%s task=%s status check failed, will retry: %s",
                             provider, task_id, error)
             else:
                 if last is None or (state.status, state.provider_status) != (
                     last.status, last.provider_status,
                 ):
-                    log.info("%s task %s is %s (%s)", provider, task_id,
+                    log.info("provider=%s task=%s is %s (%s)", provider, task_id,
                              state.status.value, state.provider_status)
                     if on_update is not None:
                         result = on_update(state)

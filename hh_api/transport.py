@@ -269,7 +269,7 @@ class Transport:
             raise _Retry(
                 ProviderUnavailableError(f"{provider} {what}", provider=provider)
             ) from None
-        log.debug("%s %s %s -> %d", provider, method, url, status)
+        log.debug("provider=%s %s %s -> %d", provider, method, url, status)
 
         payload = _json_or_none(raw)
         if enveloped and 200 <= status < 300 and isinstance(payload, dict):

@@ -68,3 +68,16 @@ def test_a_bad_side_door_setting_is_refused_in_one_line(env, line) -> None:
     with pytest.raises(SettingsError) as refused:
         Settings.from_env({"DISCORD_TOKEN": "abc", **env})
     assert str(refused.value) == line
+
+
+def test_the_settings_never_show_the_token_or_a_key_or_the_secret() -> None:
+    settings = Settings.from_env({
+        "DISCORD_TOKEN": "MTIz.token-that-must-not-show",
+        "HIAPI_API_KEY": "key-that-must-not-show",
+        "PADDOCK_HTTP_PORT": "8080",
+        "PADDOCK_PUBLIC_URL": "https://paddock.example.org",
+        "HIAPI_WEBHOOK_SECRET": "secret-that-must-not-show",
+    })
+    shown = f"{settings!r} {settings}"
+    assert "must-not-show" not in shown
+    assert "discord_gateway_url" in shown  # the rest of the settings do show
