@@ -39,11 +39,12 @@ def paddock_settings(paddock_settings, providers):
 
 
 async def hiapi_job(fake_discord, paddock, providers, prompt: str = "a lighthouse"):
-    """A HiAPI job submitted and now waiting a minute for its first poll; its task id."""
+    """A HiAPI job submitted (its message says so) and now waiting a minute for its first
+    poll; its task id."""
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
-    await (await alice.slash("video text", prompt=prompt, provider="hiapi")).reply()
-    await providers["hiapi"].wait_for_requests("submit", 1)
+    message = await (await alice.slash("video text", prompt=prompt, provider="hiapi")).reply()
+    await fake_discord.wait_for(lambda: "Sent to HiAPI" in message.text)
     [task_id] = providers["hiapi"].tasks
     return alice, task_id
 
