@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal, Protocol
@@ -551,10 +551,11 @@ class Runner:
                 break
             job = self._waiting.get(job_id)
             if job is not None and job_id in self._tasks:
-                self._show_soon(job, Progress("queued", position=position))
+                self._in_background(self._progress(job, Progress("queued", position=position)))
 
-    def _show_soon(self, job: Job, progress: Progress) -> None:
-        task = asyncio.get_running_loop().create_task(self._progress(job, progress))
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        """Run `work` without waiting for it; `stop` cancels what is still running."""
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -565,10 +566,7 @@ class Runner:
             throttle.timer.cancel()
 
     def _keep_render_time(self, key: RenderKey, after: float, done_by: float) -> None:
-        assert self.history is not None
-        task = asyncio.get_running_loop().create_task(self._store_render_time(key, after, done_by))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(self._store_render_time(key, after, done_by))
 
     async def _store_render_time(self, key: RenderKey, after: float, done_by: float) -> None:
         assert self.history is not None
