@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import random
 import sqlite3
 import statistics
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.fakes.discord import BotProcess, FakeDiscord, bot_process  # noqa: E402
-from tests.fakes.providers import ProviderEmulator  # noqa: E402
+from tests.fakes.providers import ProviderEmulator, Task  # noqa: E402
 
 
 def machine_line(*packages: str) -> str:
@@ -76,6 +77,17 @@ def process_rss(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"no VmRSS for process {pid}")
+
+
+def render_times(mean: float, spread: float, seed: int) -> Callable[[Task], None]:
+    """An emulator's ``on_task_created`` giving each new task its own render time, drawn
+    around ``mean`` (standard deviation ``spread``); the same seed, the same sequence."""
+    rng = random.Random(seed)
+
+    def assign(task: Task) -> None:
+        task.render_seconds = max(mean / 3, rng.gauss(mean, spread))
+
+    return assign
 
 
 def provider_env(emulator: ProviderEmulator) -> dict[str, str]:

@@ -25,27 +25,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import tempfile
 import time
 from pathlib import Path
 
-from _common import bot_against, machine_line, percentile, process_cpu, process_rss, table
+from _common import (
+    bot_against,
+    machine_line,
+    percentile,
+    process_cpu,
+    process_rss,
+    render_times,
+    table,
+)
 
+from tests.bot.side_door_support import free_port
 from tests.fakes.discord import FakeDiscord, Interaction
-from tests.fakes.providers import ProviderEmulator, Task
+from tests.fakes.providers import ProviderEmulator
 
 MODES = ("polling", "learned", "callback")
 SECRET = "bench-webhook-secret"
-
-
-def render_times(mean: float, spread: float, seed: int = 11):
-    rng = random.Random(seed)
-
-    def assign(task: Task) -> None:
-        task.render_seconds = max(mean / 3, rng.gauss(mean, spread))
-
-    return assign
 
 
 async def ask(fake: FakeDiscord, jobs: int, tag: str) -> list[Interaction]:
@@ -69,8 +68,8 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         FakeDiscord() as fake,
         ProviderEmulator(provider, api_key="bench", **callbacks) as emulator,
     ):
-        emulator.on_task_created = render_times(args.render, args.spread)
-        port = _free_port()
+        emulator.on_task_created = render_times(args.render, args.spread, seed=11)
+        port = free_port()
         env = {
             f"{provider.upper()}_API_KEY": emulator.api_key,
             f"{provider.upper()}_BASE_URL": emulator.base_url,
@@ -123,14 +122,6 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         mode, len(measured), peak_rss, 60 * cpu_waiting / waited, 100 * cpu_waiting / waited,
         len(requests) / len(measured), percentile(delays, 0.5), percentile(delays, 0.99),
     ]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def main() -> None:

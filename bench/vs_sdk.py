@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -38,9 +37,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import ROOT, machine_line, percentile, table
+from _common import ROOT, machine_line, percentile, render_times, table
 
-from tests.fakes.providers import ProviderEmulator, Task
+from tests.fakes.providers import ProviderEmulator
 
 KEY = "bench-wavespeed-key"
 MODEL = "alibaba/happyhorse-1.1/text-to-video"
@@ -149,22 +148,9 @@ def child(client: str, base_url: str, jobs: int, warmup: int) -> None:
 # -- the parent: the emulator, the children, the table ------------------------------------------
 
 
-def render_times(mean: float, spread: float, seed: int = 7) -> Callable[[Task], None]:
-    """Give each new task its render time; the nth task of every client gets the same."""
-    rng = random.Random(seed)
-    times: list[float] = []
-
-    def assign(task: Task) -> None:
-        if not times:
-            times.extend(max(mean / 3, rng.gauss(mean, spread)) for _ in range(10_000))
-        task.render_seconds = times.pop(0)
-
-    return assign
-
-
 async def measure(client: str, args: argparse.Namespace) -> list[object]:
     async with ProviderEmulator("wavespeed", api_key=KEY) as emulator:
-        emulator.on_task_created = render_times(args.render, args.spread)
+        emulator.on_task_created = render_times(args.render, args.spread, seed=7)
         process = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--client", client, "--base-url", emulator.base_url,
             "--jobs", str(args.jobs), "--warmup", str(args.warmup),
