@@ -22,6 +22,7 @@ from hh_api.transport import (
     Sleep,
     report_call,
 )
+from hh_api.version import USER_AGENT
 
 log = logging.getLogger("hh_api.download")
 
@@ -121,7 +122,9 @@ async def _fetch(
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                async with session.get(url, timeout=timeout) as response:
+                async with session.get(
+                    url, timeout=timeout, headers={"User-Agent": USER_AGENT}
+                ) as response:
                     seen.status = response.status
                     if response.status == 429:
                         raise _Transient("HTTP 429", CallOutcome.RATE_LIMITED)

@@ -7,6 +7,18 @@ never made) or when the provider takes an idempotency key; otherwise a submit
 whose outcome is unknown raises `SubmitOutcomeUnknownError` rather than risk
 paying twice. 401 and 403 fail at once.
 
+A keyed submit (HiAPI) follows HiAPI's own SDK: a 409 whose ``error_code`` is
+``IDEMPOTENCY_KEY_PROCESSING`` means the first request with that key is still being
+handled, so the same key and body are sent again after ``Retry-After``; the provider
+then answers with the original task and an ``Idempotent-Replay: true`` header, which
+is logged. Any other 409 (and the 422 ``IDEMPOTENCY_KEY_MISMATCH``) is refused at
+once, as the SDK does. When a keyed submit's retries run out after any attempt that
+may have reached the provider (a 5xx, a broken connection, a 409 PROCESSING), it
+raises `SubmitOutcomeUnknownError`, never a refusal: the task may exist, and the
+same key finds it again.
+
+Every request carries hh_api's User-Agent (`hh_api.version.USER_AGENT`).
+
 Every attempt (not every logical request) is reported to an optional observer as a
 `ProviderCall`: which provider, what kind of call, how it ended, the HTTP status and the
 seconds it took. That is how a caller counts latency and errors without hh_api knowing
@@ -38,10 +50,14 @@ from hh_api.errors import (
     SubmitOutcomeUnknownError,
     TaskNotFoundError,
 )
+from hh_api.version import USER_AGENT
 
 log = logging.getLogger("hh_api.http")
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# HiAPI's error_code for "the first request with this Idempotency-Key is in flight".
+IDEMPOTENCY_KEY_PROCESSING = "IDEMPOTENCY_KEY_PROCESSING"
 
 
 class CallKind(StrEnum):
@@ -133,11 +149,20 @@ class _Attempt:
 
 
 class _Retry(Exception):
-    """One attempt failed in a way that may be retried."""
+    """One attempt failed in a way that may be retried.
 
-    def __init__(self, error: Exception, delay: float | None = None) -> None:
+    `reached` is true when the request may have reached the provider and done
+    something there (a 5xx, a connection that broke after it was sent, a 409 saying the
+    key is being processed): a keyed submit whose retries run out after such an attempt
+    has an unknown outcome, not a failed one.
+    """
+
+    def __init__(
+        self, error: Exception, delay: float | None = None, *, reached: bool = False
+    ) -> None:
         self.error = error
         self.delay = delay
+        self.reached = reached
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -188,7 +213,9 @@ class Transport:
         enveloped: bool,
         task_id: str | None = None,
     ) -> Answer:
+        headers = {**headers, "User-Agent": USER_AGENT}
         last: _Retry | None = None
+        reached = False
         for attempt in range(self.retry.attempts):
             if last is not None:
                 delay = last.delay
@@ -210,6 +237,7 @@ class Transport:
             except _Retry as retry:
                 self._report(provider, call, _outcome(retry.error, seen), seen, started)
                 last = retry
+                reached = reached or retry.reached
                 continue
             except HappyHorseError as error:
                 self._report(provider, call, _outcome(error, seen), seen, started)
@@ -217,6 +245,13 @@ class Transport:
             self._report(provider, call, CallOutcome.OK, seen, started)
             return answer
         assert last is not None
+        if call is Call.IDEMPOTENT_SUBMIT and reached:
+            raise SubmitOutcomeUnknownError(
+                f"the {provider} submit may have created a task, but no answer said so "
+                f"after {self.retry.attempts} attempts ({last.error}); sending it again "
+                f"with the same idempotency key finds that task instead of paying twice",
+                provider=provider,
+            ) from last.error
         raise last.error
 
     def _report(
@@ -248,6 +283,7 @@ class Transport:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 content_type = response.headers.get("Content-Type", "")
+                replayed = response.headers.get("Idempotent-Replay", "").lower() == "true"
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             # The connection was never made: nothing reached the provider.
             timed_out = isinstance(error, aiohttp.ConnectionTimeoutError)
@@ -267,7 +303,7 @@ class Transport:
                     provider=provider,
                 ) from None
             raise _Retry(
-                ProviderUnavailableError(f"{provider} {what}", provider=provider)
+                ProviderUnavailableError(f"{provider} {what}", provider=provider), reached=True
             ) from None
         log.debug("provider=%s %s %s -> %d", provider, method, url, status)
 
@@ -291,7 +327,10 @@ class Transport:
                         f"have created a task, so it was not sent again",
                         provider=provider,
                     )
-                raise _Retry(error)
+                raise _Retry(error, reached=True)
+            if replayed and call is Call.IDEMPOTENT_SUBMIT:
+                log.info("provider=%s submit: Idempotent-Replay, the answer is the task an "
+                         "earlier request with this idempotency key created", provider)
             return Answer(status, payload)
         if status in (401, 403):
             raise AuthenticationError(
@@ -307,6 +346,21 @@ class Transport:
                     provider=provider,
                 ),
                 wait,
+            )
+        if (
+            status == 409
+            and call is Call.IDEMPOTENT_SUBMIT
+            and _error_code(payload) == IDEMPOTENCY_KEY_PROCESSING
+        ):
+            seconds = retry_after_seconds(retry_after)
+            wait = None if seconds is None else min(seconds, self.retry.max_retry_after)
+            raise _Retry(
+                ProviderUnavailableError(
+                    f"{provider} is still processing the first request with this "
+                    f"idempotency key (HTTP 409)", provider=provider,
+                ),
+                wait,
+                reached=True,
             )
         if status == 404 and task_id is not None:
             raise TaskNotFoundError(
@@ -327,7 +381,7 @@ class Transport:
                 f"may not have created a task, so it was not sent again",
                 provider=provider,
             )
-        raise _Retry(error)
+        raise _Retry(error, reached=status != 503)
 
 
 def _kind(call: Call) -> CallKind:
@@ -349,6 +403,12 @@ def _outcome(error: Exception, seen: _Attempt) -> CallOutcome:
     if isinstance(error, ProtocolError):
         return CallOutcome.PROTOCOL
     return CallOutcome.UNAVAILABLE  # 5xx, or an error code in a 2xx envelope
+
+
+def _error_code(payload: Any) -> str | None:
+    """HiAPI's ``error_code`` in an error answer, where its SDK reads it."""
+    code = payload.get("error_code") if isinstance(payload, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _json_or_none(raw: bytes) -> Any:

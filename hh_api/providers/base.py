@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from hh_api.capabilities import ModeCapabilities
 from hh_api.config import ProviderConfig
@@ -128,6 +129,12 @@ class Provider:
             expires_at=expires_at,
             raw=raw,
         )
+
+
+def path_segment(value: str) -> str:
+    """`value` percent-encoded as one path segment: a task id with ``/``, ``?``, ``#``,
+    spaces or non-ASCII letters stays one segment, as HiAPI's SDK encodes it."""
+    return quote(str(value), safe="")
 
 
 def optional_fields(request: VideoRequest, **names: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from hh_api.capabilities import ModeCapabilities
 from hh_api.config import ProviderConfig
 from hh_api.errors import ConfigurationError
 from hh_api.models import Mode, Status, TaskState, VideoRequest
-from hh_api.providers.base import Provider, optional_fields, parse_time
+from hh_api.providers.base import Provider, optional_fields, parse_time, path_segment
 from hh_api.providers.joypix import JoyPix
 
 DEMO_PROVIDER = "demo"
@@ -84,7 +84,7 @@ class Demo(Provider):
         return str(self.require(data, "task_id", "a task id"))
 
     def status_path(self, task_id: str) -> str:
-        return f"/v1/videos/{task_id}"
+        return f"/v1/videos/{path_segment(task_id)}"
 
     def read_status(self, task_id: str, data: Mapping[str, Any], now: datetime) -> TaskState:
         return self.state(

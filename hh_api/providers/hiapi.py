@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from hh_api.capabilities import ModeCapabilities, PictureLimits
 from hh_api.errors import ProtocolError
 from hh_api.models import Mode, Status, TaskState, VideoRequest
-from hh_api.providers.base import Provider, optional_fields, parse_time
+from hh_api.providers.base import Provider, optional_fields, parse_time, path_segment
 
 RATIOS = ("16:9", "9:16", "3:4", "4:3", "4:5", "5:4", "1:1", "9:21", "21:9")
 REFERENCE_LIMITS = PictureLimits(
@@ -98,7 +98,7 @@ class HiAPI(Provider):
         return str(self.require(data, "taskId", "a task id"))
 
     def status_path(self, task_id: str) -> str:
-        return f"/v1/tasks/{task_id}"
+        return f"/v1/tasks/{path_segment(task_id)}"
 
     def read_status(self, task_id: str, data: Mapping[str, Any], now: datetime) -> TaskState:
         output = data.get("output") or []

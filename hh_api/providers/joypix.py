@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from hh_api.capabilities import HAPPYHORSE_1_0_RATIOS, ModeCapabilities, PictureLimits
 from hh_api.models import Mode, Status, TaskState, VideoRequest
-from hh_api.providers.base import Provider, optional_fields
+from hh_api.providers.base import Provider, optional_fields, path_segment
 
 FIRST_FRAME_LIMITS = PictureLimits(
     formats=("image/jpeg", "image/png", "image/bmp", "image/webp"),
@@ -121,7 +121,7 @@ class JoyPix(Provider):
         return str(self.require(data, "task_id", "a task id"))
 
     def status_path(self, task_id: str) -> str:
-        return f"/v1/tasks/{task_id}"
+        return f"/v1/tasks/{path_segment(task_id)}"
 
     def read_status(self, task_id: str, data: Mapping[str, Any], now: datetime) -> TaskState:
         return self.state(

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from hh_api.capabilities import HAPPYHORSE_1_0_RATIOS, ModeCapabilities
 from hh_api.config import ProviderConfig
 from hh_api.models import Mode, Status, TaskState, VideoRequest
-from hh_api.providers.base import Provider, optional_fields, parse_time
+from hh_api.providers.base import Provider, optional_fields, parse_time, path_segment
 
 
 class PixelDojo(Provider):
@@ -91,7 +91,7 @@ class PixelDojo(Provider):
         return str(self.require(data, "jobId", "a job id"))
 
     def status_path(self, task_id: str) -> str:
-        return f"/api/v1/jobs/{task_id}"
+        return f"/api/v1/jobs/{path_segment(task_id)}"
 
     def read_status(self, task_id: str, data: Mapping[str, Any], now: datetime) -> TaskState:
         output = data.get("output") if isinstance(data.get("output"), Mapping) else {}

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from hh_api.capabilities import SEED_MAX, ModeCapabilities
 from hh_api.errors import ProtocolError
 from hh_api.models import Mode, Status, TaskState, VideoRequest
-from hh_api.providers.base import Provider, optional_fields
+from hh_api.providers.base import Provider, optional_fields, path_segment
 from hh_api.providers.joypix import FIRST_FRAME_LIMITS
 
 RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
@@ -113,7 +113,7 @@ class WaveSpeed(Provider):
         return str(self.require(data, "id", "a task id"))
 
     def status_path(self, task_id: str) -> str:
-        return f"/api/v3/predictions/{task_id}/result"
+        return f"/api/v3/predictions/{path_segment(task_id)}/result"
 
     def read_status(self, task_id: str, data: Mapping[str, Any], now: datetime) -> TaskState:
         outputs = data.get("outputs") or []

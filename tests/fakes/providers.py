@@ -20,7 +20,18 @@ Knobs for tests:
     emu.fault("html", status=502)  /  emu.fault("malformed")  /  emu.fault("drop")
     emu.fault(500, on="submit", after_accept=True)   # the task exists, the answer is lost
     emu.requests / emu.submits() / emu.polls() / emu.tasks
+    emu.requests[0].raw_path                # the path as it came over the wire, %-escapes kept
     await emu.wait_for_requests("status", 3)   # no sleeping in loops
+    emu.task_ids = ["a/b?c#d é"]            # ids for the next tasks, instead of counting
+
+HiAPI's idempotency contract (from its SDK; the page says nothing about it):
+
+    # A submit with an Idempotency-Key creates one task; the same key and body again get
+    # that task back, with an `Idempotent-Replay: true` header. The same key with another
+    # body is a 422 IDEMPOTENCY_KEY_MISMATCH.
+    emu.in_flight_answers = 2               # the next 2 resends of a key find its first
+    emu.in_flight_retry_after = "1"         # request still "in flight": 409 with error_code
+    # IDEMPOTENCY_KEY_PROCESSING and this Retry-After; the resends after them get the task.
 
 HiAPI callbacks (only with a secret; without one no callback is ever sent):
 
@@ -51,7 +62,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -92,6 +103,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     kind: str  # "submit", "status", "file" or "other"
+    raw_path: str = ""  # the path and query as sent, percent-escapes not decoded
 
     @property
     def json(self) -> Any:
@@ -180,6 +192,9 @@ class ProviderEmulator:
         self.tasks: dict[str, Task] = {}
         self._faults: list[Fault] = []
         self._idempotency: dict[str, tuple[str, bytes]] = {}
+        self.in_flight_answers = 0
+        self.in_flight_retry_after = "1"
+        self.task_ids: list[str] = []
         self._ids = itertools.count(1)
         self._hung: asyncio.Event = asyncio.Event()
         self._arrived = asyncio.Condition()
@@ -264,7 +279,7 @@ class ProviderEmulator:
             await self._arrived.wait_for(lambda: len(self.callbacks) >= count)
 
     def video_url(self, task_id: str) -> str:
-        return f"{self.base_url}/files/{task_id}.mp4"
+        return f"{self.base_url}/files/{quote(task_id, safe='')}.mp4"
 
     # -- HiAPI callbacks ------------------------------------------------------------------
 
@@ -326,7 +341,8 @@ class ProviderEmulator:
         body = await request.read()
         kind, handler = self._route(request)
         self.requests.append(
-            Recorded(request.method, request.path_qs, dict(request.headers), body, kind)
+            Recorded(request.method, request.path_qs, dict(request.headers), body, kind,
+                     raw_path=request.raw_path)
         )
         async with self._arrived:
             self._arrived.notify_all()
@@ -404,12 +420,19 @@ class ProviderEmulator:
         return self._error(fault.status, f"emulated HTTP {fault.status}", headers)
 
     def _error(
-        self, status: int, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        error_code: str | None = None,
     ) -> web.Response:
         if self.provider == "pixeldojo":
             body: dict[str, Any] = {"error": message}
         else:
             body = {"code": status, "message": message, "data": None}
+        if error_code is not None:  # HiAPI's business code, where its SDK reads it
+            body["error_code"] = error_code
         return web.json_response(body, status=status, headers=headers)
 
     def _check_auth(self, request: web.Request) -> None:
@@ -431,8 +454,9 @@ class ProviderEmulator:
 
     def _new_task(self, mode: str, model: str, received: dict[str, Any]) -> Task:
         prefix = {"joypix": "task_", "wavespeed": "", "pixeldojo": "job_", "hiapi": "tsk_"}
+        number = next(self._ids)
         task = Task(
-            id=f"{prefix[self.provider]}{next(self._ids):06d}",
+            id=self.task_ids.pop(0) if self.task_ids else f"{prefix[self.provider]}{number:06d}",
             mode=mode,
             model=model,
             received=received,
@@ -534,9 +558,18 @@ class ProviderEmulator:
         if key and key in self._idempotency:
             task_id, first_body = self._idempotency[key]
             if first_body != body:
-                raise Refusal(409, "Idempotency-Key reused with a different body")
+                return self._error(422, "Idempotency-Key reused with a different body",
+                                   error_code="IDEMPOTENCY_KEY_MISMATCH")
+            if self.in_flight_answers > 0:
+                self.in_flight_answers -= 1
+                return self._error(
+                    409, "a request with this Idempotency-Key is still being processed",
+                    {"Retry-After": self.in_flight_retry_after},
+                    error_code="IDEMPOTENCY_KEY_PROCESSING",
+                )
             return web.json_response(
-                {"code": 200, "message": "success", "data": {"taskId": task_id}}
+                {"code": 200, "message": "success", "data": {"taskId": task_id}},
+                headers={"Idempotent-Replay": "true"},
             )
         _only(data, {"model", "input", "callback"})
         model = data.get("model")
@@ -575,7 +608,8 @@ class ProviderEmulator:
     # -- status -------------------------------------------------------------------------
 
     async def _status(self, request: web.Request, body: bytes) -> web.Response:
-        parts = request.path.rstrip("/").split("/")
+        # Split the raw path, then decode: an id may hold an escaped "/" or "?".
+        parts = [unquote(part) for part in request.raw_path.split("?")[0].rstrip("/").split("/")]
         task_id = parts[-2] if self.provider == "wavespeed" else parts[-1]
         if self.provider == "wavespeed" and parts[-1] != "result":
             raise Refusal(404, "unknown endpoint")
@@ -641,7 +675,8 @@ class ProviderEmulator:
         }
 
     async def _file(self, request: web.Request, body: bytes) -> web.Response:
-        task_id = request.path.removeprefix("/files/").removesuffix(".mp4")
+        raw = request.raw_path.split("?")[0]
+        task_id = unquote(raw.removeprefix("/files/").removesuffix(".mp4"))
         if task_id not in self.tasks:
             raise Refusal(404, "no such file")
         return web.Response(body=self.video_bytes, content_type=self.video_content_type)
