@@ -39,6 +39,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from hh_api.errors import (
     AuthenticationError,
@@ -277,7 +278,12 @@ class Transport:
     ) -> Answer:
         sent_maybe = call is Call.SUBMIT  # a retry would risk a second task
         try:
-            async with self.session.request(method, url, headers=headers, json=body) as response:
+            # encoded=True: the path's %-escapes go out exactly as the provider module made
+            # them (yarl would otherwise turn an escaped "=" in a task id back into "=").
+            target = URL(url, encoded=True)
+            async with self.session.request(
+                method, target, headers=headers, json=body
+            ) as response:
                 seen.status = response.status
                 raw = await response.read()
                 status = response.status
