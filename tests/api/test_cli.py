@@ -154,3 +154,24 @@ async def test_help_explains_every_option_with_its_values() -> None:
                   "{720p,1080p}", "3-15", "0-2147483647", "21:9", "PixelDojo only",
                   "exit status", "--download PATH", "--json"):
         assert words in out
+
+
+async def test_a_lost_hiapi_answer_is_found_again_by_its_key(start_emulator) -> None:
+    """The task is made but its answer lost (500); the resend finds the key still in flight
+    (409 IDEMPOTENCY_KEY_PROCESSING, Retry-After 1); the next gets the original task."""
+    emulator = await start_emulator("hiapi", api_key=KEY)
+    emulator.fault(500, on="submit", after_accept=True)
+    emulator.in_flight_answers = 1
+    emulator.in_flight_retry_after = "1"
+    code, out, err = await run_cli(
+        "generate", "--provider", "hiapi", "--mode", "text", "--prompt", "a lost answer",
+        "--poll-interval", "0.05", "--json", env=env_for(emulator))
+    assert code == 0, err
+    [task_id] = emulator.tasks
+    result = json.loads(out.strip().splitlines()[-1])
+    assert (result["task_id"], result["status"]) == (task_id, "succeeded")
+    submits = emulator.submits()
+    assert len(submits) == 3
+    assert len({s.headers["Idempotency-Key"] for s in submits}) == 1
+    assert "still processing the first request with this idempotency key" in err
+    assert "retry 2 of 3 in 1.00s" in err  # HiAPI's Retry-After, honoured
