@@ -395,10 +395,25 @@ class Runner:
             job = await self.jobs.mark_submitting(job.id)
             callback = self.callback_url if provider == "hiapi" else None  # HiAPI only
             try:
-                submission = await self.hh.submit(
-                    provider, VideoRequest.from_dict(job.request),
-                    idempotency_key=job.id, callback_url=callback,
-                )
+                while True:
+                    try:
+                        submission = await self.hh.submit(
+                            provider, VideoRequest.from_dict(job.request),
+                            idempotency_key=job.id, callback_url=callback,
+                        )
+                        break
+                    except SubmitOutcomeUnknownError as error:
+                        if not idempotent:
+                            raise
+                        # The task may exist (HiAPI may still be making it): the same key
+                        # finds it, so send again until the sweep ends the job at its deadline.
+                        pause = (self.settings.poll or self.hh.poll).maximum
+                        log.warning("%s submit outcome unknown; sending it again with the "
+                                    "same key in %.2f s: %s", job_fields(job), pause, error)
+                        await asyncio.sleep(pause)
+                        job = await self.jobs.get(job.id)
+                        if job.state is not JobState.ACCEPTED:
+                            return job  # swept past its deadline, and refunded
             except SubmitOutcomeUnknownError as error:
                 log.warning("%s failed, refunded: %s", job_fields(job), error)
                 return await self.jobs.mark_failed(
