@@ -11,8 +11,11 @@ From HiAPI's SDK (the page shows no answers): submit answers
 ``{"code":200,"message":"success","data":{"taskId"}}``; ``GET /v1/tasks/{id}`` answers
 the same envelope with ``data.status`` in queued, handling, archiving, success, fail,
 ``data.output`` a list of ``{url, type, expireAt}`` and ``data.error`` a
-``{code, message}``. Submits carry an ``Idempotency-Key``, the same across retries.
-The key goes in ``Authorization: Bearer``, as in HiAPI's SDK.
+``{code, message}``. Submits carry an ``Idempotency-Key``, the same across retries;
+errors carry an ``error_code``, and a 409 ``IDEMPOTENCY_KEY_PROCESSING`` is waited out
+and resent (``hh_api.transport``), as the SDK does. Task ids are percent-encoded in the
+status path, as the SDK encodes them. The key goes in ``Authorization: Bearer``, as in
+HiAPI's SDK.
 
 Choices: text-to-video is named (``happyhorse-1.1/text-to-video``) and inferred with
 the reference input minus ``reference_image``; image-to-video is not offered.
