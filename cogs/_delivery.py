@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from cogs._render import closed_embed, failed_embed, finished_embed, progress_embed
-from hh_api import DownloadError
+from cogs import _limits
+from cogs._render import COLOUR, closed_embed, failed_embed, finished_embed, progress_embed
+from hh_api import DownloadError, NotAVideoError, VideoTooLargeError
 from paddock.jobs import Job, JobState
-from paddock.runner import DeliveryError, Progress, job_fields
+from paddock.runner import DeliveryError, Progress, VideoUnusable, job_fields
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -72,6 +73,32 @@ class DiscordDelivery:
             await self._post(job, embed=failed_embed(job, provider_title=self._title(job)))
             await self._close_job_message(job, "Failed: see the reply below. Credits returned.")
 
+    async def undelivered(self, job: Job, reason: str) -> None:
+        """Nothing could be posted in the channel: tell the member privately (an ephemeral
+        followup while the interaction's token lives, else a DM), with the video's link."""
+        embed = self._undelivered_embed(job, reason)
+        note = ("Not posted: " + reason + "."
+                + (" Credits returned." if job.state is JobState.SUCCEEDED else ""))
+        await self._close_job_message(job, note)
+        if self._token_alive(job):
+            assert job.interaction_token is not None and self.bot.application_id
+            webhook = discord.Webhook.partial(self.bot.application_id, job.interaction_token,
+                                              client=self.bot)
+            try:
+                await webhook.send(embed=embed, ephemeral=True)
+                log.info("%s told privately (followup) that nothing was posted", job_fields(job))
+                return
+            except discord.HTTPException as error:
+                log.info("%s followup refused (%s); trying a DM", job_fields(job), error.status)
+        try:
+            channel = await self.bot.create_dm(discord.Object(job.user_id))
+            await channel.send(embed=embed)
+        except discord.HTTPException as error:
+            log.warning("%s could not DM the member either (%s %s)", job_fields(job),
+                        error.status, error.code)
+            return
+        log.info("%s told by DM that nothing was posted", job_fields(job))
+
     async def cancelled(self, job: Job) -> None:
         """The member cancelled a queued job: say so on its message."""
         await self._close_job_message(
@@ -94,11 +121,14 @@ class DiscordDelivery:
                 assert job.result_url is not None
                 await services.hh.download(job.result_url, path, max_bytes=limit,
                                            provider=job.provider)
-            except DownloadError as error:
-                if "limit" not in str(error):
-                    raise DeliveryError(f"could not fetch the video: {error}") from None
+            except VideoTooLargeError:
                 note = self._link_note(job, limit)
                 path = None
+            except NotAVideoError as error:
+                raise VideoUnusable(f"{provider.title} did not send a playable video "
+                                    f"({error}).") from None
+            except DownloadError as error:
+                raise DeliveryError(f"could not fetch the video: {error}") from None
             embed = finished_embed(job, provider_title=provider.title, model=model,
                                    link_note=note)
             sheet = await self._reference_sheet(job)
@@ -114,18 +144,22 @@ class DiscordDelivery:
                     made.append(discord.File(io.BytesIO(sheet), filename="references.png"))
                 return made
 
+            link = job.result_url if note is not None else None
             try:
-                message = await self._post(job, embed=embed, files=files, view=result_view(job))
-            except discord.HTTPException as error:
-                if error.status != 413 or path is None:
-                    raise
+                message = await self._post(job, embed=embed, files=files,
+                                           view=result_view(job, link=link))
+            except _TooLarge:
+                if path is None:
+                    raise DeliveryError("Discord refused even the message without the video",
+                                        retry=False) from None
                 # Discord refused the size: post the link instead.
                 path = None
                 embed = finished_embed(job, provider_title=provider.title, model=model,
                                        link_note=self._link_note(job, limit))
                 if sheet is not None:
                     embed.set_thumbnail(url="attachment://references.png")
-                message = await self._post(job, embed=embed, files=files, view=result_view(job))
+                message = await self._post(job, embed=embed, files=files,
+                                           view=result_view(job, link=job.result_url))
         # Built by hand: a message returned by the webhook knows no guild (jump_url says @me).
         link = f"https://discord.com/channels/{job.guild_id}/{message.channel.id}/{message.id}"
         await self._close_job_message(job, f"Done: {link}")
@@ -141,14 +175,11 @@ class DiscordDelivery:
         """Answer on the interaction while its token lives, else reply in the channel."""
         extra = {"view": view} if view is not None else {}
         mention = f"<@{job.user_id}>"
+        _limits.check_message(mention, embeds=[embed], view=view)
         allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)], roles=False,
                                           everyone=False)
-        token_alive = (
-            job.interaction_token is not None and job.token_expires_at is not None
-            and datetime.now(UTC) + TOKEN_MARGIN < job.token_expires_at
-        )
         try:
-            if token_alive:
+            if self._token_alive(job):
                 assert job.interaction_token is not None and self.bot.application_id
                 webhook = discord.Webhook.partial(
                     self.bot.application_id, job.interaction_token, client=self.bot
@@ -156,9 +187,13 @@ class DiscordDelivery:
                 return await webhook.send(mention, allowed_mentions=allowed, wait=True,
                                           embed=embed, files=files(), **extra)
         except discord.HTTPException as error:
-            if error.code != 50027:  # anything but an expired token is a real failure
+            if error.status == 413:
+                raise _TooLarge() from None
+            if not _lasting(error):  # a 5xx or 429: the post may yet work
                 raise self._delivery_error(error) from None
-            log.info("%s interaction token expired; replying in the channel", job_fields(job))
+            # An expired token, or the followup refused for good: the channel may still work.
+            log.info("%s followup refused (%s %s); replying in the channel", job_fields(job),
+                     error.status, error.code)
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         reference = None
         if job.progress_message_id is not None:
@@ -170,7 +205,16 @@ class DiscordDelivery:
             return await channel.send(mention, allowed_mentions=allowed, reference=reference,
                                       embed=embed, files=files(), **extra)
         except discord.HTTPException as error:
+            if error.status == 413:
+                raise _TooLarge() from None
             raise self._delivery_error(error) from None
+
+    @staticmethod
+    def _token_alive(job: Job) -> bool:
+        return (
+            job.interaction_token is not None and job.token_expires_at is not None
+            and datetime.now(UTC) + TOKEN_MARGIN < job.token_expires_at
+        )
 
     async def _close_job_message(self, job: Job, note: str) -> None:
         if job.progress_message_id is None:
@@ -223,18 +267,56 @@ class DiscordDelivery:
         return self.bot.services.hh.provider(job.provider or "").title
 
     def _link_note(self, job: Job, limit: int) -> str:
-        note = (f"Larger than this channel's {limit / 1_048_576:.0f} MB upload limit: "
-                f"[download the video]({job.result_url})")
-        state = None
+        why = f"Larger than this channel's {limit / 1_048_576:.0f} MB upload limit."
+        return f"{why} {self._full_quality(job)}"
+
+    def _full_quality(self, job: Job) -> str:
+        """The provider's own link to the video, and until when it works."""
+        expires = self._link_expires(job)
+        until = f" until <t:{int(expires.timestamp())}:f>" if expires is not None else ""
+        return f"Full quality from the provider{until}: [download the video]({job.result_url})"
+
+    def _link_expires(self, job: Job) -> datetime | None:
+        lifetime = None
         with contextlib.suppress(Exception):
-            state = self.bot.services.hh.provider(job.provider or "").output_lifetime
-        if state is not None and job.finished_at is not None:
-            expires = int((job.finished_at + state).timestamp())
-            note += f" (the link expires <t:{expires}:R>)"
-        return note
+            lifetime = self.bot.services.hh.provider(job.provider or "").output_lifetime
+        if lifetime is None or job.finished_at is None:
+            return None
+        return job.finished_at + lifetime
+
+    def _undelivered_embed(self, job: Job, reason: str) -> discord.Embed:
+        """What the member reads privately when the channel took nothing."""
+        where = f"<#{job.channel_id}>"
+        if job.state is JobState.SUCCEEDED:
+            text = (f"Your video is ready, but it could not be posted in {where}: {reason}. "
+                    f"Your {job.charged_credits or 0} credits were returned.\n\n"
+                    f"{self._full_quality(job)}")
+            title, colour = "Your video could not be posted", COLOUR["failed"]
+        else:
+            text = (f"Your video failed, and the message saying so could not be posted in "
+                    f"{where}: {reason}.\n\n{_limits.clip(job.error or '', 1000)}\n\n"
+                    "Your credits were returned.")
+            title, colour = "Your video failed", COLOUR["failed"]
+        embed = discord.Embed(title=title, description=_limits.clip(text, 4000), colour=colour)
+        embed.set_footer(text=f"Job {job.id}")
+        return _limits.checked(embed)
 
     @staticmethod
     def _delivery_error(error: discord.HTTPException) -> DeliveryError:
-        lasting = error.status in (403, 404) or error.code in (50001, 50013, 10003)
-        return DeliveryError(f"Discord refused the post ({error.status}: {error.text})",
-                             retry=not lasting)
+        """A refused post in words for the member; 4xx other than 429 is never retried."""
+        if error.status == 404 or error.code == 10003:
+            why = "the channel no longer exists"
+        elif error.status == 403 or error.code in (50001, 50013):
+            why = "the bot is not allowed to post there any more"
+        else:
+            why = f"Discord refused the post (HTTP {error.status}, code {error.code})"
+        return DeliveryError(why, retry=not _lasting(error))
+
+
+class _TooLarge(Exception):
+    """Discord answered 413: the file is over the channel's upload limit."""
+
+
+def _lasting(error: discord.HTTPException) -> bool:
+    """A refusal that trying again cannot change: any 4xx but 429."""
+    return 400 <= error.status < 500 and error.status != 429

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import discord
 
+from cogs import _limits
 from hh_api import Mode, VideoRequest
 from paddock.jobs import Job, JobState
 from paddock.runner import Progress
@@ -25,8 +26,8 @@ def settings_line(request: VideoRequest) -> str:
 
 
 def _quoted(prompt: str, limit: int = 1000) -> str:
-    text = prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
-    return "> " + text.replace("\n", "\n> ")
+    """The member's prompt as a quote: its Markdown escaped once, clipped to ``limit``."""
+    return "> " + _limits.member_text(prompt, limit).replace("\n", "\n> ")
 
 
 def progress_embed(
@@ -53,16 +54,23 @@ def progress_embed(
     embed.add_field(name="Cost", value=cost)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
     embed.set_footer(text=f"Job {job.id}")
-    return embed
+    return _limits.checked(embed)
 
 
 def finished_embed(job: Job, *, provider_title: str, model: str,
                    link_note: str | None = None) -> discord.Embed:
-    """What made the video: prompt, settings, provider and model, cost, time, who asked."""
+    """What made the video: prompt, settings, provider and model, cost, time, who asked.
+
+    ``link_note`` (a sentence with the provider's link) goes in the description, whose
+    4,096 characters hold a long pre-signed link where a field's 1,024 would not.
+    """
     request = VideoRequest.from_dict(job.request)
+    description = _quoted(request.prompt)
+    if link_note:
+        room = _limits.EMBED_DESCRIPTION - len(link_note) - 2
+        description = _quoted(request.prompt, max(min(1000, room), 100)) + "\n\n" + link_note
     embed = discord.Embed(
-        title=f"🎬 {MODE_NAMES[request.mode]}", description=_quoted(request.prompt),
-        colour=COLOUR["done"],
+        title=f"🎬 {MODE_NAMES[request.mode]}", description=description, colour=COLOUR["done"],
     )
     embed.add_field(name="Provider", value=f"{provider_title} · `{model}`", inline=False)
     embed.add_field(name="Resolution", value=request.resolution or "default")
@@ -75,11 +83,10 @@ def finished_embed(job: Job, *, provider_title: str, model: str,
         embed.add_field(name="Time taken", value=_duration(taken))
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
     if request.negative_prompt:
-        embed.add_field(name="Negative prompt", value=request.negative_prompt[:1000], inline=False)
-    if link_note:
-        embed.add_field(name="Video", value=link_note, inline=False)
+        embed.add_field(name="Negative prompt",
+                        value=_limits.member_text(request.negative_prompt, 1000), inline=False)
     embed.set_footer(text=f"Job {job.id}")
-    return embed
+    return _limits.checked(embed)
 
 
 def failed_embed(job: Job, *, provider_title: str) -> discord.Embed:
@@ -88,13 +95,14 @@ def failed_embed(job: Job, *, provider_title: str) -> discord.Embed:
     embed = discord.Embed(
         title="Video failed", description=_quoted(request.prompt, 500), colour=COLOUR["failed"]
     )
-    embed.add_field(name="What happened", value=(job.error or "No reason was given.")[:1000],
+    embed.add_field(name="What happened",
+                    value=_limits.clip(job.error or "No reason was given.", 1000),
                     inline=False)
     refunded = job.estimated_credits - (job.charged_credits or 0)
     embed.add_field(name="Credits", value=f"{refunded} credits returned to you")
     embed.add_field(name="What to try", value=_advice(job.error or ""), inline=False)
     embed.set_footer(text=f"Job {job.id} · {provider_title}")
-    return embed
+    return _limits.checked(embed)
 
 
 def closed_embed(job: Job, note: str) -> discord.Embed:
@@ -105,10 +113,10 @@ def closed_embed(job: Job, note: str) -> discord.Embed:
         title=f"🎬 {MODE_NAMES[request.mode]}", description=_quoted(request.prompt),
         colour=COLOUR["done" if done else "failed"],
     )
-    embed.add_field(name="Status", value=note, inline=False)
+    embed.add_field(name="Status", value=_limits.clip(note, _limits.FIELD_VALUE), inline=False)
     embed.add_field(name="Settings", value=settings_line(request))
     embed.set_footer(text=f"Job {job.id}")
-    return embed
+    return _limits.checked(embed)
 
 
 def _advice(error: str) -> str:

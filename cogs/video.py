@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs import _limits
 from cogs._checks import is_moderator
 from cogs._render import progress_embed
 from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
@@ -324,10 +325,14 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
                                  _pictures(self.job), **_settings(request, self.job))
 
 
-def result_view(job: Job) -> discord.ui.View:
+def result_view(job: Job, *, link: str | None = None) -> discord.ui.View:
+    """Re-roll, Remix, Delete; and the provider's full-quality link where a link button's
+    512-character URL can hold it (longer links stay in the message's text)."""
     view = discord.ui.View(timeout=None)
     for action in ("reroll", "remix", "delete"):
         view.add_item(_JobButton(action, job.id))
+    if link is not None and _limits.link_fits_button(link):
+        view.add_item(discord.ui.Button(label="Full quality", url=link, emoji="⬇️"))
     return view
 
 

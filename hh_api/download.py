@@ -10,9 +10,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncio
+import struct
+
 import aiohttp
 
-from hh_api.errors import DownloadError
+from hh_api.errors import DownloadError, NotAVideoError, VideoTooLargeError
 from hh_api.transport import (
     CallKind,
     CallOutcome,
@@ -36,6 +39,32 @@ def looks_like_video(head: bytes) -> bool:
     return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
 
 
+def mp4_problem(path: Path) -> str | None:
+    """Why the MP4/MOV at `path` is not whole (its top-level boxes must fill the file
+    exactly and include the movie header, ``moov``), or None. Reads only box headers."""
+    size = path.stat().st_size
+    seen = set()
+    with path.open("rb") as file:
+        at = 0
+        while at < size:
+            file.seek(at)
+            header = file.read(16)
+            if len(header) < 8:
+                return "it ends inside a box header (the file was cut short)"
+            length, kind = struct.unpack(">I4s", header[:8])
+            if length == 1:
+                if len(header) < 16:
+                    return "it ends inside a box header (the file was cut short)"
+                length = struct.unpack(">Q", header[8:16])[0]
+            elif length == 0:
+                length = size - at  # the last box runs to the end of the file
+            if length < 8 or at + length > size:
+                return "the file was cut short"
+            seen.add(kind)
+            at += length
+    return None if b"moov" in seen else "it has no movie header (the file is incomplete)"
+
+
 async def download_video(
     session: aiohttp.ClientSession,
     url: str,
@@ -55,6 +84,7 @@ async def download_video(
     if not url.startswith(("https://", "http://")):
         raise DownloadError("the video link is not an http(s) URL")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    last: Exception | None = None
     for attempt in range(retry.attempts):
         if attempt:
             await sleep(retry.backoff(attempt - 1))
@@ -72,6 +102,11 @@ async def download_video(
             seen.report(observer, _error_outcome(error, seen))
             raise
         else:
+            problem = await asyncio.to_thread(_whole_video_problem, path)
+            if problem is not None:
+                path.unlink(missing_ok=True)
+                seen.report(observer, CallOutcome.PROTOCOL)
+                raise NotAVideoError(f"the video file is broken: {problem}", provider=provider)
             seen.report(observer, CallOutcome.OK)
             return path
     raise DownloadError(f"the video could not be downloaded: {last}")
@@ -96,6 +131,12 @@ class _Transient(Exception):
     def __init__(self, message: str, outcome: CallOutcome) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+def _whole_video_problem(path: Path) -> str | None:
+    with path.open("rb") as file:
+        head = file.read(16)
+    return mp4_problem(path) if head[4:8] == b"ftyp" else None
 
 
 def _error_outcome(error: DownloadError, seen: _Attempt) -> CallOutcome:
@@ -131,27 +172,27 @@ async def _fetch(
                     if response.status >= 500:
                         raise _Transient(f"HTTP {response.status}", CallOutcome.UNAVAILABLE)
                     if response.status != 200:
-                        raise DownloadError(
+                        raise NotAVideoError(
                             f"the video link answered HTTP {response.status}"
                             + (" (it may have expired)" if response.status in (403, 404) else "")
                         )
                     if (response.content_length or 0) > max_bytes:
                         seen.outcome = CallOutcome.TOO_LARGE
-                        raise DownloadError(
+                        raise VideoTooLargeError(
                             f"the video is {response.content_length / 1_048_576:.1f} MB, "
                             f"over the {limit} limit"
                         )
                     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                     if not (kind.startswith("video/") or kind in GENERIC_TYPES):
                         seen.outcome = CallOutcome.PROTOCOL
-                        raise DownloadError(f"the link gave {kind}, not a video")
+                        raise NotAVideoError(f"the link gave {kind or 'a page'}, not a video")
                     size = 0
                     head = b""
                     async for chunk in response.content.iter_chunked(CHUNK):
                         size += len(chunk)
                         if size > max_bytes:
                             seen.outcome = CallOutcome.TOO_LARGE
-                            raise DownloadError(f"the video is over the {limit} limit")
+                            raise VideoTooLargeError(f"the video is over the {limit} limit")
                         if len(head) < 16:
                             head += chunk[: 16 - len(head)]
                         out.write(chunk)
@@ -159,9 +200,12 @@ async def _fetch(
                 timed_out = isinstance(error, TimeoutError)
                 outcome = CallOutcome.TIMEOUT if timed_out else CallOutcome.CONNECTION
                 raise _Transient(str(error) or type(error).__name__, outcome) from None
-            if kind in GENERIC_TYPES and not looks_like_video(head):
+            if not head:
                 seen.outcome = CallOutcome.PROTOCOL
-                raise DownloadError("the link gave bytes that are not a video")
+                raise NotAVideoError("the link gave an empty file, not a video")
+            if not looks_like_video(head):  # whatever the type claims
+                seen.outcome = CallOutcome.PROTOCOL
+                raise NotAVideoError("the link gave bytes that are not a video")
         os.replace(temp, destination)
         return destination
     finally:

@@ -115,5 +115,14 @@ class DownloadError(HappyHorseError):
     """A finished video could not be fetched: too large, not a video, or unreachable."""
 
 
+class VideoTooLargeError(DownloadError):
+    """The video is larger than the caller's ``max_bytes``: it exists, it just won't fit."""
+
+
+class NotAVideoError(DownloadError):
+    """The link gave something that is not a whole video (a web page, no bytes, a cut file),
+    or answered that it is gone for good: trying again will not help."""
+
+
 class CallbackVerificationError(HappyHorseError):
     """A provider callback failed its signature, freshness or shape check."""

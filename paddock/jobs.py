@@ -12,8 +12,12 @@ States
     Failed jobs are delivered too: the member must be told that the job failed and that its
     credits came back, so ``failed`` waits for ``delivered`` like ``succeeded`` does.
     ``delivered`` means delivery is over; if the bot gave up (channel gone, token expired
-    and no channel access), ``delivery_error`` says why. ``cancelled`` is final at once,
-    since the cancel command's own reply tells the member.
+    and no channel access), ``delivery_error`` says why. A finished video that could not
+    be posted anywhere is ``delivered`` with ``undelivered_at`` set and its credits
+    returned (:meth:`JobStore.mark_undelivered`); a "video" that turns out not to be one
+    goes ``succeeded`` → ``failed`` with its charge returned
+    (:meth:`JobStore.fail_unusable`). ``cancelled`` is final at once, since the cancel
+    command's own reply tells the member.
 
 Credits
     :meth:`JobStore.accept` stores the job and reserves its estimated credits in one
@@ -48,6 +52,7 @@ from sqlite_utils import Database
 from paddock.budget import parse_timestamp, timestamp, utc, utcnow
 from paddock.errors import ConflictingReservation, InvalidTransition, JobNotFound
 from paddock.ledger import Clock, Reservation, refund_in, reserve_in, settle_in
+from paddock.transfers import return_charge_in
 from paddock.store import Store
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.ACCEPTED: frozenset({JobState.SUBMITTED, JobState.FAILED, JobState.CANCELLED}),
     JobState.SUBMITTED: frozenset({JobState.RUNNING, JobState.FAILED}),
     JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
-    JobState.SUCCEEDED: frozenset({JobState.DELIVERED}),
+    JobState.SUCCEEDED: frozenset({JobState.DELIVERED, JobState.FAILED}),
     JobState.FAILED: frozenset({JobState.DELIVERED}),
     JobState.DELIVERED: frozenset(),
     JobState.CANCELLED: frozenset(),
@@ -119,6 +124,11 @@ class Job:
     delivery_error: str | None
     idempotency_key: str | None
     submit_attempted_at: datetime | None = None  # set just before the first submit is sent
+    undelivered_at: datetime | None = None  # the video reached no one; credits returned
+
+    @property
+    def undelivered(self) -> bool:
+        return self.undelivered_at is not None
 
     @property
     def in_flight(self) -> bool:
@@ -151,6 +161,7 @@ _COLUMNS = [name for name in Job.__dataclass_fields__]
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 _TIME_COLUMNS = {
     "submit_attempted_at",
+    "undelivered_at",
     "token_expires_at",
     "created_at",
     "submitted_at",
@@ -204,7 +215,9 @@ def _transition(
 
 
 def _fail(db: Database, now: datetime, job_id: str, error: str, charged: int) -> Job:
-    _movable(db, job_id, JobState.FAILED)  # refuse before touching the hold
+    if _movable(db, job_id, JobState.FAILED).state is JobState.SUCCEEDED:
+        # The first terminal state wins; a finished video is failed only by fail_unusable.
+        raise InvalidTransition(job_id, JobState.SUCCEEDED.value, JobState.FAILED.value)
     hold = settle_in(db, now, job_id, charged) if charged else refund_in(db, now, job_id)
     _, job = _transition(
         db, now, job_id, JobState.FAILED, error=error, charged_credits=hold.charged or None
@@ -438,6 +451,32 @@ class JobStore:
             return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error)[
                 1
             ]
+
+        return await self.store.write(run, self.now())
+
+    async def fail_unusable(self, job_id: str, *, error: str) -> Job:
+        """The provider's "video" is not one (a web page, an empty or cut file): fail the
+        succeeded job and return its charge, in one transaction."""
+
+        def run(db: Database, now: datetime) -> Job:
+            _movable(db, job_id, JobState.FAILED)
+            return_charge_in(db, now, job_id, f"the video could not be used: {error}")
+            return _transition(db, now, job_id, JobState.FAILED, error=error,
+                               charged_credits=None)[1]
+
+        return await self.store.write(run, self.now())
+
+    async def mark_undelivered(self, job_id: str, *, delivery_error: str) -> Job:
+        """The video exists but Discord took it nowhere: delivery is over, the charge is
+        returned (with the reason, for the moderators' log), in one transaction."""
+
+        def run(db: Database, now: datetime) -> Job:
+            job = _movable(db, job_id, JobState.DELIVERED)
+            if job.state is not JobState.SUCCEEDED:
+                raise InvalidTransition(job_id, job.state.value, "undelivered")
+            return_charge_in(db, now, job_id, f"the video could not be posted: {delivery_error}")
+            return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error,
+                               charged_credits=None, undelivered_at=timestamp(now))[1]
 
         return await self.store.write(run, self.now())
 

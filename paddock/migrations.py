@@ -295,3 +295,10 @@ def m008_render_times(db: Database) -> None:
         CREATE INDEX render_times_kind ON render_times (provider, mode, resolution, duration, id);
         """
     )
+
+
+@MIGRATIONS()
+def m009_undelivered_jobs(db: Database) -> None:
+    """When a finished video was given up on because Discord took it nowhere (channel gone,
+    permission missing): the job is over, its credits returned, and /jobs list says so."""
+    db.execute("ALTER TABLE jobs ADD COLUMN undelivered_at TEXT")

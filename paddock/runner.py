@@ -78,6 +78,15 @@ class DeliveryError(Exception):
         self.retry = retry
 
 
+class VideoUnusable(DeliveryError):
+    """The provider's file is not a video (a web page, empty, cut short) or its link is
+    gone: the job fails with `reason` (plain words for the member) and its charge returns."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retry=False)
+        self.reason = reason
+
+
 class Delivery(Protocol):
     """What the bot does with a job's progress and outcome (Discord glue)."""
 
@@ -85,6 +94,10 @@ class Delivery(Protocol):
 
     async def deliver(self, job: Job) -> None:
         """Post the video (succeeded) or the reason and refund (failed); raise DeliveryError."""
+
+    async def undelivered(self, job: Job, reason: str) -> None:
+        """The outcome can't be posted: tell the member by what remains (with the video's
+        link, whose credits are being returned)."""
 
 
 @dataclass(frozen=True)
@@ -507,15 +520,23 @@ class Runner:
         return failed
 
     async def _deliver(self, job: Job) -> None:
+        """Post the outcome; never leave a member charged for a video they did not get."""
         delay = self.settings.delivery_backoff
-        for attempt in range(1, self.settings.delivery_attempts + 1):
+        attempt = 0
+        while attempt < self.settings.delivery_attempts:
+            attempt += 1
             try:
                 await self.delivery.deliver(job)
+            except VideoUnusable as error:
+                log.warning("%s the provider's video is unusable; failing and returning its "
+                            "credits: %s", job_fields(job), error)
+                job = await self.jobs.fail_unusable(job.id, error=error.reason)
+                attempt = 0  # now deliver the failure message
             except DeliveryError as error:
                 if not error.retry or attempt == self.settings.delivery_attempts:
                     log.error("%s delivery given up after %d attempt(s): %s", job_fields(job),
                               attempt, error)
-                    await self.jobs.mark_delivered(job.id, delivery_error=str(error))
+                    await self._give_up(job, str(error))
                     return
                 log.warning("%s delivery attempt %d failed, retrying: %s", job_fields(job),
                             attempt, error)
@@ -526,6 +547,21 @@ class Runner:
                 await self.jobs.mark_delivered(job.id)
                 log.info("%s delivered (%s)", job_fields(job), job.state.value)
                 return
+
+    async def _give_up(self, job: Job, reason: str) -> None:
+        """Nothing could be posted: tell the member by what remains; a finished video's
+        credits come back (a failed job's already did)."""
+        try:
+            await self.delivery.undelivered(job, reason)
+        except Exception:  # the credits must come back even if nobody can be told
+            log.warning("%s could not tell the member the outcome was not posted",
+                        job_fields(job), exc_info=True)
+        if job.state is not JobState.SUCCEEDED:
+            await self.jobs.mark_delivered(job.id, delivery_error=reason)
+            return
+        done = await self.jobs.mark_undelivered(job.id, delivery_error=reason)
+        log.warning("%s undelivered; %d credits returned", job_fields(done),
+                    job.charged_credits or 0)
 
     # -- progress ---------------------------------------------------------------------------
 

@@ -396,3 +396,42 @@ def refund_in(db: Database, now: datetime, job_id: str) -> Hold:
     if hold.state == "settled":
         raise ConflictingResolution(job_id, f"settled for {hold.charged} credits", "refunded")
     return _resolve(db, now, row, 0, "refunded")
+
+
+def return_charge_in(db: Database, now: datetime, job_id: str, reason: str) -> Hold:
+    """Give a job's credits back even after it was settled: the video never reached the
+    member. A settled hold's charge comes back as new ``return`` entries (the journal is
+    never rewritten) and the hold ends ``refunded``; a pending hold is simply refunded."""
+    row = fetch_hold(db, job_id)
+    if row is None:
+        raise UnknownHold(job_id)
+    hold = hold_from_row(row)
+    if hold.state == "refunded":
+        return hold
+    if hold.state == "pending":
+        return _resolve(db, now, row, 0, "refunded")
+    at = timestamp(now)
+    charged = db.execute(
+        """
+        SELECT account_id, SUM(d_allowance), SUM(d_granted) FROM journal
+         WHERE job_id = ? AND account_id IS NOT NULL GROUP BY account_id ORDER BY account_id
+        """,
+        [job_id],
+    ).fetchall()
+    for account_id, d_allowance, d_granted in charged:
+        if not (d_allowance or d_granted):
+            continue
+        account = fetch_account_by_id(db, account_id)
+        posted = post(
+            db, at, account_id, hold.guild_id, hold.user_id, "return",
+            d_allowance=-d_allowance, d_granted=-d_granted, job_id=job_id, reason=reason,
+            expect=account,
+        )
+        if posted is None:
+            raise LedgerInvariantBroken(f"return of job {job_id}'s charge refused")
+    db.execute(
+        "UPDATE holds SET state = 'refunded', charged = 0, resolved_at = ?"
+        " WHERE job_id = ? AND state = 'settled'",
+        [at, job_id],
+    )
+    return hold_from_row(fetch_hold(db, job_id))  # type: ignore[arg-type]

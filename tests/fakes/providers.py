@@ -70,6 +70,7 @@ from aiohttp import web
 # A tiny but real MP4 header (an ftyp box) followed by padding: enough for type sniffing.
 FAKE_MP4 = (
     b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00\x00\x00\x08free"
+    + b"\x00\x00\x00\x08moov"  # an (empty) movie header: the box walk finds a whole file
 ) + bytes(4096)
 
 SEED_MAX = 2_147_483_647
