@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import asyncio
-import struct
 
 import aiohttp
 

@@ -52,8 +52,8 @@ from sqlite_utils import Database
 from paddock.budget import parse_timestamp, timestamp, utc, utcnow
 from paddock.errors import ConflictingReservation, InvalidTransition, JobNotFound
 from paddock.ledger import Clock, Reservation, refund_in, reserve_in, settle_in
-from paddock.transfers import return_charge_in
 from paddock.store import Store
+from paddock.transfers import return_charge_in
 
 log = logging.getLogger(__name__)
 
