@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from cogs import _limits
 from paddock.errors import PaddockError
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ async def send_private(
     embed: discord.Embed | None = None,
 ) -> None:
     """Answer (or, once answered, follow up) ephemerally, pinging nobody."""
+    _limits.check_message(content, embeds=[embed] if embed is not None else [])
     if interaction.response.is_done():
         await interaction.followup.send(
             content, embed=embed or discord.utils.MISSING, ephemeral=True, allowed_mentions=QUIET

@@ -82,7 +82,7 @@ def member_text(text: str, limit: int) -> str:
 
 def echo(value: str, limit: int = ECHO) -> str:
     """An option value repeated back to the member: escaped, clipped, in quotes."""
-    return f"“{member_text(value.strip(), limit)}”"
+    return f"'{member_text(value.strip(), limit)}'"
 
 
 def link_fits_button(url: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from cogs import _limits
 from cogs.credits import PERIOD_WORDS, signed, when
 from paddock.audit import Entry
 from paddock.budget import FundingPolicy, Limits, Period
@@ -33,7 +34,8 @@ LIMIT_NAMES = {
 
 
 def because(reason: str | None) -> str:
-    return f" (reason: {reason})" if reason else ""
+    """A moderator's reason, as typed (its Markdown shown, not rendered)."""
+    return f" (reason: {_limits.escape(reason)})" if reason else ""
 
 
 def from_to(what: str, before: object, after: object, reason: str | None) -> str:
@@ -128,6 +130,8 @@ def _journal_entry(entry: Entry) -> str:
             return f"{job} charged {-entry.change}{pool}"
         case "refund":
             return f"{job} refunded {-entry.held_change}{pool}"
+        case "return":
+            return f"{job}: its charge of {entry.change} returned{pool}"
         case "grant" if entry.change < 0:
             return f"{actor} took back {-entry.change} from {member}"
         case "grant":
@@ -160,9 +164,9 @@ def _journal_entry(entry: Entry) -> str:
 
 
 def _line(at: datetime, what: str, reason: str | None, available: int | None) -> str:
-    if reason and len(reason) > LOG_REASON:
-        reason = reason[: LOG_REASON - 1] + "…"
+    if reason:
+        reason = _limits.clip(reason, LOG_REASON)
     text = f"{when(at)} · {what}{because(reason)}"
     if available is not None:
         text += f" → {available} available"
-    return text if len(text) <= LOG_LINE else text[: LOG_LINE - 1] + "…"
+    return _limits.clip(text, LOG_LINE)

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs import _limits
 from cogs._checks import NotModerator, answering, is_moderator, refuse_bots, send_private
 from paddock.audit import Entry
 from paddock.budget import FundingPolicy, Period, next_refill
@@ -89,7 +90,7 @@ def describe_for_member(entry: Entry) -> str:
     """One line of ``/credits history``, in the member's own words."""
     job = f" for job `{entry.job_id}`" if entry.job_id else ""
     pool = " (server pool)" if entry.account == "pool" else ""
-    why = f" ({entry.reason})" if entry.reason else ""
+    why = f" ({_limits.member_text(entry.reason, 200)})" if entry.reason else ""
     if entry.kind == "refill":
         text = f"Allowance refilled: {signed(entry.change)}"
     elif entry.kind == "hold":
@@ -101,6 +102,8 @@ def describe_for_member(entry: Entry) -> str:
             text += f", {returned} returned"
     elif entry.kind == "refund":
         text = f"Returned {-entry.held_change}{job}{pool}, nothing charged"
+    elif entry.kind == "return":
+        text = f"Charge of {entry.change}{job} returned{pool}{why}"
     elif entry.kind == "grant" and entry.change < 0:
         text = f"{-entry.change} taken back by a moderator{why}"
     elif entry.kind == "grant":

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs import _limits
 from hh_api import DEMO_PROVIDER
 
 if TYPE_CHECKING:
@@ -75,7 +76,8 @@ class Help(commands.Cog):
             prices = self.bot.services.hh.prices
             demo_rates = (f"{prices.rate(DEMO_PROVIDER, '720p'):g}",
                           f"{prices.rate(DEMO_PROVIDER, '1080p'):g}")
-        await interaction.response.send_message(embed=help_embed(demo_rates), ephemeral=True)
+        await interaction.response.send_message(embed=_limits.checked(help_embed(demo_rates)),
+                                                ephemeral=True)
 
 
 async def setup(bot: Paddock) -> None:

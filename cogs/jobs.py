@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs import _limits
 from hh_api import VideoRequest
 from paddock.errors import InvalidTransition, JobNotFound
 from paddock.jobs import Job, JobState
@@ -28,9 +29,11 @@ STATE_WORDS = {
 
 def _line(job: Job) -> str:
     request = VideoRequest.from_dict(job.request)
-    prompt = request.prompt if len(request.prompt) <= 60 else request.prompt[:59] + "…"
+    prompt = _limits.member_text(" ".join(request.prompt.split()), 60)
     state = STATE_WORDS[job.state]
-    if job.state is JobState.DELIVERED and job.error:
+    if job.undelivered:
+        state = "undelivered, credits returned"
+    elif job.state is JobState.DELIVERED and job.error:
         state = "failed"
     when = discord.utils.format_dt(job.created_at, "R")
     credits = job.charged_credits if job.charged_credits is not None else job.estimated_credits
@@ -53,14 +56,13 @@ class JobsCog(commands.Cog, name="Jobs"):
             interaction.guild_id, interaction.user.id, limit=10
         )
         if not jobs:
-            await interaction.response.send_message(
-                "You have no jobs yet. Start one with /video text, /video image or "
-                "/video reference.", ephemeral=True)
+            await _answer(interaction, "You have no jobs yet. Start one with /video text, "
+                                       "/video image or /video reference.")
             return
         embed = discord.Embed(title="Your latest jobs",
                               description="\n".join(_line(job) for job in jobs))
         embed.set_footer(text="Cancel a queued job with /jobs cancel")
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await interaction.response.send_message(embed=_limits.checked(embed), ephemeral=True)
 
     @jobs.command(name="cancel")
     @app_commands.describe(job="The queued job to cancel (its id, or pick from the list)")
@@ -68,21 +70,22 @@ class JobsCog(commands.Cog, name="Jobs"):
         """Cancel a job that has not reached the provider yet; its credits come back."""
         found = await self._own_job(interaction, job.strip())
         if found is None:
-            await interaction.response.send_message(
-                f"You have no job {job.strip()!r}. /jobs list shows yours.", ephemeral=True)
+            await _answer(interaction, f"You have no job {_limits.echo(job, 40)}: a job id is "
+                                       "32 letters and digits (the first 8 will do). "
+                                       "/jobs list shows yours.")
             return
         try:
             cancelled = await self.bot.runner.cancel(found.id)
         except InvalidTransition:
-            await interaction.response.send_message(
-                f"Job `{found.id[:8]}` is {STATE_WORDS[found.state]} and can no longer be "
-                "cancelled: the provider already has it. Its credits are only charged if "
-                "the video arrives.", ephemeral=True)
+            await _answer(interaction,
+                          f"Job `{found.id[:8]}` is {STATE_WORDS[found.state]} and can no longer "
+                          "be cancelled: the provider already has it. Its credits are only "
+                          "charged if the video arrives.")
             return
         await self.bot.delivery.cancelled(cancelled)
-        await interaction.response.send_message(
-            f"Cancelled job `{cancelled.id[:8]}`; {cancelled.estimated_credits} credits are "
-            "back in your balance.", ephemeral=True)
+        await _answer(interaction, f"Cancelled job `{cancelled.id[:8]}`; "
+                                   f"{cancelled.estimated_credits} credits are back in your "
+                                   "balance.")
 
     @cancel.autocomplete("job")
     async def cancellable(
@@ -111,6 +114,11 @@ class JobsCog(commands.Cog, name="Jobs"):
         if (job.guild_id, job.user_id) != (interaction.guild_id, interaction.user.id):
             return None
         return job
+
+
+async def _answer(interaction: discord.Interaction[Paddock], text: str) -> None:
+    _limits.check_message(text)
+    await interaction.response.send_message(text, ephemeral=True)
 
 
 def _choice_name(job: Job) -> str:

@@ -209,8 +209,8 @@ class VideoCog(commands.Cog, name="Video"):
             return
         if name not in bot.settings.usable_providers:
             offered = ", ".join(bot.settings.usable_providers)
-            await _refuse(interaction, f"{name!r} is not a provider this bot can use; "
-                                       f"choose one of: {offered}.")
+            await _refuse(interaction, f"{_limits.echo(name, 40)} is not a provider this bot "
+                                       f"can use; choose one of: {offered}.")
             return
         if not bot.runner.accepting:
             await _refuse(interaction, "The bot is restarting; try again in a minute.")
@@ -237,7 +237,8 @@ class VideoCog(commands.Cog, name="Video"):
                                        "your next refill (/credits balance), or ask a moderator.")
             return
         except (OrderRefused, PaddockError) as refusal:
-            await _refuse(interaction, str(refusal))
+            # The refusal may repeat what the member typed (a value, a file name): escaped.
+            await _refuse(interaction, _limits.escape(str(refusal)))
             return
         job = accepted.job
         left = accepted.reservation.personal_available + (
@@ -250,6 +251,7 @@ class VideoCog(commands.Cog, name="Video"):
             job, Progress("queued", position=position),
             provider_title=services.hh.provider(order.provider).title, credits_left=left,
         )
+        _limits.check_message(embeds=[embed])
         callback = await interaction.response.send_message(embed=embed)
         if callback.message_id is not None:
             await services.jobs.set_progress_message(job.id, callback.message_id)
@@ -370,6 +372,7 @@ def _role_ids(interaction: discord.Interaction[Paddock]) -> list[int]:
 
 
 async def _refuse(interaction: discord.Interaction[Paddock], text: str) -> None:
+    _limits.check_message(text)
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True)
     else:

@@ -143,7 +143,7 @@ class ModeCapabilities:
         if resolution not in self.resolutions:
             raise refuse(
                 "resolution",
-                f"resolution {resolution!r} is not offered; choose one of "
+                f"resolution {_shown(resolution)} is not offered; choose one of "
                 f"{', '.join(self.resolutions)}",
                 self.resolutions,
             )
@@ -160,7 +160,7 @@ class ModeCapabilities:
             if aspect_ratio not in self.aspect_ratios:
                 raise refuse(
                     "aspect_ratio",
-                    f"aspect ratio {aspect_ratio!r} is not offered by {self.provider}; choose "
+                    f"aspect ratio {_shown(aspect_ratio)} is not offered by {self.provider}; choose "
                     f"one of {', '.join(self.aspect_ratios)}",
                     self.aspect_ratios,
                 )
@@ -203,3 +203,10 @@ class ModeCapabilities:
             duration=duration,
             negative_prompt=negative,
         )
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A caller's value repeated in an error: its repr, clipped so a 5,000-character
+    value cannot swamp the message that says what to choose instead."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

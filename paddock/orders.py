@@ -95,7 +95,8 @@ def check_image_references(prompt: str, count: int) -> None:
 
 def _check_picture(picture: Picture, limits, title: str) -> None:
     kind = (picture.content_type or "").split(";")[0].strip().lower()
-    label = f"{picture.option} ({picture.filename})"
+    filename = picture.filename if len(picture.filename) <= 60 else picture.filename[:59] + "…"
+    label = f"{picture.option} ({filename})"
     if not kind.startswith("image/"):
         shown = kind or "of unknown type"
         raise OrderRefused(
