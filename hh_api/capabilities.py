@@ -160,8 +160,8 @@ class ModeCapabilities:
             if aspect_ratio not in self.aspect_ratios:
                 raise refuse(
                     "aspect_ratio",
-                    f"aspect ratio {_shown(aspect_ratio)} is not offered by {self.provider}; choose "
-                    f"one of {', '.join(self.aspect_ratios)}",
+                    f"aspect ratio {_shown(aspect_ratio)} is not offered by {self.provider}; "
+                    f"choose one of {', '.join(self.aspect_ratios)}",
                     self.aspect_ratios,
                 )
 

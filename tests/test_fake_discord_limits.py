@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import discord
 import pytest
 from discord.http import Route
 
-from tests.fakes.discord import FakeDiscord, ProbeBot, ProbeModal
+from tests.fakes.discord import FakeDiscord, ProbeBot, ProbeModal, Upload
 from tests.fakes.discord.options import build_command_data
 
 MiB = 1024 * 1024
@@ -257,6 +259,27 @@ def button(custom_id: str) -> dict[str, Any]:
     return {"type": 2, "style": 1, "label": "Go", "custom_id": custom_id}
 
 
+def link_button(url: str) -> dict[str, Any]:
+    return {"type": 2, "style": 5, "label": "Open", "url": url}
+
+
+def select(options: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": 3, "custom_id": "pick", "options": options}
+
+
+async def test_a_link_button_may_hold_a_512_character_url(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    url = "https://x.example/" + "a" * (512 - len("https://x.example/"))
+    route = Route("POST", "/channels/{channel_id}/messages",
+                  channel_id=fake_discord.default_channel.id)
+    row = {"type": 1, "components": [link_button(url)]}
+
+    await probe_bot.http.request(route, json={"content": "c", "components": [row]})
+
+    assert fake_discord.default_channel.last_message.buttons[0].url == url
+
+
 @pytest.mark.parametrize(
     ("components", "where", "message"),
     [
@@ -280,8 +303,19 @@ def button(custom_id: str) -> dict[str, Any]:
             "components.0.components.1.custom_id",
             "Component custom id cannot be duplicated",
         ),
+        (
+            [{"type": 1, "components": [link_button("https://x.example/" + "a" * 495)]}],
+            "components.0.components.0.url",
+            "Must be 512",
+        ),
+        (
+            [{"type": 1, "components": [select([{"label": "l" * 101, "value": "v"}])]}],
+            "components.0.components.0.options.0.label",
+            "Must be 100",
+        ),
     ],
-    ids=["rows", "buttons-per-row", "custom-id-length", "custom-id-duplicate"],
+    ids=["rows", "buttons-per-row", "custom-id-length", "custom-id-duplicate",
+         "link-url-length", "select-option-label"],
 )
 async def test_component_limits(
     fake_discord: FakeDiscord,
@@ -510,3 +544,91 @@ async def test_after_the_token_dies_only_public_responses_can_be_edited_by_chann
     else:
         assert outcome is None
     assert message.content == ("Job 5: queued" if ephemeral else "Job 5: done")
+
+
+# -- signed CDN links, DMs, deleted channels ------------------------------------------------
+
+
+async def cdn_status(url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        await response.read()
+        return response.status
+
+
+async def test_cdn_links_are_signed_and_expire_after_a_day(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    stored = fake_discord.store_upload(Upload.image("cat.png", 64, 64))
+    query = parse_qs(urlsplit(stored.url).query)
+    assert set(query) == {"ex", "is", "hm"}
+    assert int(query["ex"][0], 16) - int(query["is"][0], 16) == 24 * 3600
+    assert await cdn_status(stored.url) == 200
+    assert await cdn_status(stored.url.split("?")[0]) == 404  # unsigned
+    assert await cdn_status(stored.url.replace("hm=", "hm=0")) == 404  # tampered
+
+    fake_discord.clock.advance(24 * 3600)
+
+    assert await cdn_status(stored.url) == 404
+    assert fake_discord.cdn_refused[-1][1] == "expired"
+
+
+async def test_refresh_urls_gives_working_links_for_expired_ones(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    stored = fake_discord.store_upload(Upload.image("cat.png", 64, 64))
+    fake_discord.clock.advance(25 * 3600)
+    other = "https://example.com/not-discord.png"
+    route = Route("POST", "/attachments/refresh-urls")
+
+    answer = await probe_bot.http.request(route, json={"attachment_urls": [stored.url, other]})
+
+    [mine, theirs] = answer["refreshed_urls"]
+    assert mine["original"] == stored.url and mine["refreshed"] != stored.url
+    assert await cdn_status(mine["refreshed"]) == 200
+    assert theirs == {"original": other, "refreshed": other}
+    with pytest.raises(discord.HTTPException) as caught:
+        await probe_bot.http.request(route, json={"attachment_urls": [stored.url] * 51})
+    assert (caught.value.status, caught.value.code) == (400, 50035)
+
+
+async def test_the_bot_can_dm_a_member_unless_they_refuse_dms(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    bob.accepts_dms = False
+
+    dm = await probe_bot.create_dm(discord.Object(alice.id))
+    await dm.send("hello", embed=discord.Embed(title="Your video"))
+    refused = await probe_bot.create_dm(discord.Object(bob.id))
+    with pytest.raises(discord.HTTPException) as caught:
+        await refused.send("hello")
+
+    [message] = alice.direct_messages
+    assert message.content == "hello" and message.embeds[0].title == "Your video"
+    assert (caught.value.status, caught.value.code) == (403, 50007)
+    assert bob.direct_messages == []
+    with pytest.raises(discord.HTTPException) as too_long:
+        await dm.send("x" * 2001)
+    assert (too_long.value.status, too_long.value.code) == (400, 50035)
+
+
+async def test_a_deleted_channel_takes_no_posts_and_no_followups(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    seen: list[discord.Interaction[Any]] = []
+
+    async def answer(interaction: discord.Interaction[Any], values: dict[str, Any]) -> None:
+        await interaction.response.send_message("ok")
+        seen.append(interaction)
+
+    probe_bot.behaviour = answer
+    await (await fake_discord.member("alice").slash("probe", channel="videos")).reply()
+    videos = fake_discord.channel("videos")
+    fake_discord.delete_channel("videos")
+
+    error = await post_raw(probe_bot, videos.id, {"content": "hello"})
+    with pytest.raises(discord.HTTPException) as followup:
+        await seen[0].followup.send("late")
+
+    assert (error.status, error.code) == (404, 10003)
+    assert (followup.value.status, followup.value.code) == (404, 10003)

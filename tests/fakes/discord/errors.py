@@ -24,6 +24,7 @@ INTERACTION_ALREADY_ACKNOWLEDGED = 40060
 MISSING_ACCESS = 50001
 CANNOT_EDIT_OTHERS_MESSAGE = 50005
 CANNOT_SEND_EMPTY_MESSAGE = 50006
+CANNOT_MESSAGE_USER = 50007
 MISSING_PERMISSIONS = 50013
 INVALID_WEBHOOK_TOKEN = 50027
 INVALID_FORM_BODY = 50035
@@ -159,3 +160,8 @@ def cannot_edit_others() -> DiscordError:
     return DiscordError(
         403, CANNOT_EDIT_OTHERS_MESSAGE, "Cannot edit a message authored by another user"
     )
+
+
+def cannot_message_user() -> DiscordError:
+    """A DM to a member who does not accept them from this server's members."""
+    return DiscordError(403, CANNOT_MESSAGE_USER, "Cannot send messages to this user")

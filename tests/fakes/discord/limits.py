@@ -29,6 +29,8 @@ BUTTONS_PER_ROW_MAX = 5
 COMPONENTS_V2_TOTAL_MAX = 40
 CUSTOM_ID_MAX = 100
 BUTTON_LABEL_MAX = 80
+LINK_URL_MAX = 512  # a link button's url
+SELECT_OPTION_TEXT_MAX = 100  # a select option's label, value and description
 SELECT_OPTIONS_MAX = 25
 SELECT_PLACEHOLDER_MAX = 150
 FILES_MAX = 10
@@ -210,7 +212,14 @@ def _check_interactive(
         label = component.get("label") or ""
         if len(label) > BUTTON_LABEL_MAX:
             raise errors.too_long((*path, "label"), BUTTON_LABEL_MAX)
-        if component.get("style") in (BUTTON_STYLE_LINK, BUTTON_STYLE_PREMIUM):
+        if component.get("style") == BUTTON_STYLE_LINK:
+            url = component.get("url") or ""
+            if not url:
+                raise errors.required((*path, "url"))
+            if len(url) > LINK_URL_MAX:
+                raise errors.too_long((*path, "url"), LINK_URL_MAX)
+            return
+        if component.get("style") == BUTTON_STYLE_PREMIUM:
             return
         _check_custom_id(component, path, seen)
     elif kind in COMPONENT_SELECTS:
@@ -221,6 +230,12 @@ def _check_interactive(
             options = component.get("options") or []
             if not 1 <= len(options) <= SELECT_OPTIONS_MAX:
                 raise errors.bad_length((*path, "options"), 1, SELECT_OPTIONS_MAX)
+            for number, option in enumerate(options):
+                for key in ("label", "value", "description"):
+                    if len(option.get(key) or "") > SELECT_OPTION_TEXT_MAX:
+                        raise errors.too_long(
+                            (*path, "options", number, key), SELECT_OPTION_TEXT_MAX
+                        )
 
 
 def _check_custom_id(

@@ -15,6 +15,7 @@ from tests.fakes.discord.state import (
     MODAL_SUBMIT,
     REPLY,
     Channel,
+    DirectMessage,
     Guild,
     Interaction,
     Message,
@@ -50,6 +51,8 @@ class Member:
         self.roles = roles
         self.joined_at = joined_at
         self.nick: str | None = None
+        self.accepts_dms = True  # False: "Cannot send messages to this user" (403, 50007)
+        self.direct_messages: list[DirectMessage] = []
 
     @property
     def id(self) -> int:

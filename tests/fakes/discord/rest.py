@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.fakes.discord import errors, limits
+from tests.fakes.discord.cdn import REFRESH_MAX
 from tests.fakes.discord.gateway import INTENT_GUILD_MEMBERS
 from tests.fakes.discord.state import (
     APPLICATION_COMMAND,
@@ -39,6 +40,7 @@ from tests.fakes.discord.state import (
     UPDATE_MESSAGE,
     VIEW_CHANNEL,
     Channel,
+    DirectMessage,
     Interaction,
     Message,
     Modal,
@@ -178,6 +180,8 @@ class RestApi:
             ("GET", guild + "/roles", self.get_guild_roles),
             ("GET", guild + "/members", self.get_guild_members),
             ("GET", guild + "/members/{user_id}", self.get_guild_member),
+            ("POST", API + "/users/@me/channels", self.open_dm),
+            ("POST", API + "/attachments/refresh-urls", self.refresh_urls),
             ("GET", "/cdn/{kind}/{owner_id}/{attachment_id}/{filename}", self.cdn),
         ]:
             add(method, path, handler)
@@ -460,6 +464,8 @@ class RestApi:
 
     async def create_followup(self, request: web.Request) -> web.Response:
         interaction = self._interaction_for_webhook(request)
+        if interaction.channel.id not in self.fake.channels:
+            raise errors.unknown_channel()  # deleted since the command was used
         data, files = request[BODY] or {}, request[FILES]
         limits.check_message(data, files, upload_limit=interaction.channel.guild.upload_limit)
         original = interaction.original
@@ -565,6 +571,8 @@ class RestApi:
         return {**data, "embeds": []}
 
     async def create_channel_message(self, request: web.Request) -> web.Response:
+        if int(request.match_info["channel_id"]) in self.fake.dm_channels:
+            return self._direct_message(request)
         channel = self._channel(request)
         data, files = request[BODY] or {}, request[FILES]
         self._require(channel, VIEW_CHANNEL | SEND_MESSAGES | (ATTACH_FILES if files else 0))
@@ -663,12 +671,64 @@ class RestApi:
             raise errors.unknown_member()
         return json_response(member.payload())
 
+    # -- DMs --------------------------------------------------------------------------
+    async def open_dm(self, request: web.Request) -> web.Response:
+        """Create DM: the channel between the bot and a member of its server."""
+        body = request[BODY] or {}
+        member = self.fake.guild.members.get(int(body.get("recipient_id", 0)))
+        if member is None:
+            raise errors.invalid_form_body(
+                ("recipient_id",), "NUMBER_TYPE_COERCE", "Value is not a known user."
+            )
+        channel_id = self.fake.dm_channel_for(member.id)
+        return json_response(
+            {"id": str(channel_id), "type": 1, "last_message_id": None,
+             "recipients": [member.user.payload()]}
+        )
+
+    def _direct_message(self, request: web.Request) -> web.Response:
+        channel_id = int(request.match_info["channel_id"])
+        member = self.fake.guild.members[self.fake.dm_channels[channel_id]]
+        data, files = request[BODY] or {}, request[FILES]
+        limits.check_message(data, files, upload_limit=limits.DEFAULT_UPLOAD_LIMIT)
+        if not member.accepts_dms:
+            raise errors.cannot_message_user()
+        message = DirectMessage(
+            self.fake.ids.next(), member.id, data.get("content") or "", data.get("embeds") or []
+        )
+        member.direct_messages.append(message)
+        return json_response({
+            "id": str(message.id), "channel_id": str(channel_id), "type": 0,
+            "author": self.fake.bot_user_payload(), "content": message.content,
+            "embeds": message.embed_payloads, "attachments": [], "components": [],
+            "mentions": [], "mention_roles": [], "mention_everyone": False, "pinned": False,
+            "tts": False, "timestamp": self.fake.clock.iso(), "edited_timestamp": None,
+        })
+
     # -- CDN --------------------------------------------------------------------------
+    async def refresh_urls(self, request: web.Request) -> web.Response:
+        """Fresh signatures for attachment links (old ones expire after about 24 h)."""
+        urls = (request[BODY] or {}).get("attachment_urls")
+        if not isinstance(urls, list) or not 1 <= len(urls) <= REFRESH_MAX:
+            raise errors.bad_length(("attachment_urls",), 1, REFRESH_MAX)
+        refreshed = []
+        for url in urls:
+            fresh = url
+            if isinstance(url, str) and url.startswith(self.fake.cdn_base + "/"):
+                fresh = self.fake.cdn.sign(url)
+            refreshed.append({"original": url, "refreshed": fresh})
+        return json_response({"refreshed_urls": refreshed})
+
     async def cdn(self, request: web.Request) -> web.Response:
         stored = self.fake.attachments.get(int(request.match_info["attachment_id"]))
         self.fake.cdn_fetches.append(request.path)
         if stored is None or stored.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
+        why = self.fake.cdn.problem(request.path, request.query)
+        if why is not None:
+            self.fake.cdn_refused.append((request.path, why))
+            self.fake.changed()
+            return web.Response(status=404, text="This content is no longer available.")
         return web.Response(
             body=stored.data, content_type=stored.content_type or "application/octet-stream"
         )

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from tests.fakes.discord import errors, limits
+from tests.fakes.discord.cdn import CdnSigner
 from tests.fakes.discord.clock import FakeClock, Snowflakes
 from tests.fakes.discord.gateway import (
     INTENT_GUILD_MEMBERS,
@@ -80,6 +81,7 @@ class FakeDiscord:
         privileged_intents: int = 0,
     ) -> None:
         self.clock = FakeClock()
+        self.cdn = CdnSigner(self.clock)
         self.privileged_intents = privileged_intents
         self.ids = Snowflakes(self.clock)
         self.token = token
@@ -121,6 +123,8 @@ class FakeDiscord:
         self.attachments: dict[int, StoredAttachment] = {}
         self.calls: list[RecordedCall] = []
         self.cdn_fetches: list[str] = []
+        self.cdn_refused: list[tuple[str, str]] = []  # (path, why) the CDN answered 404
+        self.dm_channels: dict[int, int] = {}  # DM channel id -> the member's user id
         self.rate_limits: list[RateLimit] = []
         self._commands: dict[int | None, list[dict[str, Any]]] = {None: []}
         self._runner: web.AppRunner | None = None
@@ -261,6 +265,23 @@ class FakeDiscord:
         self.dispatch("CHANNEL_CREATE", channel.payload(), intent=INTENT_GUILDS)
         return channel
 
+    def delete_channel(self, name: str) -> None:
+        """Delete a text channel, as a moderator would: posting there is 404, 10003."""
+        channel = self.channel(name)
+        del self.guild.channels[channel.id]
+        del self.channels[channel.id]
+        self.dispatch("CHANNEL_DELETE", channel.payload(), intent=INTENT_GUILDS)
+        self.changed()
+
+    def dm_channel_for(self, user_id: int) -> int:
+        """The id of the bot's DM channel with a user, opened on first use."""
+        for channel_id, recipient in self.dm_channels.items():
+            if recipient == user_id:
+                return channel_id
+        channel_id = self.ids.next()
+        self.dm_channels[channel_id] = user_id
+        return channel_id
+
     @property
     def default_channel(self) -> Channel:
         """Where members act unless told otherwise (the first channel, #general)."""
@@ -314,7 +335,7 @@ class FakeDiscord:
         """Put a member's upload on the CDN as an ephemeral attachment."""
         attachment_id = self.ids.next()
         folder = f"{self.cdn_base}/ephemeral-attachments/{self.application_id}"
-        url = f"{folder}/{attachment_id}/{quote(upload.filename)}"
+        url = self.cdn.sign(f"{folder}/{attachment_id}/{quote(upload.filename)}")
         stored = StoredAttachment(
             attachment_id,
             upload.filename,
@@ -337,7 +358,9 @@ class FakeDiscord:
         width = height = None
         if (content_type or "").startswith("image/"):
             width, height = _picture_size(data)
-        url = f"{self.cdn_base}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
+        url = self.cdn.sign(
+            f"{self.cdn_base}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
+        )
         stored = StoredAttachment(
             attachment_id, filename, data, url, content_type, width, height, description
         )

@@ -327,6 +327,31 @@ class Guild:
 
 
 @dataclass(eq=False)
+class DirectMessage:
+    """A message the bot sent a member privately (a DM); only its text and embeds."""
+
+    id: int
+    user_id: int
+    content: str
+    embed_payloads: list[dict[str, Any]]
+
+    @property
+    def embeds(self) -> list[discord.Embed]:
+        import discord
+
+        return [discord.Embed.from_dict(dict(e)) for e in self.embed_payloads]
+
+    @property
+    def text(self) -> str:
+        """The content and every embed's title, description and fields, for searching."""
+        parts = [self.content]
+        for embed in self.embeds:
+            parts += [embed.title or "", embed.description or ""]
+            parts += [f"{f.name}: {f.value}" for f in embed.fields]
+        return "\n".join(p for p in parts if p)
+
+
+@dataclass(eq=False)
 class StoredAttachment:
     """A file held by the fake CDN: what Discord reports about it, and its bytes."""
 
