@@ -84,6 +84,7 @@ class DiscordDelivery:
             assert job.interaction_token is not None and self.bot.application_id
             webhook = discord.Webhook.partial(self.bot.application_id, job.interaction_token,
                                               client=self.bot)
+            webhook.type = discord.WebhookType.application  # the interaction's: may whisper
             try:
                 await webhook.send(embed=embed, ephemeral=True)
                 log.info("%s told privately (followup) that nothing was posted", job_fields(job))

@@ -30,6 +30,7 @@ Prompt = app_commands.Range[str, 1, 2500]
 Duration = app_commands.Range[int, 3, 15]
 Seed = app_commands.Range[int, 0, SEED_MAX]
 TOKEN_LIFE = timedelta(minutes=15)
+REFRESH_AT_ONCE = 50  # attachment links per refresh-urls request
 DEFAULT_RESOLUTION = "720p"  # the cheaper one, whatever the provider's own default
 
 DESCRIBE = dict(
@@ -303,7 +304,10 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
         elif self.action == "reroll":
             offer = bot.services.hh.capabilities(job.provider or "", request.mode)
             seed = random.randint(0, SEED_MAX) if offer.seed_range else None
-            await cog.start_job(interaction, request.mode, request.prompt, _pictures(job),
+            pictures = await _fresh_pictures(interaction, job)
+            if pictures is None:
+                return
+            await cog.start_job(interaction, request.mode, request.prompt, pictures,
                                 **_settings(request, job, seed=seed))
         else:
             await interaction.response.send_modal(RemixModal(cog, job))
@@ -323,8 +327,11 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
 
     async def on_submit(self, interaction: discord.Interaction[Paddock]) -> None:
         request = VideoRequest.from_dict(self.job.request)
+        pictures = await _fresh_pictures(interaction, self.job)
+        if pictures is None:
+            return
         await self.cog.start_job(interaction, request.mode, self.prompt.value,
-                                 _pictures(self.job), **_settings(request, self.job))
+                                 pictures, **_settings(request, self.job))
 
 
 def result_view(job: Job, *, link: str | None = None) -> discord.ui.View:
@@ -349,13 +356,42 @@ def _settings(request: VideoRequest, job: Job, **changes: object) -> dict[str, o
     return settings
 
 
-def _pictures(job: Job) -> list[Picture]:
-    """The pictures of an earlier job: already checked when it was made."""
+async def _fresh_pictures(
+    interaction: discord.Interaction[Paddock], job: Job
+) -> list[Picture] | None:
+    """The pictures of an earlier job (already checked when it was made), with fresh links:
+    Discord's attachment links are signed and expire after about a day, and a provider
+    given a dead one fails the job. None (and the member told) if Discord can't refresh."""
+    urls = list(job.request.get("images") or [])
+    if urls:
+        try:
+            urls = await refresh_attachment_links(interaction.client, urls)
+        except discord.HTTPException as error:
+            log.warning("%s could not refresh picture links (%s %s)", job_fields(job),
+                        error.status, error.code)
+            await _refuse(interaction, "Discord no longer gives out the pictures of that job, "
+                                       "so it can't be made again. Run the command again with "
+                                       "the pictures attached.")
+            return None
     return [
         Picture(option=f"image{n}", filename=f"image{n}", url=url, content_type=None,
                 size=0, width=None, height=None, checked=True)
-        for n, url in enumerate(job.request.get("images") or [], start=1)
+        for n, url in enumerate(urls, start=1)
     ]
+
+
+async def refresh_attachment_links(client: discord.Client, urls: list[str]) -> list[str]:
+    """Fresh signed links for Discord attachment links (``POST /attachments/refresh-urls``);
+    links Discord does not know come back unchanged."""
+    fresh: dict[str, str] = {}
+    for start in range(0, len(urls), REFRESH_AT_ONCE):
+        batch = urls[start:start + REFRESH_AT_ONCE]
+        route = discord.http.Route("POST", "/attachments/refresh-urls")
+        answer = await client.http.request(route, json={"attachment_urls": batch})
+        for entry in answer.get("refreshed_urls") or []:
+            if entry.get("original") and entry.get("refreshed"):
+                fresh[entry["original"]] = entry["refreshed"]
+    return [fresh.get(url, url) for url in urls]
 
 
 def _mode_of(interaction: discord.Interaction[Paddock]) -> Mode | None:

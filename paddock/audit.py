@@ -121,12 +121,24 @@ def check_ledger(db: Database) -> CheckReport:
             problems.append(f"{name}: negative figure {allowance}/{granted}/{held}")
     # Per (job, account): each part of a hold must be held and charged on its own account
     # (the personal part charged first), so a charge moved between member and pool shows.
+    # A charge given back later (``return`` entries) is checked apart: all of it, once.
     sums = {
         (job_id, account_id): (d_held, charged)
         for job_id, account_id, d_held, charged in db.execute(
             """
             SELECT job_id, account_id, SUM(d_held), -SUM(d_allowance + d_granted)
               FROM journal WHERE job_id IS NOT NULL AND account_id IS NOT NULL
+                             AND kind != 'return'
+             GROUP BY job_id, account_id
+            """
+        )
+    }
+    returns = {
+        (job_id, account_id): returned
+        for job_id, account_id, returned in db.execute(
+            """
+            SELECT job_id, account_id, SUM(d_allowance + d_granted) FROM journal
+             WHERE kind = 'return' AND job_id IS NOT NULL AND account_id IS NOT NULL
              GROUP BY job_id, account_id
             """
         )
@@ -151,6 +163,15 @@ def check_ledger(db: Database) -> CheckReport:
                     f"{which} account {account_id}): journal shows {net_held} still held "
                     f"and {net_charged} charged"
                 )
+            returned = returns.pop((job_id, account_id), None)
+            if returned is not None and (state != "settled" or returned != part_charge):
+                problems.append(
+                    f"hold {job_id} ({state}, {part_charge} charged on the {which} account "
+                    f"{account_id}): {returned} returned, not the whole charge"
+                )
+    for job_id, account_id in returns:
+        problems.append(f"job {job_id} has credits returned on account {account_id}, "
+                        "which it was never charged on")
     held_jobs = {row[0] for row in holds}
     for job_id, account_id in sums:  # a hold's job with entries on an account it never used
         if job_id in held_jobs:

@@ -549,19 +549,19 @@ class Runner:
                 return
 
     async def _give_up(self, job: Job, reason: str) -> None:
-        """Nothing could be posted: tell the member by what remains; a finished video's
-        credits come back (a failed job's already did)."""
+        """Nothing could be posted: a finished video's credits come back first (a failed
+        job's already did), then the member is told by what remains."""
+        if job.state is JobState.SUCCEEDED:
+            await self.jobs.mark_undelivered(job.id, delivery_error=reason)
+            log.warning("%s undelivered; %d credits returned", job_fields(job),
+                        job.charged_credits or 0)
+        else:
+            await self.jobs.mark_delivered(job.id, delivery_error=reason)
         try:
             await self.delivery.undelivered(job, reason)
-        except Exception:  # the credits must come back even if nobody can be told
+        except Exception:  # the credits are back; only the telling failed
             log.warning("%s could not tell the member the outcome was not posted",
                         job_fields(job), exc_info=True)
-        if job.state is not JobState.SUCCEEDED:
-            await self.jobs.mark_delivered(job.id, delivery_error=reason)
-            return
-        done = await self.jobs.mark_undelivered(job.id, delivery_error=reason)
-        log.warning("%s undelivered; %d credits returned", job_fields(done),
-                    job.charged_credits or 0)
 
     # -- progress ---------------------------------------------------------------------------
 

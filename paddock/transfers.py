@@ -400,16 +400,17 @@ def refund_in(db: Database, now: datetime, job_id: str) -> Hold:
 
 def return_charge_in(db: Database, now: datetime, job_id: str, reason: str) -> Hold:
     """Give a job's credits back even after it was settled: the video never reached the
-    member. A settled hold's charge comes back as new ``return`` entries (the journal is
-    never rewritten) and the hold ends ``refunded``; a pending hold is simply refunded."""
+    member. A pending hold is simply refunded. A settled hold stays settled (a hold is
+    resolved exactly once) and its charge comes back as new ``return`` entries on the
+    accounts it was taken from, tied to the job; doing it again changes nothing."""
     row = fetch_hold(db, job_id)
     if row is None:
         raise UnknownHold(job_id)
     hold = hold_from_row(row)
-    if hold.state == "refunded":
-        return hold
     if hold.state == "pending":
         return _resolve(db, now, row, 0, "refunded")
+    if hold.state == "refunded" or charge_returned(db, job_id):
+        return hold
     at = timestamp(now)
     charged = db.execute(
         """
@@ -429,9 +430,12 @@ def return_charge_in(db: Database, now: datetime, job_id: str, reason: str) -> H
         )
         if posted is None:
             raise LedgerInvariantBroken(f"return of job {job_id}'s charge refused")
-    db.execute(
-        "UPDATE holds SET state = 'refunded', charged = 0, resolved_at = ?"
-        " WHERE job_id = ? AND state = 'settled'",
-        [at, job_id],
-    )
-    return hold_from_row(fetch_hold(db, job_id))  # type: ignore[arg-type]
+    return hold
+
+
+def charge_returned(db: Database, job_id: str) -> bool:
+    """Whether a settled job's charge was given back (``return`` entries)."""
+    found = db.execute(
+        "SELECT 1 FROM journal WHERE job_id = ? AND kind = 'return' LIMIT 1", [job_id]
+    ).fetchone()
+    return found is not None

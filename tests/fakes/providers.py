@@ -187,6 +187,11 @@ class ProviderEmulator:
         self.video_bytes = FAKE_MP4
         self.video_content_type = "video/mp4"
         self.latency = 0.0  # seconds added to every answer
+        # Download every picture link of a submit, as the real services do, and refuse
+        # the job (400) when one does not answer 200: a dead link shows as a failure.
+        self.fetch_pictures = False
+        self.picture_fetches: list[tuple[str, int]] = []  # (url, HTTP status)
+        self.video_query = ""  # appended to video links, e.g. a long pre-signed query
         self.require_https_callback = True
         self.callback_proxy: str | None = None
         self.requests: list[Recorded] = []
@@ -274,13 +279,18 @@ class ProviderEmulator:
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(enough)
 
+    async def wait_for_picture_fetches(self, count: int, timeout: float = 5.0) -> None:
+        """Return once `count` picture links have been downloaded (or failed to)."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.picture_fetches) >= count)
+
     async def wait_for_callbacks(self, count: int, timeout: float = 5.0) -> None:
         """Return once `count` callbacks have been answered (or found no one listening)."""
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: len(self.callbacks) >= count)
 
     def video_url(self, task_id: str) -> str:
-        return f"{self.base_url}/files/{quote(task_id, safe='')}.mp4"
+        return f"{self.base_url}/files/{quote(task_id, safe='')}.mp4{self.video_query}"
 
     # -- HiAPI callbacks ------------------------------------------------------------------
 
@@ -357,6 +367,8 @@ class ProviderEmulator:
                 raise Refusal(404, f"no route for {request.method} {request.path}")
             if kind != "file":
                 self._check_auth(request)
+            if kind == "submit" and self.fetch_pictures:
+                await self._fetch_pictures(body)
             response = await handler(request, body)
         except Refusal as refusal:
             return self._error(refusal.status, refusal.message)
@@ -390,6 +402,26 @@ class ProviderEmulator:
             if method == route_method and (path == prefix or path.startswith(prefix)):
                 return ("submit" if method == "POST" else "status"), handler
         return "other", None
+
+    async def _fetch_pictures(self, body: bytes) -> None:
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return  # the handler refuses it
+        urls = [url for url in _picture_links(data) if url.startswith("http")]
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                try:
+                    async with session.get(url) as answer:
+                        await answer.read()
+                        status = answer.status
+                except aiohttp.ClientError:
+                    status = 0
+                self.picture_fetches.append((url, status))
+                async with self._arrived:
+                    self._arrived.notify_all()
+                if status != 200:
+                    raise Refusal(400, f"could not download the image {url} (HTTP {status})")
 
     def _take_fault(self, kind: str) -> Fault | None:
         for index, fault in enumerate(self._faults):
@@ -684,6 +716,23 @@ class ProviderEmulator:
 
 
 # -- the documented rules, shared by the providers ----------------------------------------
+
+
+def _picture_links(data: Any) -> list[str]:
+    """Every string under a key that names images, anywhere in a submit body."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if "image" in key.lower():
+                values = value if isinstance(value, list) else [value]
+                found += [v for v in values if isinstance(v, str)]
+                found += [u for v in values if isinstance(v, dict) for u in _picture_links(v)]
+            else:
+                found += _picture_links(value)
+    elif isinstance(data, list):
+        for item in data:
+            found += _picture_links(item)
+    return found
 
 
 def _only(data: dict[str, Any], allowed: set[str], *, where: str = "") -> None:
