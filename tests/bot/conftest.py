@@ -26,7 +26,9 @@ async def providers() -> AsyncIterator[dict[str, ProviderEmulator]]:
     started: dict[str, ProviderEmulator] = {}
     try:
         for name in WORDS:
-            started[name] = await ProviderEmulator(name, api_key=f"{name}-key").start()
+            emulator = ProviderEmulator(name, api_key=f"{name}-key")
+            emulator.fetch_pictures = True  # picture links must be live, as for the real ones
+            started[name] = await emulator.start()
         yield started
     finally:
         for emulator in started.values():

@@ -31,7 +31,7 @@ async def start_job(fake, paddock, member, emulator, *, channel: str = "general"
     await give_credits(paddock, member, 100)
     card = await (await member.slash("video text", channel=channel, duration=5,
                                      **{"prompt": "a horse", **options})).reply()
-    await emulator.wait_for_requests("submit", 1)
+    await fake.wait_for(lambda: not status_of(card).startswith("Queued"))  # at JoyPix now
     [task_id] = emulator.tasks
     return card, task_id
 
@@ -88,7 +88,7 @@ async def test_a_1200_character_link_is_posted_without_discord_refusing_anything
     emulator.video_query = "?X-Amz-Credential=abc" + signature
     fake_discord.guild.upload_limit = 1024  # nothing fits: the link is the video
     alice = fake_discord.member("alice")
-    card, task_id = await start_job(fake_discord, paddock, alice, emulator)
+    _card, task_id = await start_job(fake_discord, paddock, alice, emulator)
     url = emulator.video_url(task_id)
     assert len(url) > 1200
 
@@ -158,7 +158,7 @@ async def test_a_deleted_channel_means_a_dm_with_the_link_and_the_credits_back(
 ) -> None:
     emulator = providers["joypix"]
     alice = fake_discord.member("alice")
-    card, task_id = await start_job(fake_discord, paddock, alice, emulator, channel="videos")
+    _card, task_id = await start_job(fake_discord, paddock, alice, emulator, channel="videos")
     [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.id)
 
     fake_discord.delete_channel("videos")
@@ -182,6 +182,8 @@ async def test_a_removed_permission_after_the_token_died_means_a_dm_and_the_cred
 
     await assert_undelivered_and_refunded(fake_discord, paddock, alice, job.id)
     assert [m for m in fake_discord.channel("general").visible if m.attachments] == []
+    assert status_of(card) == ("Not posted: the bot is not allowed to post there any more. "
+                               "Credits returned.")  # edits need no Send Messages
 
 
 async def test_with_dms_closed_nobody_can_be_told_but_the_credits_still_come_back(
@@ -190,7 +192,7 @@ async def test_with_dms_closed_nobody_can_be_told_but_the_credits_still_come_bac
     emulator = providers["joypix"]
     alice = fake_discord.member("alice")
     alice.accepts_dms = False
-    card, task_id = await start_job(fake_discord, paddock, alice, emulator, channel="videos")
+    _card, task_id = await start_job(fake_discord, paddock, alice, emulator, channel="videos")
     [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.id)
 
     fake_discord.delete_channel("videos")

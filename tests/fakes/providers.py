@@ -409,6 +409,8 @@ class ProviderEmulator:
         except (UnicodeDecodeError, json.JSONDecodeError):
             return  # the handler refuses it
         urls = [url for url in _picture_links(data) if url.startswith("http")]
+        if not urls:
+            return
         async with aiohttp.ClientSession() as session:
             for url in urls:
                 try:
