@@ -353,3 +353,70 @@ async def test_the_sweep_resolves_a_finished_jobs_pending_hold(
     report = await jobs.sweep()
     assert report.resolved_stray_holds == [job_id]
     assert (await ledger.hold(job_id)).charged == 12  # type: ignore[union-attr]
+
+
+async def succeeded(jobs: JobStore, charged: int = 25) -> str:
+    job_id = (await accept(jobs)).job.id
+    await jobs.mark_submitted(job_id, provider_task_id="t")
+    await jobs.mark_running(job_id)
+    await jobs.mark_succeeded(job_id, result_url="https://cdn/x.mp4", charged=charged)
+    return job_id
+
+
+async def test_an_undelivered_video_returns_its_charge_once_with_the_reason(
+    jobs: JobStore, ledger: Ledger, clock: Clock
+) -> None:
+    job_id = await succeeded(jobs)
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 75
+
+    job = await jobs.mark_undelivered(job_id, delivery_error="the channel no longer exists")
+
+    assert (job.state, job.charged_credits, job.undelivered_at) == (
+        JobState.DELIVERED, None, clock.current)
+    assert job.delivery_error == "the channel no longer exists" and job.undelivered
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 100
+    [entry, *_] = await ledger.audit_log(GUILD, None, limit=5)
+    assert (entry.kind, entry.job_id, entry.change) == ("return", job_id, 25)
+    assert entry.reason == "the video could not be posted: the channel no longer exists"
+    with pytest.raises(InvalidTransition):
+        await jobs.mark_undelivered(job_id, delivery_error="again")
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 100  # not twice
+    report = await ledger.check()
+    assert report.ok, report.problems
+
+
+async def test_a_video_that_is_not_one_fails_and_its_charge_comes_back(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    job_id = await succeeded(jobs)
+
+    job = await jobs.fail_unusable(job_id, error="JoyPix did not send a playable video")
+
+    assert (job.state, job.charged_credits) == (JobState.FAILED, None)
+    assert job.error == "JoyPix did not send a playable video"
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 100
+    assert [j.id for j in await jobs.list_unfinished()] == [job_id]  # its failure to post
+    with pytest.raises(InvalidTransition):
+        await jobs.mark_failed(job_id, error="the sweep, too late")  # first terminal wins
+    report = await ledger.check()
+    assert report.ok, report.problems
+
+
+async def test_a_return_cut_short_leaves_job_and_credits_as_they_were(
+    jobs: JobStore, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await succeeded(jobs)
+    before = await jobs.get(job_id)
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("killed between the credit and the state change")
+
+    import paddock.jobs
+
+    # The return is written first; the state change after it fails: both or neither.
+    monkeypatch.setattr(paddock.jobs, "_transition", dies)
+    with pytest.raises(RuntimeError):
+        await jobs.mark_undelivered(job_id, delivery_error="gone")
+
+    assert await jobs.get(job_id) == before  # one transaction: nothing half done
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 75
