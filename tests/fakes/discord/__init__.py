@@ -48,13 +48,21 @@ What Discord enforces, with its codes: the 3 s deadline for the first response (
 50027; ``fake.clock.advance(15 * 60)``); ``attachment_size_limit``
 (``fake.guild.upload_limit``, 10 MiB; 413, 40005); content 2000; embeds (title 256,
 description 4096, 25 fields, name 256, value 1024, footer 2048, author 256, 6000 in
-all, 10 embeds); 5 rows of 5 buttons; custom_id 100 and unique; modals; 25 options and
+all, 10 embeds); 5 rows of 5 buttons; button label 80, link-button URL 512; select
+options 25 (label, value, description 100); custom_id 100 and unique; modals; 25 options and
 25 choices per command; command names and descriptions, 8000 characters per command
 (all 400, 50035 with Discord's ``errors`` paths); 100 slash and 15 of each context-menu
 command per scope (400, 30032); empty messages (50006); the bot's channel permissions
 (403, 50013), and without Embed Links its channel posts lose their embeds.
 ``fake.rate_limit("POST /channels/{channel_id}/messages", retry_after=0.1)`` answers
 429 with ``retry_after`` and the X-RateLimit headers discord.py reads.
+
+CDN links are signed like Discord's (``?ex=&is=&hm=``) and expire after 24 hours on
+``fake.clock`` (then 404, recorded in ``fake.cdn_refused``); ``POST
+/attachments/refresh-urls`` re-signs them. ``fake.delete_channel("videos")`` deletes a
+channel (posts and followups there: 404, 10003). DMs: ``POST /users/@me/channels`` and
+messages to it land in ``member.direct_messages``; ``member.accepts_dms = False`` makes
+them 403, 50007.
 
 Intents, as on Discord: no privileged intent is enabled for the application until a
 test calls ``fake.enable_privileged_intents(members=True)`` (IDENTIFY with one closes
@@ -77,7 +85,7 @@ it; a second ``bot_process`` waits for the new session). ``fake.request_reconnec
 meanwhile are replayed. ``probe_bot`` is a bare bot whose commands run the test's
 coroutine, for checking one Discord behaviour alone (see ``probe.py``).
 
-Not modelled: DMs, threads, reactions, voice, stickers, polls, webhooks other than
+Not modelled: threads, reactions, voice, stickers, polls, webhooks other than
 interaction tokens, more than one server, and success-path X-RateLimit headers.
 """
 
