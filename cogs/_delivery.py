@@ -176,7 +176,11 @@ class DiscordDelivery:
         """Answer on the interaction while its token lives, else reply in the channel."""
         extra = {"view": view} if view is not None else {}
         mention = f"<@{job.user_id}>"
-        _limits.check_message(mention, embeds=[embed], view=view)
+        try:
+            _limits.check_message(mention, embeds=[embed], view=view)
+        except _limits.MessageTooLarge as error:  # a bug of ours: say so, never loop on it
+            log.error("%s built a message Discord would refuse: %s", job_fields(job), error)
+            raise DeliveryError("the message was too large for Discord", retry=False) from None
         allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)], roles=False,
                                           everyone=False)
         try:

@@ -72,11 +72,15 @@ def read_totals(db: Database) -> StoreTotals:
     pending, _ = by_state.get("pending", (0, 0))
     settled_amount, settled = by_state.get("settled", (0, 0))
     refunded_amount, _ = by_state.get("refunded", (0, 0))
+    # Charges given back because the video reached no one: returned, not charged.
+    returned = db.execute(
+        "SELECT COALESCE(SUM(d_allowance + d_granted), 0) FROM journal WHERE kind = 'return'"
+    ).fetchone()[0]
     return StoreTotals(
         jobs=jobs,
         reserved=sum(amount for amount, _ in by_state.values()),
-        settled=settled,
-        refunded=refunded_amount + settled_amount - settled,
+        settled=settled - returned,
+        refunded=refunded_amount + settled_amount - settled + returned,
         held=pending,
     )
 

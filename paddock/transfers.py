@@ -153,16 +153,20 @@ def _hold_credits(
 
 
 def _spent_since(db: Database, guild_id: int, user_id: int | None, since: datetime) -> int:
-    """Credits held or charged by jobs reserved since ``since`` (refunds don't count)."""
+    """Credits held or charged by jobs reserved since ``since`` (refunds, and charges
+    returned because the video reached no one, don't count)."""
     spend = (
         "COALESCE(SUM(CASE state WHEN 'pending' THEN amount WHEN 'settled' THEN charged END), 0)"
+        " - COALESCE((SELECT SUM(r.d_allowance + r.d_granted) FROM journal r"
+        "   JOIN holds h ON h.job_id = r.job_id"
+        "  WHERE r.kind = 'return' AND h.guild_id = :guild"
+        "    AND (:user IS NULL OR h.user_id = :user) AND h.reserved_at >= :since), 0)"
     )
-    if user_id is None:
-        sql = f"SELECT {spend} FROM holds WHERE guild_id = ? AND reserved_at >= ?"
-        args: list[Any] = [guild_id, timestamp(since)]
-    else:
-        sql = f"SELECT {spend} FROM holds WHERE guild_id = ? AND user_id = ? AND reserved_at >= ?"
-        args = [guild_id, user_id, timestamp(since)]
+    sql = (
+        f"SELECT {spend} FROM holds WHERE guild_id = :guild"
+        " AND (:user IS NULL OR user_id = :user) AND reserved_at >= :since"
+    )
+    args = {"guild": guild_id, "user": user_id, "since": timestamp(since)}
     return int(db.execute(sql, args).fetchone()[0])
 
 

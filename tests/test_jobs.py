@@ -420,3 +420,24 @@ async def test_a_return_cut_short_leaves_job_and_credits_as_they_were(
 
     assert await jobs.get(job_id) == before  # one transaction: nothing half done
     assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 75
+
+
+async def test_a_returned_charge_counts_against_no_spending_limit_or_charge_total(
+    parts, jobs: JobStore, ledger: Ledger
+) -> None:
+    from paddock.budget import Limits
+    from paddock.errors import LimitExceeded
+    from paddock.metrics import read_totals
+
+    await ledger.set_limits(GUILD, Limits(member_spend=40, daily_ceiling=40), actor_id=MOD)
+    job_id = await succeeded(jobs, charged=30)
+    with pytest.raises(LimitExceeded):
+        await accept(jobs, credits=30)  # 30 spent today: 30 more is over 40
+
+    await jobs.mark_undelivered(job_id, delivery_error="the channel no longer exists")
+
+    assert (await accept(jobs, credits=30)).job.state is JobState.ACCEPTED
+    store = parts[0]
+    totals = await store.read(read_totals)
+    assert (totals.settled, totals.held) == (0, 30)
+    assert totals.refunded == 30  # the returned charge
