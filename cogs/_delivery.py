@@ -318,8 +318,12 @@ class DiscordDelivery:
         return DeliveryError(why, retry=not _lasting(error))
 
 
-class _TooLarge(Exception):
-    """Discord answered 413: the file is over the channel's upload limit."""
+class _TooLarge(DeliveryError):
+    """Discord answered 413: the file is over the channel's upload limit (the video's
+    post retries with the link; anywhere else it ends delivery like any lasting refusal)."""
+
+    def __init__(self) -> None:
+        super().__init__("the file is over this channel's upload limit", retry=False)
 
 
 def _lasting(error: discord.HTTPException) -> bool:
