@@ -149,7 +149,8 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Your c
             if settings.policy is not FundingPolicy.PERSONAL:
                 pool = await ledger.pool_balance(interaction.guild_id)
             own = target.id == interaction.user.id
-            title = "Your credits" if own else f"Credits of {target.display_name}"
+            name = _limits.member_text(target.display_name, 100)
+            title = "Your credits" if own else f"Credits of {name}"
             embed = balance_embed(title, balance, ledger.now(), settings.policy, pool)
             await send_private(interaction, embed=embed)
 

@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from cogs import _limits
 from cogs._checks import (
     NeedsManageServer,
     answering,
@@ -621,8 +622,9 @@ class Quota(
                 empty = f"The audit log has nothing{about} yet."
                 await mod.answer(empty if page == 1 else f"There is no page {page}.")
                 return
+            whose = "" if member is None else _limits.member_text(member.display_name, 100)
             embed = discord.Embed(
-                title="Audit log" if member is None else f"Audit log: {member.display_name}",
+                title="Audit log" if member is None else f"Audit log: {whose}",
                 description="\n".join(describe_for_moderators(item) for item in shown),
                 colour=discord.Colour.dark_gold(),
             )

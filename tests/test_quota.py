@@ -485,3 +485,19 @@ async def test_the_audit_log_pages_and_says_when_it_is_empty(
     assert first.embed.footer.text == "Page 1, newest first. Older entries: /quota log page:2"
     assert len(second_lines) == 3 and "(reason: grant 1)" in second_lines[-1]
     assert third.content == "There is no page 3."
+
+
+async def test_a_moderators_reason_is_shown_as_typed_in_answers_the_log_and_history(
+    fake_discord: FakeDiscord, paddock: Paddock, mod: Member, bob: Member
+) -> None:
+    reason = "[claim free nitro](https://nitro.example) **now**"
+    escaped = "\\[claim free nitro]\\(https://nitro.example) \\*\\*now\\*\\*"
+
+    given = await answer(mod, "quota grant", member=bob, amount=5, reason=reason)
+    log = await answer(mod, "quota log")
+    history = await answer(bob, "credits history")
+
+    assert given.content.endswith(f"(reason: {escaped}).")
+    for shown in (given.content, log.embed.description, history.embed.description):
+        assert "[claim free nitro](" not in shown and "**now**" not in shown
+    assert escaped in log.embed.description and escaped in history.embed.description
