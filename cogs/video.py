@@ -237,9 +237,12 @@ class VideoCog(commands.Cog, name="Video"):
             await _refuse(interaction, f"{refusal} Try 720p or a shorter video, wait for "
                                        "your next refill (/credits balance), or ask a moderator.")
             return
-        except (OrderRefused, PaddockError) as refusal:
-            # The refusal may repeat what the member typed (a value, a file name): escaped.
+        except OrderRefused as refusal:
+            # It may repeat what the member typed (a value, a file name): escaped, once.
             await _refuse(interaction, _limits.escape(str(refusal)))
+            return
+        except PaddockError as refusal:  # the ledger's words, nothing the member typed
+            await _refuse(interaction, str(refusal))
             return
         job = accepted.job
         left = accepted.reservation.personal_available + (
