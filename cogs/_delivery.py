@@ -18,6 +18,8 @@ import discord
 from cogs import _limits
 from cogs._render import COLOUR, closed_embed, failed_embed, finished_embed, progress_embed
 from hh_api import DownloadError, NotAVideoError, VideoTooLargeError
+from paddock.delivery import FitKind, FitResult, NotAVideo
+from paddock.delivery.workers import EncodeFailed
 from paddock.jobs import Job, JobState
 from paddock.runner import DeliveryError, Progress, VideoUnusable, job_fields
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start a followup on a token about to die
 HISTORY_SCAN = 50  # recent messages searched for a post made before a crash
 SHEET_PICTURE_MAX = 20 * 1024 * 1024  # the largest reference picture any provider takes
+FIT_SOURCE_MAX = 512 * 1024 * 1024  # the largest video downloaded to re-encode
 DELIVERIES_AT_ONCE = 16  # downloads + uploads of finished videos; well under the bot's pool
 
 
@@ -120,7 +123,8 @@ class DiscordDelivery:
             note = None
             try:
                 assert job.result_url is not None
-                await services.hh.download(job.result_url, path, max_bytes=limit,
+                await services.hh.download(job.result_url, path,
+                                           max_bytes=max(limit, FIT_SOURCE_MAX),
                                            provider=job.provider)
             except VideoTooLargeError:
                 note = self._link_note(job, limit)
@@ -130,6 +134,12 @@ class DiscordDelivery:
                                     f"({error}).") from None
             except DownloadError as error:
                 raise DeliveryError(f"could not fetch the video: {error}") from None
+            fit = None
+            if path is not None:
+                fit = await self._fit(job, path, limit)
+                path = fit.path
+                if path is None:
+                    note = self._link_note(job, limit)
             embed = finished_embed(job, provider_title=provider.title, model=model,
                                    link_note=note)
             sheet = await self._reference_sheet(job)
@@ -164,6 +174,18 @@ class DiscordDelivery:
         # Built by hand: a message returned by the webhook knows no guild (jump_url says @me).
         link = f"https://discord.com/channels/{job.guild_id}/{message.channel.id}/{message.id}"
         await self._close_job_message(job, f"Done: {link}")
+
+    async def _fit(self, job: Job, path: Path, limit: int) -> FitResult:
+        """`path` itself when it fits `limit`, else a re-encode that does, else TOO_LARGE
+        (no decent encode fits: post the link)."""
+        fitted = path.parent / "fitted" / path.name  # posted under the same name
+        try:
+            return await self.bot.services.media.fit(path, limit, fitted,
+                                                     label=job_fields(job))
+        except (NotAVideo, EncodeFailed) as error:
+            log.warning("%s could not fit the video to the upload limit: %s",
+                        job_fields(job), error)
+            return FitResult(FitKind.TOO_LARGE, None, limit, reason=str(error))
 
     async def _post(
         self,
@@ -259,7 +281,7 @@ class DiscordDelivery:
                 except (aiohttp.ClientError, TimeoutError) as error:
                     log.info("%s reference picture unavailable for the sheet: %s",
                              job_fields(job), error)
-        sheet = contact_sheet(pictures)
+        sheet = await self.bot.services.media.in_thread(contact_sheet, pictures)
         return sheet.getvalue() if sheet is not None else None
 
     # -- helpers --------------------------------------------------------------------------

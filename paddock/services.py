@@ -17,6 +17,7 @@ from hh_api import (
     ProviderConfig,
 )
 from paddock.budget import utcnow
+from paddock.delivery import MediaWorkers
 from paddock.guild_config import GuildConfig
 from paddock.jobs import JobStore
 from paddock.ledger import Clock, Ledger
@@ -26,13 +27,14 @@ from paddock.store import Store
 @dataclass(frozen=True)
 class Services:
     """The store, the ledger, the job store, the server config and the provider client,
-    sharing one clock."""
+    sharing one clock; and the bounded workers for media (probe, re-encode, pictures)."""
 
     store: Store
     ledger: Ledger
     jobs: JobStore
     hh: HappyHorse
     config: GuildConfig
+    media: MediaWorkers
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -52,6 +54,8 @@ class Services:
         store = await Store.open(database_path)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                media = MediaWorkers()
+                stack.callback(media.close)
                 if DEMO_PROVIDER in providers:
                     backend = DemoBackend(demo or DemoSettings())
                     await stack.enter_async_context(backend)
@@ -68,6 +72,7 @@ class Services:
                     jobs=JobStore(store, clock=clock),
                     hh=hh,
                     config=GuildConfig(store, clock=clock),
+                    media=media,
                 )
         finally:
             await store.close()
