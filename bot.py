@@ -37,6 +37,7 @@ from hh_api import (
 )
 from paddock.health import HealthCheck
 from paddock.http_server import SideDoor
+from paddock.loop_lag import LoopLagMonitor
 from paddock.metrics import PaddockMetrics
 from paddock.preflight import preflight, summary
 from paddock.render_history import RenderHistory
@@ -290,12 +291,14 @@ class Paddock(commands.Bot):
                              history=RenderHistory(services.store))
         self.metrics = PaddockMetrics(services.store, self.runner)
         services.hh.on_call = self.metrics.record_call
+        self.loop_lag = LoopLagMonitor(self.metrics.registry)
         self.side_door: SideDoor | None = None
 
     async def setup_hook(self) -> None:
         for path in sorted(COGS_DIR.glob("*.py")):
             if not path.name.startswith("_"):
                 await self.load_extension(f"cogs.{path.stem}")
+        self.loop_lag.start()
         await self.sync_commands()
         await self.runner.start()
         if self.settings.http_port is not None:
@@ -322,6 +325,7 @@ class Paddock(commands.Bot):
         if self.side_door is not None:
             await self.side_door.stop()
         await self.runner.stop()
+        await self.loop_lag.stop()
         await super().close()
 
     def gateway_connected(self) -> bool:

@@ -4,6 +4,7 @@ with grain, and a tone, as providers' videos would look to the encoder."""
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 from dataclasses import dataclass
 from fractions import Fraction
@@ -40,7 +41,7 @@ def make_clip(
             chain.append(graph.add("noise", f"alls={grain}:allf=t"))
         chain.append(graph.add("format", "yuv420p"))
         chain.append(graph.add("buffersink"))
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             a.link_to(b)
         graph.configure()
         for frame in source.decode(video=0):
