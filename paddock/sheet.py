@@ -1,4 +1,9 @@
-"""A contact sheet: reference pictures as one row (or grid) of thumbnails, as a PNG."""
+"""A contact sheet: reference pictures as one row (or grid) of thumbnails, as a PNG.
+
+Decoding is capped: a JPEG is decoded at a reduced scale (``draft``), and a picture that
+would still be over `PIXEL_CAP` pixels is not decoded at all (a 13,000 x 13,000 PNG
+would take seconds and 500 MB); a plain tile of its shape stands in for it. Blocking:
+run it in a worker thread."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ log = logging.getLogger(__name__)
 THUMB = 256  # each picture fits in a square this many pixels wide
 GAP = 8
 BACKGROUND = (43, 45, 49)  # Discord's dark embed background
+PLACEHOLDER = (79, 84, 92)  # the tile of a picture too large to decode
+PIXEL_CAP = 40_000_000  # pixels decoded at most for one thumbnail (an 8K photo is 33M)
 
 
 def contact_sheet(pictures: Sequence[bytes], *, columns: int = 3) -> io.BytesIO | None:
@@ -22,6 +29,12 @@ def contact_sheet(pictures: Sequence[bytes], *, columns: int = 3) -> io.BytesIO 
     for data in pictures:
         try:
             with Image.open(io.BytesIO(data)) as picture:
+                picture.draft("RGB", (THUMB, THUMB))  # JPEG: decode at 1/2 to 1/8 scale
+                if picture.width * picture.height > PIXEL_CAP:
+                    log.info("a %dx%d reference picture is too large to decode for the "
+                             "sheet; a plain tile stands in", picture.width, picture.height)
+                    thumbs.append(_placeholder(picture.width, picture.height))
+                    continue
                 picture.thumbnail((THUMB, THUMB))
                 thumbs.append(picture.convert("RGB"))
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
@@ -42,3 +55,9 @@ def contact_sheet(pictures: Sequence[bytes], *, columns: int = 3) -> io.BytesIO 
     sheet.save(out, format="PNG", optimize=True)
     out.seek(0)
     return out
+
+
+def _placeholder(width: int, height: int) -> Image.Image:
+    scale = THUMB / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return Image.new("RGB", size, PLACEHOLDER)
