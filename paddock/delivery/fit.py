@@ -14,6 +14,7 @@ it in a separate, lower-priority process.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -111,15 +112,14 @@ def decent_bitrate(width: int, height: int, fps: float) -> int:
 
 
 def scaled_size(info: VideoInfo, lines: int) -> tuple[int, int]:
-    """`info`'s frame with its short side at `lines`, aspect ratio kept, even sides."""
-    if lines >= info.lines:
-        return info.width, info.height
-    scale = lines / info.lines
+    """`info`'s frame with its short side at `lines` (never larger), aspect ratio kept,
+    even sides (4:2:0 H.264 needs them)."""
+    scale = min(1.0, lines / info.lines)
 
     def even(x: float) -> int:
-        return max(2, round(x / 2) * 2)
+        return max(2, round(x * scale / 2) * 2)
 
-    return even(info.width * scale), even(info.height * scale)
+    return even(info.width), even(info.height)
 
 
 def plan_encode(info: VideoInfo, limit: int) -> EncodePlan | str:
@@ -142,7 +142,8 @@ def plan_encode(info: VideoInfo, limit: int) -> EncodePlan | str:
                               copy_audio)
     width, height = sizes[-1]
     need = (decent_bitrate(width, height, fps) + audio_bits) * info.duration / 8 / (1 - MARGIN)
-    return (f"a {info.duration:.0f} s video needs about {need / 1_048_576:.1f} MB to look "
+    return (f"a {info.duration:.0f} s video needs about {math.ceil(need / 104_858) / 10} MB "
+            f"to look "
             f"decent even at {min(width, height)}p; the limit is {limit / 1_048_576:.1f} MB")
 
 

@@ -106,14 +106,14 @@ async def test_members_are_answered_while_videos_are_reencoded(
         await give_credits(paddock, member, 100)
         await (await member.slash("video text", prompt="x")).reply()
     media = paddock.services.media
-    # Three videos to re-encode: ENCODES_AT_ONCE at a time, the others wait their turn.
-    await fake_discord.wait_for(
-        lambda: len(media.encoding) == ENCODES_AT_ONCE and media.waiting == 3 - ENCODES_AT_ONCE,
-        timeout=30)
+    await fake_discord.wait_for(lambda: len(media.encoding) == ENCODES_AT_ONCE, timeout=30)
     paused = list(media.encoding)
     for pid in paused:  # hold the encodes mid-way, so the answer comes while they run
         os.kill(pid, signal.SIGSTOP)
     try:
+        # Three videos to re-encode: ENCODES_AT_ONCE at a time, the others wait their turn.
+        await fake_discord.wait_for(lambda: media.waiting == 3 - ENCODES_AT_ONCE, timeout=30)
+        assert list(media.encoding) == paused
         bob = fake_discord.member("bob")
         reply = await (await bob.slash("credits balance")).reply()
         assert reply.ephemeral and reply.embed is not None
