@@ -140,6 +140,9 @@ class DiscordDelivery:
                 path = fit.path
                 if path is None:
                     note = self._link_note(job, limit)
+                elif fit.kind is FitKind.REENCODED:
+                    note = (f"Re-encoded to fit this server's {limit / 1_048_576:.0f} MB "
+                            f"upload limit. {self._full_quality(job)}")
             embed = finished_embed(job, provider_title=provider.title, model=model,
                                    link_note=note)
             sheet = await self._reference_sheet(job)

@@ -62,6 +62,13 @@ async def test_an_oversize_video_is_reencoded_under_the_limit_and_still_plays(
     boxes = top_level_boxes(data)
     assert boxes.index("moov") < boxes.index("mdat")  # +faststart: plays while loading
     assert {f.name: f.value for f in post.embed.fields}["Credits charged"] == "70"
+    # The provider's original, full-quality file stays reachable while it lives.
+    [task_id] = providers["joypix"].tasks
+    url = providers["joypix"].video_url(task_id)
+    note = post.embed.description.split("\n\n", 1)[1]
+    assert note.startswith("Re-encoded to fit this server's")
+    assert f"[download the video]({url})" in note and "until <t:" in note
+    assert post.button("Full quality").url == url
 
 
 async def test_a_video_that_fits_is_posted_byte_for_byte(
@@ -76,6 +83,7 @@ async def test_a_video_that_fits_is_posted_byte_for_byte(
     post = await finished_post(fake_discord, alice, timeout=30)
 
     assert posted_video(post) == clip_small
+    assert "\n\n" not in post.embed.description  # no note: the file is the provider's own
 
 
 async def test_a_limit_too_small_for_a_decent_encode_gets_the_link(
@@ -91,8 +99,9 @@ async def test_a_limit_too_small_for_a_decent_encode_gets_the_link(
 
     assert post.attachments == []
     [task_id] = providers["joypix"].tasks
-    assert providers["joypix"].video_url(task_id) in {f.name: f.value
-                                                      for f in post.embed.fields}["Video"]
+    note = post.embed.description.split("\n\n", 1)[1]
+    assert "upload limit" in note
+    assert f"[download the video]({providers['joypix'].video_url(task_id)})" in note
     assert paddock.services.media.encoding == {}  # nothing was encoded in vain
 
 
