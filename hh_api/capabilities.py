@@ -6,6 +6,7 @@ field and the allowed values, so a caller can show it to a person as it is.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -13,6 +14,19 @@ from hh_api.errors import InvalidRequestError
 from hh_api.models import Mode, VideoRequest
 
 SEED_MAX = 2_147_483_647
+# Letters, digits, punctuation and symbols show; separators, control and format characters
+# (zero-width space and joiners, word joiner, BOM, soft hyphen) and lone combining marks
+# (variation selectors) do not. A few letters and symbols are drawn as blanks too.
+_VISIBLE_CATEGORIES = ("L", "N", "P", "S")
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, braille blank
+
+
+def visible_characters(text: str) -> int:
+    """How many characters of `text` a reader sees (spaces and invisible ones left out)."""
+    return sum(
+        1 for char in text
+        if unicodedata.category(char)[0] in _VISIBLE_CATEGORIES and char not in _BLANK_GLYPHS
+    )
 HAPPYHORSE_1_0_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
 
 
@@ -116,6 +130,12 @@ class ModeCapabilities:
         prompt = request.prompt.strip()
         if not prompt:
             raise refuse("prompt", "the prompt is empty; describe the video you want")
+        if not visible_characters(prompt):
+            raise refuse(
+                "prompt",
+                "the prompt has no visible characters (only spaces or invisible characters "
+                "such as zero-width spaces); describe the video you want",
+            )
         if self.max_prompt_chars is not None and len(prompt) > self.max_prompt_chars:
             raise refuse(
                 "prompt",

@@ -14,6 +14,12 @@ TEN = tuple(f"https://cdn.example/{n}.png" for n in range(10))
 # (provider, request, the field named, words the message must contain)
 BAD = [
     ("joypix", VideoRequest("   "), "prompt", "empty"),
+    # zero-width space, non-joiner, joiner, word joiner, BOM: nothing a reader sees
+    ("joypix", VideoRequest("\u200b\u200c\u200d\u2060\ufeff"), "prompt", "no visible characters"),
+    # soft hyphen, variation selectors, Mongolian vowel separator, no-break and ideographic
+    # spaces, a control character, a Hangul filler
+    ("wavespeed", VideoRequest("\u00ad\ufe0f\U000e0100\u180e\u00a0\u3000\x07\u3164"), "prompt",
+     "no visible characters"),
     ("joypix", VideoRequest("x" * 2501, Mode.IMAGE, ONE), "prompt", "2501 characters; image mode"),
     ("wavespeed", VideoRequest("x" * 2501, Mode.IMAGE, ONE), "prompt", "at most 2500"),
     ("joypix", VideoRequest("x", Mode.REFERENCE), "images", "1-9 pictures; got 0"),
@@ -53,6 +59,24 @@ async def test_bad_input_is_refused_with_the_field_named_and_nothing_sent(
     with pytest.raises(InvalidRequestError):
         await client.submit(provider, request_)
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize(("prompt", "visible"), [
+    ("a horse", 6), ("\u200bhorse\u200d", 5), ("\u2764\ufe0f", 1), ("e\u0301", 1),
+    ("\u200b \u2060\u00ad", 0), ("", 0),
+])
+def test_visible_characters_leave_out_spaces_and_invisible_ones(prompt, visible) -> None:
+    from hh_api.capabilities import visible_characters
+
+    assert visible_characters(prompt) == visible
+
+
+def test_a_prompt_with_some_visible_text_among_invisible_characters_is_kept() -> None:
+    from hh_api import HappyHorse, ProviderConfig
+
+    client = HappyHorse({"joypix": ProviderConfig("joypix", api_key="k")})
+    kept = client.validate("joypix", VideoRequest("\u200ba horse\u200b"))
+    assert kept.prompt == "\u200ba horse\u200b"
 
 
 def test_allowed_values_travel_with_the_error(make_client) -> None:

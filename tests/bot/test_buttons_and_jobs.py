@@ -60,6 +60,26 @@ async def test_remix_changes_only_the_prompt(fake_discord, paddock, providers) -
     assert second["aspect_ratio"] == "1:1"
 
 
+async def test_a_remix_to_an_invisible_prompt_is_refused_and_costs_nothing(
+    fake_discord, paddock, providers
+) -> None:
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 500)
+    await (await alice.slash("video text", prompt="a horse")).reply()
+    post = await finished_post(fake_discord, alice)
+    left = await available(paddock, alice)
+
+    modal = await (await alice.press(post, "Remix")).opened_modal()
+    reply = await (await alice.submit_modal(modal, {"Prompt": "\u200b\u2060\ufe0f"})).reply()
+
+    assert reply.ephemeral
+    assert "the prompt has no visible characters" in reply.content
+    assert await available(paddock, alice) == left
+    assert len(providers["joypix"].submits()) == 1
+    assert len(await paddock.services.jobs.list_for_member(fake_discord.guild.id,
+                                                            alice.user.id)) == 1
+
+
 async def test_delete_is_for_the_member_who_asked_or_a_moderator(
     fake_discord, paddock, providers
 ) -> None:

@@ -91,6 +91,10 @@ REFUSALS = [
      "'runway' is not a provider this bot can use"),
     ({"command": "video image", "prompt": "x", "image": Upload.image("a.png"),
       "provider": "pixeldojo"}, 500, "PixelDojo does not offer image mode"),
+    ({"command": "video text", "prompt": "\u200b\u200c\u200d\u2060\ufeff"}, 500,
+     "the prompt has no visible characters"),
+    ({"command": "video image", "prompt": "\u00ad\ufe0f \u3000", "image": Upload.image("a.png")},
+     500, "the prompt has no visible characters"),
 ]
 
 
