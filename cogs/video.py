@@ -234,6 +234,9 @@ class VideoCog(commands.Cog, name="Video"):
                 timeout=bot.runner.settings.job_timeout,
             )
         except InsufficientCredits as refusal:
+            if await services.ledger.never_funded(interaction.guild_id):
+                await _refuse(interaction, first_credits(refusal, interaction.user))
+                return
             await _refuse(interaction, f"{refusal} Try 720p or a shorter video, wait for "
                                        "your next refill (/credits balance), or ask a moderator.")
             return
@@ -395,6 +398,16 @@ async def refresh_attachment_links(client: discord.Client, urls: list[str]) -> l
             if entry.get("original") and entry.get("refreshed"):
                 fresh[entry["original"]] = entry["refreshed"]
     return [fresh.get(url, url) for url in urls]
+
+
+def first_credits(refusal: InsufficientCredits, member: discord.abc.User) -> str:
+    """The refusal on a server where nobody has credits yet: what a moderator runs."""
+    return (
+        f"{refusal} Nobody on this server has credits yet: the bot starts every server at 0 "
+        "so its owners choose the budget. A moderator can give every member "
+        "an allowance with `/quota allowance amount:100 period:daily`, or give you credits "
+        f"with `/quota grant member:@{member.name} amount:{max(refusal.cost, 100)}`."
+    )
 
 
 def _mode_of(interaction: discord.Interaction[Paddock]) -> Mode | None:

@@ -227,6 +227,20 @@ def read_settings(db: Database, guild_id: int) -> GuildSettings:
     )
 
 
+def never_funded(db: Database, guild_id: int) -> bool:
+    """Whether nobody on the server was ever given credits: no allowance (server or role)
+    and no grant, set or pool funding in the journal. A new server starts like this."""
+    row = db.execute(
+        """
+        SELECT (SELECT COALESCE(MAX(allowance), 0) FROM guild_settings WHERE guild_id = :g)
+             + (SELECT COALESCE(MAX(allowance), 0) FROM role_allowances WHERE guild_id = :g)
+             + (SELECT COUNT(*) FROM journal WHERE guild_id = :g AND d_granted > 0)
+        """,
+        {"g": guild_id},
+    ).fetchone()
+    return row[0] == 0
+
+
 def allowance_for(
     db: Database, settings: GuildSettings, role_ids: Iterable[int]
 ) -> tuple[int, Period]:

@@ -71,6 +71,7 @@ from paddock.accounts import (
     balance_of,
     fetch_account,
     member_account,
+    never_funded,
     read_settings,
 )
 from paddock.adjustments import (
@@ -186,6 +187,10 @@ class Ledger:
             return balance_of(guild_id, user_id, account, level, period)
 
         return await self.store.write(run, self.now())
+
+    async def never_funded(self, guild_id: int) -> bool:
+        """Whether the server has no allowance and nobody was ever granted credits."""
+        return await self.store.read(never_funded, guild_id)
 
     async def pool_balance(self, guild_id: int) -> Balance:
         def run(db: Database) -> Balance:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import discord
 import pytest
 
 from tests.bot.support import available, give_credits, holds
@@ -261,3 +262,34 @@ async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
     await asyncio.wait_for(paddock.runner.wait_idle(), 5)
     again = await (await alice.slash("video text", prompt="two")).reply()
     assert not again.ephemeral
+
+
+# -- first run ------------------------------------------------------------------------------
+
+
+async def test_the_first_refusal_on_a_new_server_says_what_a_moderator_runs(
+    fake_discord, paddock, providers
+) -> None:
+    owner = fake_discord.member("owner", permissions=discord.Permissions(manage_guild=True))
+    bob = fake_discord.member("bob")
+
+    first = await (await owner.slash("video text", prompt="a horse")).reply()
+
+    assert first.ephemeral
+    assert "this needs 70 and your balance has 0 available" in first.content
+    assert "Nobody on this server has credits yet" in first.content
+    assert "`/quota allowance amount:100 period:daily`" in first.content
+    assert "`/quota grant member:@owner amount:100`" in first.content
+    assert await paddock.services.jobs.list_for_member(fake_discord.guild.id,
+                                                        owner.user.id) == []
+    assert providers["joypix"].requests == []
+
+    # what the answer says works: the owner runs it, and the next /video is accepted
+    told = await (await owner.slash("quota allowance", amount=100, period="daily")).reply()
+    assert told.ephemeral
+    accepted = await (await owner.slash("video text", prompt="a horse")).reply()
+    assert not accepted.ephemeral and "a horse" in accepted.embed.description
+    # once the server has a budget, a short balance gets the ordinary advice
+    short = await (await bob.slash("video text", prompt="a horse", resolution="1080p")).reply()
+    assert short.ephemeral and "Nobody on this server" not in short.content
+    assert "Try 720p or a shorter video" in short.content
