@@ -327,7 +327,7 @@ class HappyHorse:
                 state = await self.status(provider, task_id)
             except (ProviderUnavailableError, RateLimitError, ProtocolError) as error:
                 log.warning("provider=%s task=%s status check failed, will retry: %s",
-                            provider, task_id, error)
+                            provider, task_id, error.for_log())
             else:
                 if last is None or (state.status, state.provider_status) != (
                     last.status, last.provider_status,

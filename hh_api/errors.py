@@ -1,7 +1,9 @@
 """The errors hh_api raises, one class per thing a caller can act on.
 
 Every message is safe to show a user: it names the provider and what went wrong,
-never an API key, and never a provider's whole response body.
+never an API key, never a provider's whole response body, and never a network address.
+What only an operator needs (the address that refused a connection, the OS error) is in
+`detail`, for logs.
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ if TYPE_CHECKING:
 class HappyHorseError(Exception):
     """Base class of every error hh_api raises."""
 
-    def __init__(self, message: str, *, provider: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.provider = provider
+        self.detail = detail  # for logs only: addresses, OS errors
 
     def __str__(self) -> str:
         return self.message
+
+    def for_log(self) -> str:
+        """The message with its `detail`, for an operator's log (never for a member)."""
+        return f"{self.message} ({self.detail})" if self.detail else self.message
 
 
 class ConfigurationError(HappyHorseError):
@@ -64,7 +73,21 @@ class RateLimitError(HappyHorseError):
 
 
 class ProviderUnavailableError(HappyHorseError):
-    """5xx answers, connection failures or timeouts outlasted the retries."""
+    """5xx answers, connection failures or timeouts outlasted the retries.
+
+    `status` is the provider's last HTTP status, None when no answer came at all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        detail: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, detail=detail)
+        self.status = status
 
 
 class SubmitOutcomeUnknownError(ProviderUnavailableError):

@@ -31,6 +31,7 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ class _Retry(Exception):
     """
 
     def __init__(
-        self, error: Exception, delay: float | None = None, *, reached: bool = False
+        self, error: HappyHorseError, delay: float | None = None, *, reached: bool = False
     ) -> None:
         self.error = error
         self.delay = delay
@@ -225,7 +226,7 @@ class Transport:
                 log.warning(
                     "provider=%s %s: retry %d of %d in %.2fs after: %s",
                     provider, _kind(call).value, attempt, self.retry.attempts - 1, delay,
-                    last.error,
+                    last.error.for_log(),
                 )
                 await self.sleep(delay)
             seen = _Attempt()
@@ -251,7 +252,7 @@ class Transport:
                 f"the {provider} submit may have created a task, but no answer said so "
                 f"after {self.retry.attempts} attempts ({last.error}); sending it again "
                 f"with the same idempotency key finds that task instead of paying twice",
-                provider=provider,
+                provider=provider, detail=last.error.detail,
             ) from last.error
         raise last.error
 
@@ -294,22 +295,24 @@ class Transport:
             # The connection was never made: nothing reached the provider.
             timed_out = isinstance(error, aiohttp.ConnectionTimeoutError)
             seen.outcome = CallOutcome.TIMEOUT if timed_out else CallOutcome.CONNECTION
-            reason = getattr(error, "os_error", None) or "connection timed out"
-            raise _Retry(
-                ProviderUnavailableError(f"cannot reach {provider}: {reason}", provider=provider)
-            ) from None
+            raise _Retry(ProviderUnavailableError(
+                f"cannot reach {provider}: {_unreachable(error)}", provider=provider,
+                detail=str(error) or type(error).__name__,
+            )) from None
         except (TimeoutError, aiohttp.ClientError) as error:
             timed_out = isinstance(error, TimeoutError)
             seen.outcome = CallOutcome.TIMEOUT if timed_out else CallOutcome.CONNECTION
             what = "timed out" if timed_out else "connection broke"
+            detail = str(error) or type(error).__name__
             if sent_maybe:
                 raise SubmitOutcomeUnknownError(
                     f"the {provider} submit {what} after it was sent; it may or may not have "
                     f"created a task, so it was not sent again",
-                    provider=provider,
+                    provider=provider, detail=detail,
                 ) from None
             raise _Retry(
-                ProviderUnavailableError(f"{provider} {what}", provider=provider), reached=True
+                ProviderUnavailableError(f"{provider} {what}", provider=provider, detail=detail),
+                reached=True,
             ) from None
         log.debug("provider=%s %s %s -> %d", provider, method, url, status)
 
@@ -379,15 +382,32 @@ class Transport:
                 from_provider=True,
             )
         error = ProviderUnavailableError(
-            f"{provider} is unavailable (HTTP {status}): {message}", provider=provider
+            f"{provider} is unavailable (HTTP {status}): {message}", provider=provider,
+            status=status,
         )
         if sent_maybe and status != 503:
             raise SubmitOutcomeUnknownError(
                 f"{provider} failed with HTTP {status} while taking the submit; it may or "
                 f"may not have created a task, so it was not sent again",
-                provider=provider,
+                provider=provider, status=status,
             )
         raise _Retry(error, reached=status != 503)
+
+
+def _unreachable(error: aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError) -> str:
+    """Why no connection was made, in words without the address (that goes in `detail`)."""
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return "the connection timed out"
+    cause = getattr(error, "os_error", None)
+    if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "the secure connection failed"
+    if isinstance(cause, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(cause, socket.gaierror):
+        return "its host name was not found"
+    if isinstance(cause, TimeoutError):
+        return "the connection timed out"
+    return "the connection failed"
 
 
 def _kind(call: Call) -> CallKind:

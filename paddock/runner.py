@@ -37,9 +37,13 @@ from hh_api import (
     HappyHorseError,
     InvalidRequestError,
     PollPolicy,
+    ProtocolError,
+    ProviderUnavailableError,
+    RateLimitError,
     Status,
     SubmitOutcomeUnknownError,
     TaskFailedError,
+    TaskNotFoundError,
     TaskState,
     VideoRequest,
     WaitTimeoutError,
@@ -57,6 +61,11 @@ UNKNOWN_OUTCOME = (
     "credits were returned. Please run the command again."
 )
 
+UNCONFIRMED_SUBMIT = (
+    "The connection to {provider} broke while this job was being sent, so it is not known "
+    "whether it arrived. To be sure you are never charged twice it was not sent again; "
+    "your credits were returned. Please run the command again."
+)
 
 SHOWN_PLACES = 25  # jobs in line whose message shows their place as it moves
 
@@ -428,13 +437,15 @@ class Runner:
                         if job.state is not JobState.ACCEPTED:
                             return job  # swept past its deadline, and refunded
             except SubmitOutcomeUnknownError as error:
-                log.warning("%s failed, refunded: %s", job_fields(job), error)
+                log.warning("%s failed, refunded: %s", job_fields(job), error.for_log())
                 return await self.jobs.mark_failed(
-                    job.id, error=f"{error}. Your credits were returned."
+                    job.id, error=UNCONFIRMED_SUBMIT.format(provider=self._title(provider))
                 )
             except HappyHorseError as error:
                 _log_failure(job, "submit refused; failed and refunded", error)
-                return await self.jobs.mark_failed(job.id, error=_plain(error))
+                return await self.jobs.mark_failed(
+                    job.id, error=_plain(error, self._title(provider))
+                )
             job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
             log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
             await self._progress(job, Progress("submitted"))
@@ -491,7 +502,7 @@ class Runner:
             )
         except HappyHorseError as error:
             _log_failure(job, f"status checks failed (task={task_id})", error)
-            return await self._failed(job, _plain(error))
+            return await self._failed(job, _plain(error, self._title(job.provider)))
         finally:
             self._wakes.pop(task_id, None)
 
@@ -504,7 +515,7 @@ class Runner:
             state = await self.hh.status(job.provider, job.provider_task_id)
         except HappyHorseError as error:
             log.warning("%s could not refresh the video link; using the stored one: %s",
-                        job_fields(job), error)
+                        job_fields(job), error.for_log())
             return job
         if state.status is not Status.SUCCEEDED or state.video_url in (None, job.result_url):
             return job
@@ -658,11 +669,26 @@ def job_fields(job: Job) -> str:
 def _log_failure(job: Job, what: str, error: HappyHorseError) -> None:
     """A provider error that ends a job: a refused key needs the owner (ERROR)."""
     level = logging.ERROR if isinstance(error, AuthenticationError) else logging.WARNING
-    log.log(level, "%s %s: %s", job_fields(job), what, error)
+    log.log(level, "%s %s: %s", job_fields(job), what, error.for_log())
 
 
-def _plain(error: HappyHorseError) -> str:
-    """A provider error in words a member can act on."""
-    if isinstance(error, InvalidRequestError) and error.from_provider:
-        return f"The provider refused the request: {error}"
-    return str(error)
+def _plain(error: HappyHorseError, title: str) -> str:
+    """A provider error in words a member can act on. Addresses, OS errors and what the
+    provider said about its own trouble stay in the log."""
+    if isinstance(error, InvalidRequestError):
+        if error.from_provider:  # the provider's own words on the request: actionable
+            return f"The provider refused the request: {error}"
+        return str(error)  # our own check: names the field and what is allowed
+    if isinstance(error, ProviderUnavailableError):
+        if error.status is None:
+            return f"Could not reach {title}; it may be down. Try again later."
+        return f"{title} is unavailable right now (HTTP {error.status}). Try again later."
+    if isinstance(error, RateLimitError):
+        return f"{title} is busy (too many requests). Try again in a few minutes."
+    if isinstance(error, AuthenticationError):
+        return f"{title} refused the bot's API key; the bot's owner has to check it."
+    if isinstance(error, TaskNotFoundError):
+        return f"{title} no longer knows this job."
+    if isinstance(error, ProtocolError):
+        return f"{title} answered in a way the bot does not understand."
+    return f"{title} could not take this job."

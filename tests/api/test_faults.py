@@ -147,7 +147,11 @@ async def test_a_submit_to_a_closed_port_is_retried_as_nothing_was_sent(make_cli
     finally:
         await client.close()
     assert not isinstance(error.value, SubmitOutcomeUnknownError)
-    assert "cannot reach joypix" in str(error.value)
+    assert str(error.value) == "cannot reach joypix: the connection was refused"
+    assert error.value.status is None
+    # the address is for the operator's log only
+    assert f"127.0.0.1:{port}" in (error.value.detail or "")
+    assert f"127.0.0.1:{port}" in error.value.for_log()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,82 @@
+"""A provider that cannot be reached: members read a plain reason, the log keeps where and
+why (addresses and OS errors are for the bot's owner, not for a public channel)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+
+import pytest
+
+from hh_api import ProviderConfig
+from tests.bot.support import available, give_credits, holds
+from tests.bot.test_video import finished_post
+
+
+@pytest.fixture
+def closed_port():
+    """A port bound but never listening: connections are refused, and no server started
+    during the test can take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+@pytest.fixture
+def paddock_settings(paddock_settings, closed_port):
+    """JoyPix points at a port nobody listens on."""
+    providers = dict(paddock_settings.providers)
+    providers["joypix"] = ProviderConfig("joypix", api_key="joypix-key",
+                                         base_url=f"http://127.0.0.1:{closed_port}")
+    return dataclasses.replace(paddock_settings, providers=providers)
+
+
+def everything_shown(fake_discord) -> str:
+    """Every text any member can read on the server, each message in every version."""
+    channel = fake_discord.channel("general")
+    return "\n".join(
+        [message.text for message in channel.messages]
+        + [str(version) for message in channel.messages for version in message.versions]
+    )
+
+
+async def test_an_unreachable_provider_is_explained_without_its_address(
+    fake_discord, paddock, providers, caplog, closed_port
+) -> None:
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 200)
+    with caplog.at_level(logging.INFO):
+        await (await alice.slash("video text", prompt="a horse")).reply()
+        post = await finished_post(fake_discord, alice)
+
+    reason = {f.name: f.value for f in post.embed.fields}["What happened"]
+    assert reason == "Could not reach JoyPix; it may be down. Try again later."
+    shown = everything_shown(fake_discord)
+    assert "127.0.0.1" not in shown and str(closed_port) not in shown
+    assert "Connect call failed" not in shown and "Errno" not in shown
+    assert await available(paddock, alice) == 200
+    assert await holds(paddock) == []
+    # the owner's log has the address
+    refused = [r.getMessage() for r in caplog.records if "submit refused" in r.getMessage()]
+    assert len(refused) == 1 and f"127.0.0.1:{closed_port}" in refused[0]
+
+
+async def test_dropped_connections_are_explained_without_details(
+    fake_discord, paddock, providers, caplog
+) -> None:
+    hiapi = providers["hiapi"]  # deduplicates submits by key: a dropped one is sent again
+    hiapi.fault("drop", on="submit", times=4)  # every attempt the client makes
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 500)
+    with caplog.at_level(logging.INFO):
+        await (await alice.slash("video text", prompt="a horse", provider="hiapi")).reply()
+        post = await finished_post(fake_discord, alice)
+
+    reason = {f.name: f.value for f in post.embed.fields}["What happened"]
+    assert reason == "Could not reach HiAPI; it may be down. Try again later."
+    assert "disconnected" not in everything_shown(fake_discord).lower()
+    assert len(hiapi.submits()) == 4
+    assert await available(paddock, alice) == 500
+    refused = [r.getMessage() for r in caplog.records if "submit refused" in r.getMessage()]
+    assert len(refused) == 1 and "disconnected" in refused[0].lower()
