@@ -191,3 +191,12 @@ class InvalidTransition(JobError):
 
     def __str__(self) -> str:
         return f"Job {self.job_id} is {self.current}; it can't become {self.wanted}."
+
+
+class AlreadyFinished(InvalidTransition):
+    """The job already reached a final state (succeeded, failed, cancelled, delivered).
+
+    Two paths can end a job at the same moment (the provider finishing it, the sweep
+    failing it past its deadline): the first final state stands, with its charge or
+    refund, and the other path gets this error and stops.
+    """

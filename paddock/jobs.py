@@ -34,6 +34,10 @@ Sweep
     refunds pending holds that have no job at all after the grace: every hold should be
     made through :meth:`JobStore.accept`. The failed jobs then await delivery of their
     failure message like any other.
+
+    The sweep may fail a job at the moment its provider finishes it. The first final
+    state stands, with its charge or refund: each change is a conditional UPDATE on the
+    state it was read in, and the later path gets :class:`~paddock.errors.AlreadyFinished`.
 """
 
 from __future__ import annotations
@@ -50,7 +54,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from paddock.budget import parse_timestamp, timestamp, utc, utcnow
-from paddock.errors import ConflictingReservation, InvalidTransition, JobNotFound
+from paddock.errors import (
+    AlreadyFinished,
+    ConflictingReservation,
+    InvalidTransition,
+    JobNotFound,
+)
 from paddock.ledger import Clock, Reservation, refund_in, reserve_in, settle_in
 from paddock.store import Store
 from paddock.transfers import return_charge_in
@@ -78,6 +87,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.CANCELLED: frozenset(),
 }
 IN_FLIGHT = (JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING)
+FINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.DELIVERED)
 UNFINISHED = (*IN_FLIGHT, JobState.SUCCEEDED, JobState.FAILED)  # still need the bot's work
 
 # The column each state stamps with the time it was entered.
@@ -193,14 +203,24 @@ def _movable(db: Database, job_id: str, to: JobState) -> Job:
     """The job, if ``to`` is a legal next state for it; else :class:`InvalidTransition`."""
     job = _get(db, job_id)
     if to not in TRANSITIONS[job.state]:
-        raise InvalidTransition(job_id, job.state.value, to.value)
+        raise _refusal(job_id, job.state, to)
     return job
+
+
+def _refusal(job_id: str, state: JobState, to: JobState) -> InvalidTransition:
+    """AlreadyFinished when another path ended the job first, else InvalidTransition."""
+    ended_first = state in FINAL and to is not JobState.DELIVERED
+    return (AlreadyFinished if ended_first else InvalidTransition)(job_id, state.value, to.value)
 
 
 def _transition(
     db: Database, now: datetime, job_id: str, to: JobState, **changes: Any
 ) -> tuple[Job, Job]:
-    """Move the job to ``to`` if that is a legal next state; return (before, after)."""
+    """Move the job to ``to`` if that is a legal next state; return (before, after).
+
+    The UPDATE is conditional on the state read: if anything else moved the job in
+    between, nothing changes and the refusal says what the job became.
+    """
     before = _movable(db, job_id, to)
     at = timestamp(now)
     changes = {**changes, "state": to.value, "updated_at": at, _STAMPS[to]: at}
@@ -210,7 +230,8 @@ def _transition(
         f" RETURNING {', '.join(_COLUMNS)}",
         {**changes, "job_id": job_id, "was": before.state.value},
     ).fetchone()
-    assert row is not None  # we hold the write lock: nobody changed it since _get
+    if row is None:
+        raise _refusal(job_id, _get(db, job_id).state, to)
     return before, _job(row)
 
 

@@ -49,7 +49,7 @@ from hh_api import (
     WaitTimeoutError,
 )
 from hh_api.render_times import RenderKey
-from paddock.errors import InvalidTransition
+from paddock.errors import AlreadyFinished, InvalidTransition
 from paddock.jobs import Job, JobState, JobStore
 from paddock.render_history import RenderHistory
 
@@ -252,7 +252,7 @@ class Runner:
             learned = await self.history.load_into(self.hh.render_times)
             self.hh.render_times.on_record = self._keep_render_time
             log.info("render times: %d kept from earlier runs", learned)
-        await self._sweep()
+        await self.sweep()
         unfinished = await self.jobs.list_unfinished()
         for job in unfinished:
             self._spawn(job, resumed=True)
@@ -503,6 +503,12 @@ class Runner:
         except HappyHorseError as error:
             _log_failure(job, f"status checks failed (task={task_id})", error)
             return await self._failed(job, _plain(error, self._title(job.provider)))
+        except AlreadyFinished as first:
+            # The sweep failed it (past its deadline) as the provider answered: the first
+            # final state stands, with its refund; what is left is to deliver it.
+            log.warning("%s answered by the provider (task=%s) after it was already %s; "
+                        "that outcome stands", job_fields(job), task_id, first.current)
+            return await self.jobs.get(job.id)
         finally:
             self._wakes.pop(task_id, None)
 
@@ -525,8 +531,10 @@ class Runner:
     async def _failed(self, job: Job, reason: str) -> Job:
         try:
             failed = await self.jobs.mark_failed(job.id, error=reason)
-        except InvalidTransition:
-            return await self.jobs.get(job.id)  # the sweep failed it first
+        except AlreadyFinished as first:
+            log.info("%s was already %s (the sweep failed it first); that outcome stands",
+                     job_fields(job), first.current)
+            return await self.jobs.get(job.id)
         log.info("%s failed; %d credits refunded", job_fields(job), failed.estimated_credits)
         return failed
 
@@ -639,7 +647,9 @@ class Runner:
 
     # -- the sweep --------------------------------------------------------------------------
 
-    async def _sweep(self) -> None:
+    async def sweep(self) -> None:
+        """Fail and refund what is past its deadline or never sent (on a timer, and at
+        start); a failed job nobody drives is handed to delivery."""
         report = await self.jobs.sweep(accept_grace=self.settings.job_timeout)
         for job_id in (*report.never_submitted, *report.timed_out):
             job = await self.jobs.get(job_id)
@@ -652,7 +662,7 @@ class Runner:
         while True:
             await asyncio.sleep(self.settings.sweep_every)
             try:
-                await self._sweep()
+                await self.sweep()
             except Exception:
                 log.exception("the sweep failed; trying again in %.0f s",
                               self.settings.sweep_every)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paddock.budget import Period
-from paddock.errors import InsufficientCredits, InvalidTransition, JobNotFound
+from paddock.errors import AlreadyFinished, InsufficientCredits, InvalidTransition, JobNotFound
 from paddock.jobs import JobState, JobStore
 from paddock.ledger import Ledger
 from paddock.store import Store
@@ -313,6 +313,33 @@ async def test_the_sweep_fails_and_refunds_stuck_jobs_only(
     assert (
         await ledger.balance(GUILD, ALICE, role_ids=())
     ).available == 80  # only the two live jobs hold
+
+
+async def test_the_first_final_state_wins_and_the_other_is_refused_as_already_finished(
+    jobs: JobStore, ledger: Ledger, clock: Clock
+) -> None:
+    swept = (await accept(jobs, credits=10, timeout=timedelta(minutes=5))).job.id
+    finished = (await accept(jobs, credits=10, timeout=timedelta(minutes=5))).job.id
+    for job_id in (swept, finished):
+        await jobs.mark_submitted(job_id, provider_task_id=f"task-{job_id}")
+        await jobs.mark_running(job_id)
+    await jobs.mark_succeeded(finished, result_url="u", charged=10)  # the provider first
+    clock.advance(minutes=6)
+    report = await jobs.sweep()  # the sweep first for the other one
+    assert report.timed_out == [swept]
+
+    with pytest.raises(AlreadyFinished) as late:
+        await jobs.mark_succeeded(swept, result_url="u", charged=10)
+    assert (late.value.current, late.value.wanted) == ("failed", "succeeded")
+    with pytest.raises(AlreadyFinished):
+        await jobs.mark_failed(finished, error="too late")
+    with pytest.raises(AlreadyFinished):
+        await jobs.mark_running(swept)
+    assert (await ledger.hold(swept)).state == "refunded"  # type: ignore[union-attr]
+    assert (await ledger.hold(finished)).state == "settled"  # type: ignore[union-attr]
+    assert (await jobs.get(finished)).charged_credits == 10
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 90
+    assert (await ledger.check()).problems == ()
 
 
 async def test_the_sweep_leaves_a_job_that_may_be_at_the_provider_until_its_deadline(
