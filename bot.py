@@ -288,7 +288,8 @@ class Paddock(commands.Bot):
         self.delivery = DiscordDelivery(self)
         self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
                              callback_url=settings.hiapi_callback_url,
-                             history=RenderHistory(services.store))
+                             history=RenderHistory(services.store),
+                             member_slots=services.ledger.member_slots)
         self.metrics = PaddockMetrics(services.store, self.runner)
         services.hh.on_call = self.metrics.record_call
         self.loop_lag = LoopLagMonitor(self.metrics.registry)

@@ -30,6 +30,7 @@ LIMIT_NAMES = {
     "daily_ceiling": "server daily ceiling",
     "member_jobs": "jobs at once per member",
     "server_jobs": "jobs at once per server",
+    "member_slots": "jobs at the provider at once per member",
 }
 
 

@@ -429,8 +429,10 @@ class Quota(
         member_spend="Most credits one member may spend per period",
         member_spend_period="The period of the member spend limit",
         daily_ceiling="Most credits the whole server may spend per UTC day",
-        member_jobs="Most videos one member may have running at once",
+        member_jobs="Most videos one member may have queued or running (more are refused)",
         server_jobs="Most videos the server may have running at once",
+        member_slots="Most of one member's videos at the provider at once (more wait in "
+        "line, others go first; 2 unless changed)",
         remove="A limit to lift (back to no limit)",
         reason=REASON_DESCRIPTION,
     )
@@ -453,6 +455,7 @@ class Quota(
         daily_ceiling: Range[int, 0, MAX_CREDITS] | None = None,
         member_jobs: Range[int, 0, 100] | None = None,
         server_jobs: Range[int, 0, 1000] | None = None,
+        member_slots: Range[int, 1, 100] | None = None,
         remove: Choice[str] | None = None,
         reason: Reason | None = None,
     ) -> None:
@@ -465,6 +468,7 @@ class Quota(
                 "daily_ceiling": daily_ceiling,
                 "member_jobs": member_jobs,
                 "server_jobs": server_jobs,
+                "member_slots": member_slots,
             }
             changes = requested_limits(
                 given, member_spend_period, None if remove is None else remove.value
@@ -480,6 +484,8 @@ class Quota(
                     "No limit changed. Leave an option out to keep its value; use remove "
                     f"to lift a limit. The limits are:\n{limits_summary(update.after)}"
                 )
+            if "member_slots" in update.changed:  # jobs waiting in line may start now
+                await self.bot.runner.refresh_member_slots(mod.guild_id)
             changed = {
                 name: (getattr(update.before, name), getattr(update.after, name))
                 for name in update.changed

@@ -204,7 +204,7 @@ def read_settings(db: Database, guild_id: int) -> GuildSettings:
     row = db.execute(
         """
         SELECT policy, allowance, period, max_job_cost, member_spend, member_spend_period,
-               daily_ceiling, member_jobs, server_jobs
+               daily_ceiling, member_jobs, server_jobs, member_slots
           FROM guild_settings WHERE guild_id = ?
         """,
         [guild_id],
@@ -223,6 +223,7 @@ def read_settings(db: Database, guild_id: int) -> GuildSettings:
             daily_ceiling=row[6],
             member_jobs=row[7],
             server_jobs=row[8],
+            member_slots=row[9],
         ),
     )
 

@@ -268,16 +268,19 @@ def _write_limits(
     limits = change.after
     if Period(limits.member_spend_period) is Period.NONE:
         raise ValueError("the member spending limit needs a daily, weekly or monthly period")
-    for name in ("max_job_cost", "member_spend", "daily_ceiling", "member_jobs", "server_jobs"):
+    for name in ("max_job_cost", "member_spend", "daily_ceiling", "member_jobs", "server_jobs",
+                 "member_slots"):
         value = getattr(limits, name)
         if value is not None:
             check_amount(value)
+    if limits.member_slots is not None and limits.member_slots < 1:
+        raise ValueError("a member needs at least 1 job at a time; remove the limit instead")
     _ensure_settings_row(db, guild_id)
     db.execute(
         """
         UPDATE guild_settings
            SET max_job_cost = ?, member_spend = ?, member_spend_period = ?, daily_ceiling = ?,
-               member_jobs = ?, server_jobs = ?
+               member_jobs = ?, server_jobs = ?, member_slots = ?
          WHERE guild_id = ?
         """,
         [
@@ -287,6 +290,7 @@ def _write_limits(
             limits.daily_ceiling,
             limits.member_jobs,
             limits.server_jobs,
+            limits.member_slots,
             guild_id,
         ],
     )

@@ -26,6 +26,9 @@ class FundingPolicy(StrEnum):
     PERSONAL_THEN_POOL = "personal_then_pool"
 
 
+DEFAULT_MEMBER_SLOTS = 2  # a new server's cap on one member's jobs at providers at once
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """A server's limits. ``None`` means no limit."""
@@ -36,6 +39,8 @@ class Limits:
     daily_ceiling: int | None = None  # credits the whole server may spend per UTC day
     member_jobs: int | None = None  # pending holds (jobs in flight) per member
     server_jobs: int | None = None  # pending holds per server
+    # A member's jobs at providers at once; more wait in line while others' go first.
+    member_slots: int | None = DEFAULT_MEMBER_SLOTS
 
 
 LIMIT_NAMES = tuple(f.name for f in fields(Limits))

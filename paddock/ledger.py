@@ -188,6 +188,10 @@ class Ledger:
 
         return await self.store.write(run, self.now())
 
+    async def member_slots(self, guild_id: int) -> int | None:
+        """The server's cap on one member's jobs at providers at once (None: no cap)."""
+        return await self.store.read(lambda db: read_settings(db, guild_id).limits.member_slots)
+
     async def never_funded(self, guild_id: int) -> bool:
         """Whether the server has no allowance and nobody was ever granted credits."""
         return await self.store.read(never_funded, guild_id)

@@ -302,3 +302,13 @@ def m009_undelivered_jobs(db: Database) -> None:
     """When a finished video was given up on because Discord took it nowhere (channel gone,
     permission missing): the job is over, its credits returned, and /jobs list says so."""
     db.execute("ALTER TABLE jobs ADD COLUMN undelivered_at TEXT")
+
+
+@MIGRATIONS()
+def m010_member_slots(db: Database) -> None:
+    """A server's cap on one member's jobs at providers at once (NULL: no cap); the rest
+    of the member's jobs wait in line while other members' go first."""
+    db.execute(
+        "ALTER TABLE guild_settings ADD COLUMN member_slots INTEGER DEFAULT 2"
+        " CHECK (member_slots >= 1)"
+    )

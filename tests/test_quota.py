@@ -285,13 +285,16 @@ async def test_limits_change_only_what_is_given(
         "- member spend per period: 100 (weekly)\n"
         "- server daily ceiling: 1000\n"
         "- jobs at once per member: 2\n"
-        "- jobs at once per server: 10"
+        "- jobs at once per server: 10\n"
+        "- jobs at the provider at once per member: 2"
     )
     assert everything.content.startswith(
         "Changed member spend per period: 100 → no limit; server daily ceiling: 1000 → no "
-        "limit; jobs at once per member: 2 → no limit; jobs at once per server: 10 → no limit."
+        "limit; jobs at once per member: 2 → no limit; jobs at once per server: 10 → no limit; "
+        "jobs at the provider at once per member: 2 → no limit."
     )
-    assert (await ledger.settings(guild)).limits == Limits(member_spend_period=Period.WEEKLY)
+    assert (await ledger.settings(guild)).limits == Limits(member_spend_period=Period.WEEKLY,
+                                                           member_slots=None)
     with pytest.raises(OptionRejected, match="must be one of"):
         await mod.slash("quota limits", member_spend_period="none")
 
@@ -330,7 +333,8 @@ async def test_the_log_shows_limits_set_whole_without_a_change(
     log = await answer(mod, "quota log")
 
     assert [line.split(" · ", 1)[1] for line in (log.embed.description or "").splitlines()] == [
-        f"{mod.mention} set the limits: per-job cost 40; member spend per period 100 (weekly)",
+        f"{mod.mention} set the limits: per-job cost 40; member spend per period 100 (weekly); "
+        "jobs at the provider at once per member 2",
         f"{mod.mention} changed per-job cost: no limit → 40; member spend per period: "
         "no limit → 100; member spend period: daily → weekly",
     ]
