@@ -133,6 +133,8 @@ class DiscordDelivery:
                 raise VideoUnusable(f"{provider.title} did not send a playable video "
                                     f"({error}).") from None
             except DownloadError as error:
+                # The member reads the reason; the host and the OS error are for the log.
+                log.warning("%s could not fetch the video: %s", job_fields(job), error.for_log())
                 raise DeliveryError(f"could not fetch the video: {error}") from None
             fit = None
             if path is not None:

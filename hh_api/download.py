@@ -108,7 +108,9 @@ async def download_video(
                 raise NotAVideoError(f"the video file is broken: {problem}", provider=provider)
             seen.report(observer, CallOutcome.OK)
             return path
-    raise DownloadError(f"the video could not be downloaded: {last}")
+    what = "the download timed out" if last.outcome is CallOutcome.TIMEOUT else (
+        f"the link answered {last}" if str(last).startswith("HTTP") else "the connection failed")
+    raise DownloadError(f"the video could not be downloaded: {what}", detail=str(last))
 
 
 @dataclass

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from hh_api import NotAVideoError, VideoRequest, VideoTooLargeError
+from hh_api import DownloadError, NotAVideoError, VideoRequest, VideoTooLargeError
 from tests.fakes.providers import FAKE_MP4
 
 DEMO_MP4 = (Path(__file__).parents[2] / "hh_api" / "assets" / "demo.mp4").read_bytes()
@@ -91,3 +92,26 @@ async def test_a_transient_failure_is_retried(start_emulator, make_client, tmp_p
     saved = await client.download(state.video_url, tmp_path / "v.mp4")
     assert saved.read_bytes() == FAKE_MP4
     assert len([r for r in emulator.requests if r.kind == "file"]) == 3
+
+
+async def test_an_unreachable_link_is_explained_without_its_address(
+    start_emulator, make_client, tmp_path
+) -> None:
+    _, client, _ = await finished(start_emulator, make_client)
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        with pytest.raises(DownloadError) as error:
+            await client.download(f"http://127.0.0.1:{port}/v.mp4", tmp_path / "v.mp4")
+    assert str(error.value) == "the video could not be downloaded: the connection failed"
+    assert f"127.0.0.1:{port}" in (error.value.detail or "")
+
+
+async def test_a_link_that_keeps_failing_names_the_status(
+    start_emulator, make_client, tmp_path
+) -> None:
+    emulator, client, state = await finished(start_emulator, make_client)
+    emulator.fault(503, on="file", times=10)
+    with pytest.raises(DownloadError) as error:
+        await client.download(state.video_url, tmp_path / "v.mp4")
+    assert str(error.value) == "the video could not be downloaded: the link answered HTTP 503"
