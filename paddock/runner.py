@@ -609,6 +609,7 @@ class Runner:
         if resumed:
             log.info("%s resumed in state %s", job_fields(job), job.state.value)
         if job.state in IN_FLIGHT and job.guild_id not in self._members.caps:
+            self._members.caps[job.guild_id] = self._members.default  # until it is read
             self._in_background(self.refresh_member_slots(job.guild_id))
         task = asyncio.create_task(self._drive(job, resumed=resumed), name=f"job {job.id}")
         self._tasks[job.id] = task

@@ -35,7 +35,8 @@ async def test_bob_who_asks_once_goes_before_alices_ten(fake_discord, paddock, p
     asked = await (await bob.slash("video text", prompt="bob")).reply()
 
     await joypix.wait_for_requests("submit", 3)
-    assert prompts(joypix) == ["alice 0", "alice 1", "bob"]
+    first_two, third = prompts(joypix)[:2], prompts(joypix)[2]  # the two go out together
+    assert (sorted(first_two), third) == (["alice 0", "alice 1"], "bob")
     await fake_discord.wait_for(lambda: "Rendering on JoyPix" in asked.text)
     jobs = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.user.id)
     assert [job.state for job in jobs].count(JobState.ACCEPTED) == 8
@@ -91,7 +92,7 @@ async def test_moderators_change_a_members_jobs_at_once_with_quota_limits(
     assert raised.ephemeral
     assert "jobs at the provider at once per member: 2 → 4" in raised.content
     await joypix.wait_for_requests("submit", 4)  # the new cap lets two more start at once
-    assert prompts(joypix) == [f"alice {n}" for n in range(4)]
+    assert sorted(prompts(joypix)) == [f"alice {n}" for n in range(4)]
     lifted = await (await mod.slash("quota limits", remove="jobs at the provider at once per "
                                                            "member")).reply()
     assert "4 → no limit" in lifted.content
