@@ -30,7 +30,7 @@ import itertools
 import logging
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal, Protocol
@@ -212,31 +212,30 @@ class FairLine:
 
     def order(self, limit: int | None = None) -> list[str]:
         """The waiting jobs in the order they would start if nobody else asked (and every
-        member had room): what a job's place in line means."""
-        lines = {(g, m): jobs for g, members in self._lines.items() for m, jobs in members.items()}
-        if len(lines) == 1:  # one member waiting: their own order
-            return list(itertools.islice(next(iter(lines.values())), limit))
-        guild_served = dict(self._guild_served)
-        member_served = dict(self._member_served)
-        turns = itertools.count(max([*guild_served.values(), *member_served.values(), -1]) + 1)
-        heads = dict.fromkeys(lines, 0)
-        wanted = len(self._jobs) if limit is None else min(limit, len(self._jobs))
+        member had room): what a job's place in line means.
 
-        def seq(key: MemberKey) -> int:
-            return self._jobs[lines[key][heads[key]]].seq
+        Turns go round in a fixed order (servers by their last turn, members within a
+        server by theirs), so the order is made round by round, lazily: the first few
+        places of a long line cost little.
+        """
+        servers = sorted(self._lines, key=self._server_rank)
+        rounds = _take_turns(self._server_jobs(guild) for guild in servers)
+        return list(itertools.islice(rounds, limit))
 
-        order: list[str] = []
-        while len(order) < wanted:
-            guild = min({g for g, _ in heads}, key=lambda g: (
-                guild_served.get(g, -1), min(seq(k) for k in heads if k[0] == g)))
-            key = min((k for k in heads if k[0] == guild),
-                      key=lambda k: (member_served.get(k, -1), seq(k)))
-            order.append(lines[key][heads[key]])
-            heads[key] += 1
-            if heads[key] == len(lines[key]):
-                del heads[key]
-            guild_served[guild] = member_served[key] = next(turns)
-        return order
+    def _server_rank(self, guild: int) -> tuple[int, int]:
+        members = self._lines[guild]
+        return (self._guild_served.get(guild, -1),
+                min(self._jobs[jobs[0]].seq for jobs in members.values()))
+
+    def _member_rank(self, guild: int, member: int) -> tuple[int, int]:
+        return (self._member_served.get((guild, member), -1),
+                self._jobs[self._lines[guild][member][0]].seq)
+
+    def _server_jobs(self, guild: int) -> Iterator[str]:
+        """One server's waiting jobs in the order its members' turns give them."""
+        members = self._lines[guild]
+        ranked = sorted(members, key=lambda member: self._member_rank(guild, member))
+        yield from _take_turns(iter(members[member]) for member in ranked)
 
     def position(self, job_id: str) -> int | None:
         """The job's place in :meth:`order` (1: next), counted without walking the line.
@@ -252,16 +251,24 @@ class FairLine:
         own = members[entry.member].index(job_id)
         ahead_in_server = own + _rounds_before(
             own, entry.member, {m: len(jobs) for m, jobs in members.items()},
-            lambda m: (self._member_served.get((entry.guild, m), -1),
-                       self._jobs[members[m][0]].seq),
+            lambda member: self._member_rank(entry.guild, member),
         )
         sizes = {g: sum(map(len, ms.values())) for g, ms in self._lines.items()}
         ahead = ahead_in_server + _rounds_before(
-            ahead_in_server, entry.guild, sizes,
-            lambda g: (self._guild_served.get(g, -1),
-                       min(self._jobs[jobs[0]].seq for jobs in self._lines[g].values())),
+            ahead_in_server, entry.guild, sizes, self._server_rank
         )
         return ahead + 1
+
+
+def _take_turns(queues: Iterable[Iterator[str]]) -> Iterator[str]:
+    """One item from each queue in turn, round after round, until all are empty."""
+    turns = deque(queues)
+    while turns:
+        queue = turns.popleft()
+        item = next(queue, None)
+        if item is not None:
+            yield item
+            turns.append(queue)
 
 
 def _rounds_before(
