@@ -13,7 +13,8 @@ import time
 
 from _common import median, table  # puts the repository on sys.path
 
-from paddock.runner import SHOWN_PLACES, FairLine
+from paddock.provider_line import FairLine
+from paddock.runner import SHOWN_PLACES
 
 SHAPES = [  # (jobs waiting, servers, members per server)
     (60, 1, 1),

@@ -9,7 +9,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paddock.runner import FairLine, MemberSlots, ProviderQueue
+from paddock.provider_line import FairLine, MemberSlots, ProviderQueue
 
 G, ALICE, BOB = 1, 10, 20  # one server and two of its members, for the slot tests
 
