@@ -238,7 +238,7 @@ def _transition(
 def _fail(db: Database, now: datetime, job_id: str, error: str, charged: int) -> Job:
     if _movable(db, job_id, JobState.FAILED).state is JobState.SUCCEEDED:
         # The first terminal state wins; a finished video is failed only by fail_unusable.
-        raise InvalidTransition(job_id, JobState.SUCCEEDED.value, JobState.FAILED.value)
+        raise AlreadyFinished(job_id, JobState.SUCCEEDED.value, JobState.FAILED.value)
     hold = settle_in(db, now, job_id, charged) if charged else refund_in(db, now, job_id)
     _, job = _transition(
         db, now, job_id, JobState.FAILED, error=error, charged_credits=hold.charged or None

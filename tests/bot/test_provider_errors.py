@@ -29,7 +29,9 @@ def paddock_settings(paddock_settings, closed_port):
     providers = dict(paddock_settings.providers)
     providers["joypix"] = ProviderConfig("joypix", api_key="joypix-key",
                                          base_url=f"http://127.0.0.1:{closed_port}")
-    return dataclasses.replace(paddock_settings, providers=providers)
+    # one delivery attempt: a video that cannot be fetched is given up on at once
+    runner = dataclasses.replace(paddock_settings.runner, delivery_attempts=1)
+    return dataclasses.replace(paddock_settings, providers=providers, runner=runner)
 
 
 def everything_shown(fake_discord) -> str:
@@ -84,3 +86,28 @@ async def test_a_dropped_submit_is_explained_without_details(
     assert await available(paddock, alice) == 500
     refused = [r.getMessage() for r in caplog.records if "failed, refunded" in r.getMessage()]
     assert len(refused) == 1 and "disconnected" in refused[0].lower()
+
+
+async def test_a_video_link_that_cannot_be_reached_is_explained_without_the_error(
+    fake_discord, paddock, providers, caplog, closed_port
+) -> None:
+    wavespeed = providers["wavespeed"]
+    # the provider's finished video sits on a host nobody answers on
+    wavespeed.video_url = lambda task_id: f"http://127.0.0.1:{closed_port}/{task_id}.mp4"
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 500)
+    with caplog.at_level(logging.INFO):
+        reply = await (await alice.slash("video text", prompt="a horse",
+                                         provider="wavespeed")).reply()
+        await fake_discord.wait_for(lambda: "Not posted" in reply.text, timeout=30)
+        await paddock.runner.wait_idle()
+
+    shown = everything_shown(fake_discord) + "\n".join(m.text for m in alice.seen())
+    assert "could not fetch the video: the video could not be downloaded: the connection " \
+           "failed" in reply.text
+    for detail in ("Cannot connect", "Connect call failed", "ssl:default", "Errno"):
+        assert detail not in shown
+    assert await available(paddock, alice) == 500  # nothing posted: the charge came back
+    fetched = [r.getMessage() for r in caplog.records
+               if "could not fetch the video" in r.getMessage()]
+    assert any(f"127.0.0.1:{closed_port}" in line for line in fetched)
