@@ -40,7 +40,9 @@ from paddock.http_server import SideDoor
 from paddock.loop_lag import LoopLagMonitor
 from paddock.metrics import PaddockMetrics
 from paddock.preflight import preflight, summary
+from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
+from paddock.routing import AUTO, Health, Router
 from paddock.runner import Runner, RunnerSettings
 from paddock.services import Services
 from paddock.store import DEFAULT_PATH
@@ -68,7 +70,8 @@ class Settings:
     guild_ready_timeout: float = 2.0
     database_path: Path = DEFAULT_PATH
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
-    default_provider: str | None = None  # None: none (from_env turns the demo on instead)
+    default_provider: str | None = None  # None: none (from_env turns the demo on instead);
+    # "auto": each job goes to the cheapest provider working now (paddock.routing)
     prices: PriceTable = field(default_factory=PriceTable)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
@@ -95,6 +98,12 @@ class Settings:
             names.remove(self.default_provider)
             names.insert(0, self.default_provider)
         return names
+
+    @property
+    def routable_providers(self) -> list[str]:
+        """The providers ``auto`` chooses among: those with a key (never the demo)."""
+        return [name for name, config in self.providers.items()
+                if config.api_key and name != DEMO_PROVIDER]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -125,12 +134,17 @@ class Settings:
             raise SettingsError(str(error)) from None
         keyed = [name for name, config in providers.items() if config.api_key]
         default = env.get("HH_PROVIDER", "").strip().lower() or None
-        if default is not None and default not in (*providers, DEMO_PROVIDER):
+        if default is not None and default not in (*providers, DEMO_PROVIDER, AUTO):
             raise SettingsError(
-                f"HH_PROVIDER must be one of {', '.join(providers)}, {DEMO_PROVIDER}; "
+                f"HH_PROVIDER must be one of {', '.join(providers)}, {DEMO_PROVIDER}, {AUTO}; "
                 f"not {default!r}"
             )
-        if default not in (None, DEMO_PROVIDER, *keyed):
+        if default == AUTO and not keyed:
+            raise SettingsError(
+                "HH_PROVIDER is auto, but no provider has a key: set at least one "
+                "NAME_API_KEY (two or more for failover)"
+            )
+        if default not in (None, DEMO_PROVIDER, AUTO, *keyed):
             raise SettingsError(
                 f"HH_PROVIDER is {default}, but {default.upper()}_API_KEY is not set"
             )
@@ -286,10 +300,12 @@ class Paddock(commands.Bot):
         from cogs._delivery import DiscordDelivery
 
         self.delivery = DiscordDelivery(self)
+        self.router = Router(services.hh, Health(), settings.routable_providers)
         self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
                              callback_url=settings.hiapi_callback_url,
                              history=RenderHistory(services.store),
-                             member_slots=services.ledger.member_slots)
+                             member_slots=services.ledger.member_slots, router=self.router,
+                             refused_keys=RefusedKeys(services.store))
         self.metrics = PaddockMetrics(services.store, self.runner)
         services.hh.on_call = self.metrics.record_call
         self.loop_lag = LoopLagMonitor(self.metrics.registry)

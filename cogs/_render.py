@@ -49,6 +49,9 @@ def progress_embed(
     embed.add_field(name="Status", value=state, inline=False)
     embed.add_field(name="Settings", value=settings_line(request))
     cost = f"{job.estimated_credits} credits"
+    if job.routed and job.provider is not None:  # provider: auto
+        cost = (f"{job.price_at(job.provider)} credits at {provider_title}, chosen "
+                f"automatically ({job.estimated_credits} held; the rest comes back)")
     if credits_left is not None:
         cost += f" ({credits_left} left)"
     embed.add_field(name="Cost", value=cost)
@@ -72,12 +75,19 @@ def finished_embed(job: Job, *, provider_title: str, model: str,
     embed = discord.Embed(
         title=f"🎬 {MODE_NAMES[request.mode]}", description=description, colour=COLOUR["done"],
     )
-    embed.add_field(name="Provider", value=f"{provider_title} · `{model}`", inline=False)
+    made_by = f"{provider_title} · `{model}`" + (" · chosen automatically" if job.routed else "")
+    embed.add_field(name="Provider", value=made_by, inline=False)
     embed.add_field(name="Resolution", value=request.resolution or "default")
     embed.add_field(name="Aspect ratio", value=request.aspect_ratio or "from the picture")
     embed.add_field(name="Duration", value=f"{request.duration} s")
     embed.add_field(name="Seed", value=str(request.seed) if request.seed is not None else "random")
-    embed.add_field(name="Credits charged", value=str(job.charged_credits or 0))
+    charged = job.charged_credits or 0
+    if job.routed and job.estimated_credits > charged:
+        embed.add_field(name="Credits charged", value=(
+            f"{charged} ({job.estimated_credits - charged} of the {job.estimated_credits} "
+            f"held came back: {provider_title} was the cheapest working)"))
+    else:
+        embed.add_field(name="Credits charged", value=str(charged))
     if job.finished_at is not None:
         taken = (job.finished_at - job.created_at).total_seconds()
         embed.add_field(name="Time taken", value=_duration(taken))

@@ -1,6 +1,7 @@
 """/quota: what moderators change (credits, allowances, the pool, limits, /video channels,
-the moderator role, blocks) and the audit log. Every answer is private and says what
-changed, from what to what (the words are in ``cogs/_quota_words.py``).
+the moderator role, blocks), the audit log, and how the video providers are doing. Every
+answer is private and says what changed, from what to what (the words are in
+``cogs/_quota_words.py``).
 
 Discord hides ``/quota`` from members without Manage Server (default permissions); each
 command checks again at run time, so the moderator role works and a member who sees the
@@ -9,7 +10,9 @@ command through a permission override is still refused.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -38,9 +41,11 @@ from cogs._quota_words import (
     role_text,
 )
 from cogs.credits import POLICY_WORDS, credits, role_ids
+from hh_api import DEMO_PROVIDER
 from paddock.budget import FundingPolicy, GuildSettings, Period, RoleAllowance
 from paddock.errors import InsufficientCredits, PaddockError
 from paddock.guild_config import newest_first
+from paddock.routing import ProviderHealth, ProviderState
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -639,6 +644,58 @@ class Quota(
                 footer += f" Older entries: /quota log page:{page + 1}"
             embed.set_footer(text=footer)
             await mod.answer(embed=embed)
+
+    # -- the providers -----------------------------------------------------------------
+
+    @app_commands.command(name="providers")
+    async def providers(self, interaction: discord.Interaction[Paddock]) -> None:
+        """Show each video provider's state, prices, success rate and render time."""
+        async with answering(interaction):
+            mod = await Moderation.begin(interaction)
+            bot = self.bot
+            hh = bot.services.hh
+            lines = []
+            for name, spec in hh.providers.items():
+                keyed = bool(spec.config.api_key) or name == DEMO_PROVIDER
+                health = bot.router.health.report(name)
+                prices = " · ".join(
+                    f"{resolution} {_rate(hh.prices.rate(name, resolution))}/s"
+                    for resolution in ("720p", "1080p")
+                )
+                median = bot.router.median_render_seconds(name)
+                render = "no renders yet" if median is None else f"median render {median:.0f} s"
+                lines.append(f"**{spec.title}**: {_state_words(health, keyed)}\n"
+                             f"{prices} credits · {_success_words(health)} · {render}")
+            default = bot.settings.default_provider or "none"
+            embed = discord.Embed(title="Video providers", description="\n\n".join(lines),
+                                  colour=discord.Colour.dark_gold())
+            embed.set_footer(text=f"Default: {default}. Members may pick auto or a provider "
+                                  "in /video; auto takes the cheapest one working now.")
+            await mod.answer(embed=embed)
+
+
+def _rate(rate: Decimal) -> str:
+    return f"{rate.normalize():f}"  # 14, 18.9
+
+
+def _state_words(health: ProviderHealth, keyed: bool) -> str:
+    if not keyed:
+        return f"no key (set {health.provider.upper()}_API_KEY)"
+    if health.state is ProviderState.KEY_REFUSED:
+        return (f"key refused: jobs skip it until {health.provider.upper()}_API_KEY is "
+                f"replaced and the bot restarted")
+    if health.state is ProviderState.COOLING and health.cooling_for is not None:
+        back = int(time.time() + health.cooling_for)
+        return f"cooling down until <t:{back}:T> after errors ({health.cooldowns} so far)"
+    if health.state is ProviderState.PROBING:
+        return "cooldown over: the next job checks whether it is back"
+    return "ok"
+
+
+def _success_words(health: ProviderHealth) -> str:
+    if health.success_rate is None:
+        return "no recent jobs"
+    return f"{health.success_rate:.0%} of the last {health.recent} submits and renders ok"
 
 
 async def setup(bot: Paddock) -> None:

@@ -17,7 +17,8 @@ from cogs._render import progress_embed
 from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
 from paddock.jobs import Job
-from paddock.orders import OrderRefused, Picture, prepare
+from paddock.orders import Order, OrderRefused, Picture, prepare
+from paddock.routing import AUTO
 from paddock.runner import Progress, job_fields
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ DESCRIBE = dict(
     aspect_ratio="Shape of the video; the list shows what the provider offers",
     duration="Length in seconds, 3-15 (cost grows with it)",
     seed="Same seed + same settings = a repeatable result",
-    provider="Which provider renders it (those this server has a key for)",
+    provider="Which provider renders it; auto: the cheapest one working now",
 )
 
 
@@ -135,17 +136,25 @@ class VideoCog(commands.Cog, name="Video"):
         self, interaction: discord.Interaction[Paddock], current: str
     ) -> list[app_commands.Choice[str]]:
         hh = self.bot.services.hh
+        settings = self.bot.settings
         mode = _mode_of(interaction)
         names = [
-            name for name in self.bot.settings.usable_providers
+            name for name in settings.usable_providers
             if mode is None or mode in hh.provider(name).offers
         ]
-        return [
+        choices = [
             app_commands.Choice(name=f"{hh.provider(n).title}" + (
-                " (default)" if n == self.bot.settings.default_provider else ""), value=n)
+                " (default)" if n == settings.default_provider else ""), value=n)
             for n in names
             if current.lower() in n or current.lower() in hh.provider(n).title.lower()
-        ][:25]
+        ]
+        routable = [n for n in settings.routable_providers
+                    if mode is None or mode in hh.provider(n).offers]
+        if len(routable) >= 2 and current.lower() in AUTO:
+            label = "Auto: the cheapest provider working now" + (
+                " (default)" if settings.default_provider == AUTO else "")
+            choices.insert(0, app_commands.Choice(name=label, value=AUTO))
+        return choices[:25]
 
     @text.autocomplete("aspect_ratio")
     @reference.autocomplete("aspect_ratio")
@@ -156,11 +165,15 @@ class VideoCog(commands.Cog, name="Video"):
         mode = _mode_of(interaction)
         if provider is None or mode is None:
             return []
-        try:
-            offer = self.bot.services.hh.capabilities(provider, mode)
-        except HappyHorseError:  # an unknown provider typed in, or a mode it lacks
-            return []
-        return [app_commands.Choice(name=r, value=r) for r in offer.aspect_ratios or ()
+        names = self.bot.settings.routable_providers if provider == AUTO else [provider]
+        ratios: list[str] = []  # auto: what any provider offers (auto picks one that can)
+        for name in names:
+            try:
+                offer = self.bot.services.hh.capabilities(name, mode)
+            except HappyHorseError:  # an unknown provider typed in, or a mode it lacks
+                continue
+            ratios += [r for r in offer.aspect_ratios or () if r not in ratios]
+        return [app_commands.Choice(name=r, value=r) for r in ratios
                 if r.startswith(current.strip())][:25]
 
     # -- the one path every new job takes -------------------------------------------------
@@ -203,12 +216,12 @@ class VideoCog(commands.Cog, name="Video"):
             where = ", ".join(f"<#{c}>" for c in sorted(allowed))
             await _refuse(interaction, f"Videos aren't made in this channel. Use {where}.")
             return
-        name = provider or bot.settings.default_provider
-        if name is None:
+        name = (provider or bot.settings.default_provider or "").strip().lower() or None
+        if name is None or (name == AUTO and not bot.settings.routable_providers):
             await _refuse(interaction, "No video provider is set up on this bot yet. "
                                        "Ask the bot's owner to add a provider key.")
             return
-        if name not in bot.settings.usable_providers:
+        if name != AUTO and name not in bot.settings.usable_providers:
             offered = ", ".join(bot.settings.usable_providers)
             await _refuse(interaction, f"{_limits.echo(name, 40)} is not a provider this bot "
                                        f"can use; choose one of: {offered}.")
@@ -218,13 +231,18 @@ class VideoCog(commands.Cog, name="Video"):
             return
         if options.get("resolution") is None:
             options["resolution"] = DEFAULT_RESOLUTION
+        route: list[dict[str, object]] | None = None
         try:
-            order = prepare(services.hh, name, mode, prompt, pictures, **options)  # type: ignore[arg-type]
+            if name == AUTO:
+                order, route = self.routed_order(mode, prompt, pictures, **options)
+            else:
+                order = prepare(services.hh, name, mode, prompt, pictures, **options)  # type: ignore[arg-type]
             accepted = await services.jobs.accept(
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 request=order.request.to_dict(),
                 estimated_credits=order.credits,
+                route=route,
                 channel_id=interaction.channel_id,
                 role_ids=_role_ids(interaction),
                 provider=order.provider,
@@ -262,6 +280,24 @@ class VideoCog(commands.Cog, name="Video"):
         callback = await interaction.response.send_message(embed=embed)
         if callback.message_id is not None:
             await services.jobs.set_progress_message(job.id, callback.message_id)
+
+
+    def routed_order(
+        self, mode: Mode, prompt: str, pictures: list[Picture], **options: object
+    ) -> tuple[Order, list[dict[str, object]]]:
+        """provider: auto: every provider that can make it; the job holds the highest price
+        and starts at the best one working now. Raises OrderRefused."""
+        router = self.bot.router
+        plan = router.plan(mode, prompt, pictures, **options)
+        first = router.first_usable(plan)
+        if first is None:
+            back = router.soonest_back(plan)
+            when = f" in about {back:.0f} seconds" if back else " later"
+            raise OrderRefused("Every provider that can make this video is resting after "
+                               f"errors. Nothing was charged; try again{when}.")
+        order = Order(first.provider, VideoRequest.from_dict(first.request),
+                      max(r.credits for r in plan), tuple(pictures))
+        return order, [r.to_dict() for r in plan]
 
 
 # -- buttons on a finished video -------------------------------------------------------------
@@ -353,7 +389,8 @@ def result_view(job: Job, *, link: str | None = None) -> discord.ui.View:
 
 def _settings(request: VideoRequest, job: Job, **changes: object) -> dict[str, object]:
     settings: dict[str, object] = dict(
-        provider=job.provider, resolution=request.resolution, aspect_ratio=request.aspect_ratio,
+        provider=AUTO if job.routed else job.provider, resolution=request.resolution,
+        aspect_ratio=request.aspect_ratio,
         duration=request.duration, seed=request.seed,
     )
     if request.negative_prompt:

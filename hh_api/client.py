@@ -247,12 +247,16 @@ class HappyHorse:
         *,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
+        wait_on_rate_limit: bool = True,
     ) -> Submission:
         """Validate and send `request`; return the provider's task id.
 
         Invalid requests are refused before anything is sent. For providers that
         take an idempotency key, one is made unless given, and reused by retries;
         give your own to make a submit safe to repeat across restarts.
+        `wait_on_rate_limit=False` raises a 429 at once as RateLimitError (with the
+        provider's `retry_after`) rather than waiting it out: for a caller that can send
+        the job to another provider instead.
         """
         spec = self.provider(provider)
         offer = spec.capabilities(request.mode)
@@ -266,6 +270,7 @@ class HappyHorse:
         answer = await self._ensure_transport().request(
             "POST", spec.base_url + offer.path, call=call, provider=provider,
             headers=headers, body=body, enveloped=spec.enveloped,
+            wait_on_rate_limit=wait_on_rate_limit,
         )
         data = _data(spec, answer.payload)
         task_id = spec.task_id_from_submission(data)

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 
 
 class HappyHorseError(Exception):
-    """Base class of every error hh_api raises."""
+    """Base class of every error hh_api raises.
+
+    `created_nothing` is true on an error from a submit when no attempt of it can have
+    created a task (a 4xx answer, 429, 503, a connection never made): only then may the
+    job go to another provider without risking two renders.
+    """
+
+    created_nothing: bool = False
 
     def __init__(
         self, message: str, *, provider: str | None = None, detail: str | None = None

@@ -73,6 +73,10 @@ class RenderTimes:
         latest = _quantile(sorted(by for _, by in seen), self.high)
         return RenderWindow(soonest, latest)
 
+    def seen(self, provider: str) -> list[float]:
+        """Every render time kept for `provider` (seconds to done), whatever its kind."""
+        return [by for key, seen in self._seen.items() if key[0] == provider for _, by in seen]
+
     def __len__(self) -> int:
         return sum(len(seen) for seen in self._seen.values())
 

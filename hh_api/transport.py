@@ -214,7 +214,10 @@ class Transport:
         body: Any = None,
         enveloped: bool,
         task_id: str | None = None,
+        wait_on_rate_limit: bool = True,
     ) -> Answer:
+        """Send, retrying as `call` allows; `wait_on_rate_limit=False` raises a 429 at once
+        (for a caller with somewhere else to go) instead of waiting for its Retry-After."""
         headers = {**headers, "User-Agent": USER_AGENT}
         last: _Retry | None = None
         reached = False
@@ -240,9 +243,15 @@ class Transport:
                 self._report(provider, call, _outcome(retry.error, seen), seen, started)
                 last = retry
                 reached = reached or retry.reached
+                if isinstance(retry.error, RateLimitError) and not wait_on_rate_limit:
+                    break
                 continue
             except HappyHorseError as error:
                 self._report(provider, call, _outcome(error, seen), seen, started)
+                if call is not Call.READ:  # a 4xx, or an outcome already known unknown
+                    error.created_nothing = not reached and not isinstance(
+                        error, SubmitOutcomeUnknownError
+                    )
                 raise
             self._report(provider, call, CallOutcome.OK, seen, started)
             return answer
@@ -254,6 +263,8 @@ class Transport:
                 f"with the same idempotency key finds that task instead of paying twice",
                 provider=provider, detail=last.error.detail,
             ) from last.error
+        if call is not Call.READ and isinstance(last.error, HappyHorseError):
+            last.error.created_nothing = not reached  # only 429, 503, never connected
         raise last.error
 
     def _report(

@@ -9,6 +9,12 @@ States
     job may be at the provider, and only the runner decides its fate. Any other change,
     including repeating the current state, raises :class:`~paddock.errors.InvalidTransition`.
 
+    A ``provider: auto`` job (``route`` set) may go back to ``accepted`` at another
+    provider of its route through :meth:`JobStore.move`: after a submit that certainly
+    created no task, a turn skipped at a cooling provider, or once after its task failed
+    at the provider. Every submit event (``sent``, ``accepted``, ``refused``, ...) is
+    appended to ``job_attempts`` in the transaction of the state change it goes with.
+
     Failed jobs are delivered too: the member must be told that the job failed and that its
     credits came back, so ``failed`` waits for ``delivered`` like ``succeeded`` does.
     ``delivered`` means delivery is over; if the bot gave up (channel gone, token expired
@@ -135,6 +141,9 @@ class Job:
     idempotency_key: str | None
     submit_attempted_at: datetime | None = None  # set just before the first submit is sent
     undelivered_at: datetime | None = None  # the video reached no one; credits returned
+    # provider: auto: every provider that can make it (`paddock.routing.Route` dicts);
+    # None when the member (or the owner's default) named the provider.
+    route: list[dict[str, Any]] | None = None
 
     @property
     def undelivered(self) -> bool:
@@ -143,6 +152,34 @@ class Job:
     @property
     def in_flight(self) -> bool:
         return self.state in IN_FLIGHT
+
+    @property
+    def routed(self) -> bool:
+        """Whether the bot chooses (and may change) the provider of this job."""
+        return self.route is not None
+
+    def price_at(self, provider: str) -> int:
+        """What this job costs at `provider`: its route's price there, else the estimate."""
+        for route in self.route or ():
+            if route["provider"] == provider:
+                return int(route["credits"])
+        return self.estimated_credits
+
+
+ATTEMPT_OUTCOMES = (
+    "sent", "accepted", "refused", "unknown", "render_failed", "rendered", "skipped",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One event of a job's submits, as stored (see migration m011)."""
+
+    provider: str
+    outcome: str
+    at: datetime
+    task_id: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +225,7 @@ def _job(row: tuple[Any, ...]) -> Job:
     for name in _TIME_COLUMNS:
         values[name] = parse_timestamp(values[name])
     values["request"] = json.loads(values["request"])
+    values["route"] = None if values["route"] is None else json.loads(values["route"])
     values["state"] = JobState(values["state"])
     return Job(**values)
 
@@ -235,10 +273,50 @@ def _transition(
     return before, _job(row)
 
 
-def _fail(db: Database, now: datetime, job_id: str, error: str, charged: int) -> Job:
-    if _movable(db, job_id, JobState.FAILED).state is JobState.SUCCEEDED:
+def _attempt(
+    db: Database,
+    now: datetime,
+    job_id: str,
+    provider: str,
+    outcome: str,
+    *,
+    task_id: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append one event of a job's submits."""
+    if outcome not in ATTEMPT_OUTCOMES:
+        raise ValueError(f"unknown attempt outcome {outcome!r}")
+    db.execute(
+        "INSERT INTO job_attempts (job_id, provider, outcome, task_id, detail, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [job_id, provider, outcome, task_id, detail, timestamp(now)],
+    )
+
+
+def _attempts(db: Database, job_id: str) -> list[Attempt]:
+    rows = db.execute(
+        "SELECT provider, outcome, at, task_id, detail FROM job_attempts WHERE job_id = ?"
+        " ORDER BY id",
+        [job_id],
+    ).fetchall()
+    return [Attempt(p, o, parse_timestamp(at), t, d) for p, o, at, t, d in rows]
+
+
+def _fail(
+    db: Database,
+    now: datetime,
+    job_id: str,
+    error: str,
+    charged: int,
+    outcome: str | None = None,
+) -> Job:
+    before = _movable(db, job_id, JobState.FAILED)  # refuse before touching the hold
+    if before.state is JobState.SUCCEEDED:
         # The first terminal state wins; a finished video is failed only by fail_unusable.
         raise AlreadyFinished(job_id, JobState.SUCCEEDED.value, JobState.FAILED.value)
+    if outcome is not None and before.provider is not None:
+        _attempt(db, now, job_id, before.provider, outcome, task_id=before.provider_task_id,
+                 detail=error)
     hold = settle_in(db, now, job_id, charged) if charged else refund_in(db, now, job_id)
     _, job = _transition(
         db, now, job_id, JobState.FAILED, error=error, charged_credits=hold.charged or None
@@ -358,8 +436,13 @@ class JobStore:
         idempotency_key: str | None = None,
         timeout: timedelta = DEFAULT_TIMEOUT,
         job_id: str | None = None,
+        route: list[dict[str, Any]] | None = None,
     ) -> Accepted:
         """Store a new job and hold its estimated credits, atomically.
+
+        ``route`` (provider: auto) lists every provider that can make the job, each with
+        its resolved request and price; ``provider`` is the first choice among them and
+        ``estimated_credits`` should be the highest price, so any of them can be paid.
 
         ``role_ids`` are the member's current roles (``()`` for none), required because a
         refill due now tops the member up to the allowance those roles give.
@@ -385,6 +468,7 @@ class JobStore:
             "updated_at": at,
             "deadline_at": timestamp(now + timeout),
             "idempotency_key": idempotency_key,
+            "route": None if route is None else json.dumps(route, sort_keys=True),
         }
         return await self.store.write(_accept, now, fields, tuple(role_ids))
 
@@ -397,7 +481,10 @@ class JobStore:
             changes["provider"] = provider
 
         def run(db: Database, now: datetime) -> Job:
-            return _transition(db, now, job_id, JobState.SUBMITTED, **changes)[1]
+            job = _transition(db, now, job_id, JobState.SUBMITTED, **changes)[1]
+            if job.provider is not None:
+                _attempt(db, now, job_id, job.provider, "accepted", task_id=provider_task_id)
+            return job
 
         return await self.store.write(run, self.now())
 
@@ -417,6 +504,8 @@ class JobStore:
                 " updated_at = ? WHERE id = ?",
                 [timestamp(now), timestamp(now), job_id],
             )
+            if job.provider is not None:
+                _attempt(db, now, job_id, job.provider, "sent")
             return _get(db, job_id)
 
         return await self.store.write(run, self.now())
@@ -441,13 +530,72 @@ class JobStore:
                 result_url=result_url,
                 charged_credits=hold.charged,
             )
+            if job.provider is not None:
+                _attempt(db, now, job_id, job.provider, "rendered", task_id=job.provider_task_id)
             return job
 
         return await self.store.write(run, self.now())
 
-    async def mark_failed(self, job_id: str, *, error: str, charged: int = 0) -> Job:
-        """The job failed; refund its credits (or charge ``charged`` if the provider billed)."""
-        return await self.store.write(_fail, self.now(), job_id, error, charged)
+    async def mark_failed(
+        self, job_id: str, *, error: str, charged: int = 0, attempt: str | None = None
+    ) -> Job:
+        """The job failed; refund its credits (or charge ``charged`` if the provider billed).
+
+        ``attempt``: how its last submit ended (``refused``, ``unknown``, ``render_failed``),
+        stored with the job in the same transaction.
+        """
+        return await self.store.write(_fail, self.now(), job_id, error, charged, attempt)
+
+    async def move(
+        self, job_id: str, *, provider: str, outcome: str, detail: str | None = None
+    ) -> Job:
+        """Fail a routed job over to `provider`, one of its route, in one transaction.
+
+        ``outcome`` is how the attempt at its current provider ended: ``refused`` (no task
+        was created; the job is still ``accepted``), ``skipped`` (nothing was sent: the
+        provider was cooling down when the job's turn came) or ``render_failed`` (its task failed at
+        the provider for a reason not the member's; the job was ``submitted`` or
+        ``running``, and goes back to ``accepted``). The job takes the route's request and
+        loses its task id; the hold stays as it is. Refused (InvalidTransition): a job that
+        is not routed, a provider outside its route or already tried, a second move after a
+        failed render, or a job in any other state.
+        """
+        if outcome not in ("refused", "render_failed", "skipped"):
+            raise ValueError(f"a job moves after a refused submit, a failed render or a "
+                             f"skipped turn, not {outcome!r}")
+
+        def run(db: Database, now: datetime) -> Job:
+            job = _get(db, job_id)
+            target = f"moved to {provider}"
+            allowed = (JobState.SUBMITTED, JobState.RUNNING) if outcome == "render_failed" else (
+                JobState.ACCEPTED,)
+            if job.state not in allowed or job.route is None or job.provider is None:
+                raise InvalidTransition(job_id, job.state.value, target)
+            if outcome == "skipped" and job.submit_attempted_at is not None:
+                raise InvalidTransition(job_id, job.state.value, target)
+            [route] = [r for r in job.route if r["provider"] == provider] or [None]
+            history = _attempts(db, job_id)
+            tried = {a.provider for a in history if a.outcome == "sent"} | {job.provider}
+            again = outcome == "render_failed" and any(
+                a.outcome == "render_failed" for a in history)
+            if route is None or provider in tried or again:
+                raise InvalidTransition(job_id, job.state.value, target)
+            _attempt(db, now, job_id, job.provider, outcome, task_id=job.provider_task_id,
+                     detail=detail)
+            db.execute(
+                "UPDATE jobs SET state = 'accepted', provider = ?, request = ?,"
+                " provider_task_id = NULL, submit_attempted_at = NULL, submitted_at = NULL,"
+                " started_at = NULL, updated_at = ? WHERE id = ?",
+                [provider, json.dumps(route["request"], sort_keys=True), timestamp(now),
+                 job_id],
+            )
+            return _get(db, job_id)
+
+        return await self.store.write(run, self.now())
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        """Every event of the job's submits, oldest first."""
+        return await self.store.read(_attempts, job_id)
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job that has not reached the provider yet, refunding its credits.

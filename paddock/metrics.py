@@ -15,6 +15,10 @@ What is exported:
 - ``paddock_queue_length{provider}``: jobs waiting for one of a provider's slots.
 - ``paddock_jobs_in_flight``: jobs the runner is driving (in line, at a provider, or
   being delivered).
+- ``paddock_provider_failovers_total{provider}``: ``provider: auto`` jobs that left a
+  provider for another one (a refused submit, or a render that failed there);
+  ``paddock_provider_cooldowns_total{provider}``: times a provider was put in cooldown
+  after a 429, 5xx or a connection never made (see `paddock.routing`).
 
 The database figures come from two GROUP BY queries over covering indexes, read when
 Prometheus scrapes (:meth:`PaddockMetrics.render`), so they are exact and cost nothing
@@ -147,6 +151,23 @@ class _RunnerCollector(Collector):
             "Jobs the runner is driving: in line, at a provider, or being delivered.",
             value=self.runner.in_flight(),
         )
+        failovers = CounterMetricFamily(
+            "paddock_provider_failovers",
+            "provider: auto jobs that left this provider for another one.",
+            labels=["provider"],
+        )
+        router = self.runner.router
+        for provider, count in sorted((router.failovers() if router else {}).items()):
+            failovers.add_metric([provider], count)
+        yield failovers
+        cooldowns = CounterMetricFamily(
+            "paddock_provider_cooldowns",
+            "Times this provider was rested after a 429, 5xx or a connection never made.",
+            labels=["provider"],
+        )
+        for provider, count in sorted(self.runner.provider_health.cooldowns().items()):
+            cooldowns.add_metric([provider], count)
+        yield cooldowns
 
 
 class PaddockMetrics:

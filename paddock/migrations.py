@@ -312,3 +312,59 @@ def m010_member_slots(db: Database) -> None:
         "ALTER TABLE guild_settings ADD COLUMN member_slots INTEGER DEFAULT 2"
         " CHECK (member_slots >= 1)"
     )
+
+
+@MIGRATIONS()
+def m011_job_attempts(db: Database) -> None:
+    """Where each job was sent, and how each attempt ended, so a failover survives a restart.
+
+    ``jobs.route``: for a ``provider: auto`` job, JSON of every provider that can make it,
+    with the request resolved for it and its price (NULL: the member chose a provider).
+    ``job_attempts``: append-only, one row per event of a submit: ``sent`` just before the
+    request leaves, then ``accepted`` (with the task id), ``refused`` (certainly no task
+    was created), ``unknown``, ``render_failed`` or ``rendered``; ``skipped`` when its turn
+    came while the provider was cooling down, so it went elsewhere unsent.
+    """
+    db.executescript(
+        """
+        ALTER TABLE jobs ADD COLUMN route TEXT;
+        CREATE TABLE job_attempts (
+            id INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs(id),
+            provider TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('sent', 'accepted', 'refused', 'unknown',
+                'render_failed', 'rendered', 'skipped')),
+            task_id TEXT,
+            detail TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX job_attempts_job ON job_attempts (job_id, id);
+        CREATE TRIGGER job_attempts_no_update BEFORE UPDATE ON job_attempts
+        BEGIN
+            SELECT RAISE(ABORT, 'job attempts are append-only');
+        END;
+        CREATE TRIGGER job_attempts_no_delete BEFORE DELETE ON job_attempts
+        BEGIN
+            SELECT RAISE(ABORT, 'job attempts are append-only');
+        END;
+        """
+    )
+
+
+@MIGRATIONS()
+def m013_refused_keys(db: Database) -> None:
+    """Provider keys the provider refused (401/403), by a fingerprint, never the key itself.
+
+    A restart with the same key keeps that provider out of ``provider: auto`` and
+    ``--check`` names it; a different key clears the row.
+    """
+    db.execute(
+        """
+        CREATE TABLE refused_keys (
+            provider TEXT PRIMARY KEY,
+            key_fingerprint TEXT NOT NULL,  -- see paddock.refused_keys.fingerprint
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL
+        )
+        """
+    )

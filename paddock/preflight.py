@@ -30,9 +30,11 @@ from hh_api import PROVIDER_NAMES, ConfigurationError, PriceTable, load_provider
 from hh_api.pricing import RESOLUTIONS
 from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.migrations import MIGRATIONS
+from paddock.refused_keys import refused_in
 from paddock.store import DEFAULT_PATH, Store
 
 DEMO = "demo"
+AUTO = "auto"  # paddock.routing.AUTO
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -81,6 +83,8 @@ async def preflight(
     """
     findings = check_settings(env)
     findings.append(await check_database(_database_path(env)))
+    if not findings[-1].problem:
+        findings += await check_refused_keys(_database_path(env), env)
     if packages:
         findings.append(check_imports(packages))
     if parse is not None and not any(finding.problem for finding in findings):
@@ -207,13 +211,21 @@ class _Settings:
 
     def default_provider(self, keyed: list[str]) -> Finding:
         chosen = self.text("HH_PROVIDER").lower()
-        names = (*PROVIDER_NAMES, DEMO)
+        names = (*PROVIDER_NAMES, DEMO, AUTO)
         if chosen and chosen not in names:
             return Finding(
                 "HH_PROVIDER", f"must be one of {', '.join(names)}, not {chosen!r}",
                 Verdict.PROBLEM,
             )
-        if chosen and chosen != DEMO and chosen not in keyed:
+        if chosen == AUTO:
+            if not keyed:
+                return Finding("HH_PROVIDER", "is auto, but no provider has a key",
+                               Verdict.PROBLEM)
+            among = ", ".join(keyed)
+            spare = "" if len(keyed) > 1 else "; with one key there is nothing to fail over to"
+            return Finding("default provider",
+                           f"auto (HH_PROVIDER): the cheapest working one of {among}{spare}")
+        if chosen and chosen not in (DEMO, AUTO) and chosen not in keyed:
             return Finding(
                 "HH_PROVIDER", f"is {chosen}, but {chosen.upper()}_API_KEY is not set",
                 Verdict.PROBLEM,
@@ -419,6 +431,29 @@ async def check_database(path: Path) -> Finding:
         f"{path} is writable; schema at {names[-1]} ({len(names)} of {len(known)} "
         f"migrations{now})",
     )
+
+
+async def check_refused_keys(path: Path, env: Mapping[str, str]) -> list[Finding]:
+    """A problem for each provider key its provider refused (401/403) while the bot ran,
+    as long as that same key is still set (see `paddock.refused_keys`)."""
+    try:
+        configs = load_providers(env)
+    except ConfigurationError:
+        return []  # already a finding of its own
+    store = await Store.open(path)
+    try:
+        refused = await store.read(refused_in, configs)
+    finally:
+        await store.close()
+    return [
+        Finding(
+            f"provider {key.provider}",
+            f"{key.provider} refused this key at {key.at.isoformat(timespec='seconds')} "
+            f"({key.reason}); replace {key.provider.upper()}_API_KEY",
+            Verdict.PROBLEM,
+        )
+        for key in refused
+    ]
 
 
 # -- the code ------------------------------------------------------------------------------

@@ -19,6 +19,14 @@ each job up where it was:
 
 Credits follow the job store: charged when the video arrives, refunded when it fails.
 
+A ``provider: auto`` job (one with a route, see `paddock.routing`) may change provider, one
+stored step at a time (`JobStore.move`): when its turn comes at a provider that is cooling
+down (nothing sent), after a submit that certainly created no task (refused, 429, 503, a
+connection never made), and once after its task failed at the provider for a reason that
+is not the member's. Never after a submit whose outcome is unknown, and never while a task
+of it may be alive. It is charged the price of the provider that made it. A job whose
+member named the provider is never moved.
+
 Every log line about a job starts ``job=<id> member=<id> provider=<name>``, so grepping a
 job's id follows its whole life (the provider's task id is logged once it has one).
 """
@@ -55,9 +63,20 @@ from hh_api.render_times import RenderKey
 from paddock.errors import AlreadyFinished, InvalidTransition
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
 from paddock.provider_line import MemberSlots, ProviderQueue
+from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
+from paddock.routing import Health, Route, Router
 
 log = logging.getLogger(__name__)
+
+ALL_RESTING = (
+    "Every provider that can make this video is resting after errors{back}. Nothing was "
+    "sent; your credits were returned. Please try again then."
+)
+# Words in a provider's reason that mean the member's content was the problem (moderation):
+# such a job is not sent to another provider (it would be refused there too, or should be).
+MODERATION = ("moderat", "policy", "safety", "sensitive", "nsfw", "inappropriate", "violat",
+              "prohibit", "not allowed", "flagged")
 
 UNKNOWN_OUTCOME = (
     "The bot stopped while sending this job, and {provider} cannot tell us whether it "
@@ -149,11 +168,18 @@ class Runner:
         callback_url: str | None = None,
         history: RenderHistory | None = None,
         member_slots: Callable[[int], Awaitable[int | None]] | None = None,
+        router: Router | None = None,
+        refused_keys: RefusedKeys | None = None,
     ) -> None:
         """`member_slots(guild_id)` reads a server's cap on one member's jobs at providers
-        at once (None: no cap); without it every server has the default cap."""
+        at once (None: no cap); without it every server has the default cap. `router`
+        chooses and changes the provider of ``provider: auto`` jobs; `refused_keys` keeps
+        the keys providers refused across restarts."""
         self.jobs = jobs
         self.hh = hh
+        self.router = router
+        self.provider_health = router.health if router is not None else Health()
+        self.refused_keys = refused_keys
         self.delivery = delivery
         self.settings = settings
         self.callback_url = callback_url
@@ -180,6 +206,14 @@ class Runner:
             learned = await self.history.load_into(self.hh.render_times)
             self.hh.render_times.on_record = self._keep_render_time
             log.info("render times: %d kept from earlier runs", learned)
+        if self.refused_keys is not None:
+            configs = {name: spec.config for name, spec in self.hh.providers.items()}
+            for refused in await self.refused_keys.still_refused(configs):
+                self.provider_health.key_refused(refused.provider, refused.reason)
+                log.error("provider=%s refused this key at %s (%s); auto routing skips it "
+                          "until %s_API_KEY is replaced", refused.provider,
+                          refused.at.isoformat(timespec="seconds"), refused.reason,
+                          refused.provider.upper())
         await self.sweep()
         unfinished = await self.jobs.list_unfinished()
         for job in unfinished:
@@ -334,10 +368,14 @@ class Runner:
             if job.state is JobState.ACCEPTED:
                 job = await self._submit(job)
             elif job.state in (JobState.SUBMITTED, JobState.RUNNING):
+                provider = job.provider or ""
                 try:
                     job = await self._await_result(job)
                 finally:
-                    self._queue(job.provider or "").release(job.id)
+                    self._queue(provider).release(job.id)
+                if job.state is JobState.ACCEPTED:  # moved on after its render failed
+                    self._line_up(job)
+                    job = await self._submit(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
                 await self._deliver(job)
         except asyncio.CancelledError:
@@ -350,59 +388,153 @@ class Runner:
             self._forget(job.id)
 
     async def _submit(self, job: Job) -> Job:
-        provider = job.provider
-        assert provider is not None
-        queue = self._queue(provider)
-        await queue.wait_turn(job.id)
-        self._waiting.pop(job.id, None)
-        try:
-            job = await self.jobs.get(job.id)
-            if job.state is not JobState.ACCEPTED:
-                return job  # cancelled or swept while it waited
-            idempotent = self.hh.provider(provider).idempotent_submit
-            if job.submit_attempted_at is not None and not idempotent:
-                log.warning("%s submit outcome unknown after a restart; refunding", job_fields(job))
-                return await self.jobs.mark_failed(
-                    job.id, error=UNKNOWN_OUTCOME.format(provider=self._title(provider))
-                )
-            job = await self.jobs.mark_submitting(job.id)
-            callback = self.callback_url if provider == "hiapi" else None  # HiAPI only
+        """Wait for a slot, send the job, wait for its result; for a routed job, move on to
+        the next provider where that is safe (see the module docstring)."""
+        while True:
+            assert job.provider is not None
+            queue = self._queue(job.provider)
+            await queue.wait_turn(job.id)
+            self._waiting.pop(job.id, None)
             try:
-                while True:
-                    try:
-                        submission = await self.hh.submit(
-                            provider, VideoRequest.from_dict(job.request),
-                            idempotency_key=job.id, callback_url=callback,
-                        )
-                        break
-                    except SubmitOutcomeUnknownError as error:
-                        if not idempotent:
-                            raise
-                        # The task may exist (HiAPI may still be making it): the same key
-                        # finds it, so send again until the sweep ends the job at its deadline.
-                        pause = (self.settings.poll or self.hh.poll).maximum
-                        log.warning("%s submit outcome unknown; sending it again with the "
-                                    "same key in %.2f s: %s", job_fields(job), pause, error)
-                        await asyncio.sleep(pause)
-                        job = await self.jobs.get(job.id)
-                        if job.state is not JobState.ACCEPTED:
-                            return job  # swept past its deadline, and refunded
-            except SubmitOutcomeUnknownError as error:
-                log.warning("%s failed, refunded: %s", job_fields(job), error.for_log())
-                return await self.jobs.mark_failed(
-                    job.id, error=UNCONFIRMED_SUBMIT.format(provider=self._title(provider))
-                )
-            except HappyHorseError as error:
-                _log_failure(job, "submit refused; failed and refunded", error)
-                return await self.jobs.mark_failed(
-                    job.id, error=_plain(error, self._title(provider))
-                )
-            job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
-            log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
-            await self._progress(job, Progress("submitted"))
-            return await self._await_result(job)
-        finally:
-            queue.release(job.id)
+                job = await self._send(job.id, job.provider)
+            finally:
+                queue.release(job.id)
+            if job.state is not JobState.ACCEPTED:
+                return job
+            self._line_up(job)  # moved to another provider: wait for a slot there
+
+    async def _send(self, job_id: str, provider: str) -> Job:
+        """Send the job to `provider` (its slot taken) and wait for the result; returns the
+        job finished, or ``accepted`` at the next provider if it moved on."""
+        job = await self.jobs.get(job_id)
+        if job.state is not JobState.ACCEPTED:
+            return job  # cancelled or swept while it waited
+        idempotent = self.hh.provider(provider).idempotent_submit
+        if job.submit_attempted_at is not None and not idempotent:
+            log.warning("%s submit outcome unknown after a restart; refunding", job_fields(job))
+            return await self.jobs.mark_failed(
+                job.id, error=UNKNOWN_OUTCOME.format(provider=self._title(provider)),
+                attempt="unknown",
+            )
+        health = self.provider_health
+        if job.routed and job.submit_attempted_at is None and not health.admit(provider):
+            return await self._move_on(job, "skipped", f"{provider} is cooling down")
+        # A send before a restart (HiAPI, keyed) may have made a task: never move then.
+        uncertain = job.submit_attempted_at is not None
+        spare = job.routed and not uncertain and await self._spare_provider(job)
+        job = await self.jobs.mark_submitting(job.id)
+        callback = self.callback_url if provider == "hiapi" else None  # HiAPI only
+        try:
+            while True:
+                try:
+                    submission = await self.hh.submit(
+                        provider, VideoRequest.from_dict(job.request),
+                        idempotency_key=job.id, callback_url=callback,
+                        # with another provider to go to, a 429 moves the job at once
+                        wait_on_rate_limit=not spare or uncertain,
+                    )
+                    break
+                except (SubmitOutcomeUnknownError, RateLimitError,
+                        ProviderUnavailableError) as error:
+                    if not idempotent or not (
+                            uncertain or isinstance(error, SubmitOutcomeUnknownError)):
+                        raise
+                    uncertain = True
+                    # The task may exist (HiAPI may still be making it): the same key
+                    # finds it, so send again until the sweep ends the job at its deadline.
+                    # A later refusal does not make it certain that no task exists.
+                    pause = (self.settings.poll or self.hh.poll).maximum
+                    log.warning("%s submit outcome unknown; sending it again with the "
+                                "same key in %.2f s: %s", job_fields(job), pause,
+                                error.for_log())
+                    await asyncio.sleep(pause)
+                    job = await self.jobs.get(job.id)
+                    if job.state is not JobState.ACCEPTED:
+                        return job  # swept past its deadline, and refunded
+        except SubmitOutcomeUnknownError as error:
+            await self._submit_failed(provider, error)
+            log.warning("%s failed, refunded: %s", job_fields(job), error.for_log())
+            return await self.jobs.mark_failed(
+                job.id, error=UNCONFIRMED_SUBMIT.format(provider=self._title(provider)),
+                attempt="unknown",
+            )
+        except HappyHorseError as error:
+            await self._submit_failed(provider, error)
+            certain = error.created_nothing and not uncertain
+            if job.routed and certain and not _members_fault(error):
+                return await self._move_on(job, "refused", _plain(error, self._title(provider)))
+            _log_failure(job, "submit refused; failed and refunded", error)
+            return await self.jobs.mark_failed(
+                job.id, error=_plain(error, self._title(provider)),
+                attempt="refused" if certain else "unknown",
+            )
+        self.provider_health.submit_succeeded(provider)
+        job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
+        log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
+        await self._progress(job, Progress("submitted"))
+        return await self._await_result(job)
+
+    async def _spare_provider(self, job: Job) -> bool:
+        """Whether a routed job has another provider to go to if this one refuses it."""
+        assert job.route is not None and self.router is not None
+        tried = {a.provider for a in await self.jobs.attempts(job.id) if a.outcome == "sent"}
+        routes = [Route.from_dict(r) for r in job.route]
+        return self.router.first_usable(routes, tried={*tried, job.provider or ""}) is not None
+
+    def _line_up(self, job: Job) -> None:
+        """A job moved to another provider takes a place in that provider's line."""
+        assert job.provider is not None
+        self._queue(job.provider).join(job.id, job.guild_id, job.user_id)
+        self._waiting[job.id] = job
+
+    async def _move_on(self, job: Job, outcome: str, why: str) -> Job:
+        """Move a routed job to its next provider, or fail and refund it if none is left.
+
+        Returns the moved job (``accepted``, at its new provider, not yet in line) or
+        the failed one. The caller lines the moved job up (after releasing its slot).
+        """
+        assert job.provider is not None and job.route is not None and self.router is not None
+        was = job.provider
+        tried = {a.provider for a in await self.jobs.attempts(job.id) if a.outcome == "sent"}
+        routes = [Route.from_dict(r) for r in job.route]
+        following = self.router.first_usable(routes, tried={*tried, was})
+        if following is None:
+            back = self.router.soonest_back(routes)
+            log.warning("%s no other provider can take it (%s); failed and refunded",
+                        job_fields(job), why)
+            if outcome == "skipped":
+                words = f" (back in about {back:.0f} s)" if back else ""
+                return await self._failed(job, ALL_RESTING.format(back=words))
+            said = why if outcome == "refused" else (
+                f"{self._title(was)} could not make this video: {why}.")
+            return await self._failed(job, f"{said} No other provider could take it; your "
+                                           f"credits were returned.",
+                                      attempt="render_failed" if outcome == "render_failed"
+                                      else "refused")
+        moved = await self.jobs.move(job.id, provider=following.provider, outcome=outcome,
+                                     detail=why)
+        if outcome != "skipped":
+            self.router.failed_over(was)
+        log.info("%s moved from %s to %s after %s: %s", job_fields(moved), was,
+                 following.provider, outcome.replace("_", " "), why)
+        return moved
+
+    async def _submit_failed(self, provider: str, error: HappyHorseError) -> None:
+        """What a failed submit says about the provider's health."""
+        if isinstance(error, AuthenticationError):
+            self.provider_health.key_refused(provider, str(error))
+            log.error("provider=%s refused its key; auto routing skips it until %s_API_KEY "
+                      "is replaced and the bot restarted", provider, provider.upper())
+            key = self.hh.provider(provider).config.api_key
+            if self.refused_keys is not None and key:
+                await self.refused_keys.remember(provider, key, str(error))
+        elif isinstance(error, (RateLimitError, ProviderUnavailableError)):
+            hint = error.retry_after if isinstance(error, RateLimitError) else None
+            seconds = self.provider_health.submit_failed(provider, hint)
+            log.warning("provider=%s cooling down for %.0f s after: %s", provider, seconds,
+                        error.for_log())
+        else:  # the member's request, not the provider's health: let another job probe
+            self.provider_health.probe_abandoned(provider)
 
     async def _await_result(self, job: Job) -> Job:
         assert job.provider is not None and job.provider_task_id is not None
@@ -433,17 +565,25 @@ class Runner:
             if current.state is JobState.SUBMITTED:
                 current = await self.jobs.mark_running(job.id)
             assert state.video_url is not None
+            self.provider_health.render_succeeded(job.provider)
             done = await self.jobs.mark_succeeded(
-                job.id, result_url=state.video_url, charged=job.estimated_credits
+                job.id, result_url=state.video_url, charged=job.price_at(job.provider)
             )
-            log.info("%s succeeded (task=%s); %d credits charged", job_fields(job), task_id,
-                     done.charged_credits or 0)
+            log.info("%s succeeded (task=%s); %d credits charged, %d returned", job_fields(job),
+                     task_id, done.charged_credits or 0,
+                     job.estimated_credits - (done.charged_credits or 0))
             return done
         except TaskFailedError as error:
             log.info("%s failed at the provider (task=%s): %s", job_fields(job), task_id,
                      error.reason)
+            if not _members_fault(error):
+                self.provider_health.render_failed(job.provider)
+                if job.routed and not await self._failed_render_before(job):
+                    current = await self.jobs.get(job.id)
+                    if current.state in (JobState.SUBMITTED, JobState.RUNNING):
+                        return await self._move_on(current, "render_failed", error.reason)
             return await self._failed(job, f"{self._title(job.provider)} could not make this "
-                                           f"video: {error.reason}")
+                                           f"video: {error.reason}", attempt="render_failed")
         except WaitTimeoutError:
             minutes = self.settings.job_timeout.total_seconds() / 60
             log.warning("%s timed out after %.0f minutes (task=%s)", job_fields(job), minutes,
@@ -479,9 +619,13 @@ class Runner:
         log.info("%s video link refreshed after the restart", job_fields(job))
         return await self.jobs.refresh_result_url(job.id, state.video_url)
 
-    async def _failed(self, job: Job, reason: str) -> Job:
+    async def _failed_render_before(self, job: Job) -> bool:
+        """Whether a task of this job already failed at a provider (it moves only once)."""
+        return any(a.outcome == "render_failed" for a in await self.jobs.attempts(job.id))
+
+    async def _failed(self, job: Job, reason: str, *, attempt: str | None = None) -> Job:
         try:
-            failed = await self.jobs.mark_failed(job.id, error=reason)
+            failed = await self.jobs.mark_failed(job.id, error=reason, attempt=attempt)
         except AlreadyFinished as first:
             log.info("%s was already %s (the sweep failed it first); that outcome stands",
                      job_fields(job), first.current)
@@ -631,6 +775,17 @@ def _log_failure(job: Job, what: str, error: HappyHorseError) -> None:
     """A provider error that ends a job: a refused key needs the owner (ERROR)."""
     level = logging.ERROR if isinstance(error, AuthenticationError) else logging.WARNING
     log.log(level, "%s %s: %s", job_fields(job), what, error.for_log())
+
+
+def _members_fault(error: HappyHorseError) -> bool:
+    """Whether the provider refused the member's input: moderation, or (for a render that
+    failed) input it calls invalid. A refused key, a rate limit or an outage never is."""
+    if isinstance(error, TaskFailedError):
+        text = error.reason.lower()
+        return "invalid" in text or any(word in text for word in MODERATION)
+    if isinstance(error, InvalidRequestError):
+        return any(word in str(error).lower() for word in MODERATION)
+    return False
 
 
 def _plain(error: HappyHorseError, title: str) -> str:

@@ -468,3 +468,70 @@ async def test_a_returned_charge_counts_against_no_spending_limit_or_charge_tota
     totals = await store.read(read_totals)
     assert (totals.settled, totals.held) == (0, 30)
     assert totals.refunded == 30  # the returned charge
+
+
+# -- provider: auto: moving a job between providers -----------------------------------
+
+ROUTE = [
+    {"provider": "wavespeed", "credits": 60, "request": {**REQUEST, "resolution": "1080p"}},
+    {"provider": "joypix", "credits": 80, "request": {**REQUEST, "resolution": "1080p"}},
+    {"provider": "hiapi", "credits": 75, "request": {**REQUEST, "resolution": "1080p"}},
+]
+
+
+async def test_a_routed_job_moves_only_where_no_task_can_be_alive_and_settles_at_its_price(
+    jobs: JobStore, ledger: Ledger
+) -> None:
+    job = (await accept(jobs, credits=80, provider="wavespeed", route=ROUTE)).job
+    assert job.routed and job.price_at("wavespeed") == 60
+    await jobs.mark_submitting(job.id)
+    moved = await jobs.move(job.id, provider="joypix", outcome="refused", detail="HTTP 503")
+    assert (moved.state, moved.provider, moved.submit_attempted_at) == (
+        JobState.ACCEPTED, "joypix", None)
+    with pytest.raises(InvalidTransition):  # back to a provider already tried
+        await jobs.move(job.id, provider="wavespeed", outcome="skipped")
+    with pytest.raises(InvalidTransition):  # nowhere outside its route
+        await jobs.move(job.id, provider="pixeldojo", outcome="skipped")
+
+    await jobs.mark_submitting(job.id)
+    await jobs.mark_submitted(job.id, provider_task_id="t-1")
+    with pytest.raises(InvalidTransition):  # a task exists: a refused submit can't move it
+        await jobs.move(job.id, provider="hiapi", outcome="refused")
+    again = await jobs.move(job.id, provider="hiapi", outcome="render_failed", detail="GPU lost")
+    assert (again.state, again.provider, again.provider_task_id) == (
+        JobState.ACCEPTED, "hiapi", None)
+    await jobs.mark_submitting(job.id)
+    await jobs.mark_submitted(job.id, provider_task_id="t-2")
+    await jobs.mark_running(job.id)
+    done = await jobs.mark_succeeded(job.id, result_url="https://v/1.mp4",
+                                     charged=again.price_at("hiapi"))
+    assert done.charged_credits == 75
+    assert (await ledger.balance(GUILD, ALICE, role_ids=())).available == 25  # 100 - 75
+    assert [(a.provider, a.outcome, a.task_id) for a in await jobs.attempts(job.id)] == [
+        ("wavespeed", "sent", None), ("wavespeed", "refused", None),
+        ("joypix", "sent", None), ("joypix", "accepted", "t-1"),
+        ("joypix", "render_failed", "t-1"),
+        ("hiapi", "sent", None), ("hiapi", "accepted", "t-2"), ("hiapi", "rendered", "t-2"),
+    ]
+    assert (await ledger.check()).ok
+
+
+async def test_a_job_moves_once_after_a_failed_render_and_a_named_provider_never(
+    jobs: JobStore
+) -> None:
+    routed = (await accept(jobs, credits=80, provider="wavespeed", route=ROUTE)).job
+    await jobs.mark_submitting(routed.id)
+    await jobs.mark_submitted(routed.id, provider_task_id="t-1")
+    await jobs.move(routed.id, provider="joypix", outcome="render_failed")
+    await jobs.mark_submitting(routed.id)
+    await jobs.mark_submitted(routed.id, provider_task_id="t-2")
+    with pytest.raises(InvalidTransition):
+        await jobs.move(routed.id, provider="hiapi", outcome="render_failed")
+
+    named = (await accept(jobs, user=BOB, credits=70, provider="joypix")).job
+    assert not named.routed
+    with pytest.raises(InvalidTransition):
+        await jobs.move(named.id, provider="wavespeed", outcome="skipped")
+    await jobs.mark_submitting(named.id)
+    with pytest.raises(InvalidTransition):  # a named provider: not after a refusal either
+        await jobs.move(named.id, provider="wavespeed", outcome="refused")

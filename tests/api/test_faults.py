@@ -343,3 +343,55 @@ async def test_a_wake_event_makes_the_next_poll_happen_at_once(start_emulator) -
         state = await asyncio.wait_for(waiter, timeout=1.0)
     assert state.status is Status.SUCCEEDED
     assert len(emulator.polls()) == 2
+
+
+# -- whether a failed submit can have created a task (may the job go elsewhere?) -------
+
+
+@pytest.mark.parametrize(
+    ("provider", "faults", "created_nothing"),
+    [("joypix", [503] * 4, True), ("joypix", [429] * 4, True), ("wavespeed", [401], True),
+     ("wavespeed", [400], True), ("joypix", [500], False), ("joypix", ["drop"], False),
+     # HiAPI retries with its key: one unknown attempt taints the whole submit
+     ("hiapi", [503] * 4, True), ("hiapi", ["drop", 503, 503, 503], False),
+     ("hiapi", [500] * 4, False)],
+    ids=["503s", "429s", "401", "400", "500", "dropped", "hiapi-503s", "hiapi-drop-then-503s",
+         "hiapi-500s"],
+)
+async def test_a_failed_submit_says_whether_it_certainly_created_nothing(
+    start_emulator, make_client, provider, faults, created_nothing
+) -> None:
+    emulator = await start_emulator(provider)
+    for fault in faults:
+        emulator.fault(fault, on="submit")
+    with pytest.raises(Exception) as error:
+        await make_client(emulator).submit(provider, REQUEST)
+    assert error.value.created_nothing is created_nothing
+    assert emulator.tasks == {}  # (the emulator made none; the client cannot know that)
+
+
+async def test_a_submit_to_a_closed_port_certainly_created_nothing(make_client) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HappyHorse(
+        {"joypix": ProviderConfig("joypix", api_key="k", base_url=f"http://127.0.0.1:{port}")},
+        retry=RetryPolicy(attempts=2, base_delay=0.001),
+    )
+    try:
+        with pytest.raises(ProviderUnavailableError) as error:
+            await client.submit("joypix", REQUEST)
+    finally:
+        await client.close()
+    assert error.value.created_nothing
+
+
+async def test_a_submit_can_take_a_429_at_once_instead_of_waiting(start_emulator, make_client):
+    emulator = await start_emulator("joypix")
+    sleep = RecordingSleep()
+    client = make_client(emulator, sleep=sleep, retry=RetryPolicy(attempts=4, base_delay=0.001))
+    emulator.fault(429, retry_after="120", on="submit")
+    with pytest.raises(RateLimitError) as error:
+        await client.submit("joypix", REQUEST, wait_on_rate_limit=False)
+    assert (error.value.retry_after, error.value.created_nothing) == (120.0, True)
+    assert sleep.calls == [] and len(emulator.submits()) == 1

@@ -109,11 +109,13 @@ async def test_provider_offers_only_providers_with_a_key_that_offer_the_mode(
     text = await alice.autocomplete("video text", "provider", "", prompt="a horse")
     image = await alice.autocomplete("video image", "provider", "", prompt="a horse")
 
-    # WaveSpeedAI has no key here; the default comes first and says so.
+    # WaveSpeedAI has no key here; auto comes first where two or more can make the video,
+    # then the default, which says so.
     assert [(c["name"], c["value"]) for c in reference] == [
+        ("Auto: the cheapest provider working now", "auto"),
         ("JoyPix (default)", "joypix"), ("PixelDojo", "pixeldojo"), ("HiAPI", "hiapi"),
     ]  # fmt: skip
-    assert [c["value"] for c in text] == ["joypix", "hiapi"]  # PixelDojo has no text mode
+    assert [c["value"] for c in text] == ["auto", "joypix", "hiapi"]  # PixelDojo: no text
     assert [c["value"] for c in image] == ["joypix"]  # image mode: JoyPix and WaveSpeedAI only
     typed = await alice.autocomplete("video reference", "provider", "Hi", **REFERENCE)
     assert [c["value"] for c in typed] == ["hiapi"]

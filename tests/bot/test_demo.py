@@ -150,7 +150,7 @@ def test_with_a_key_the_demo_is_not_offered() -> None:
 
 @pytest.mark.parametrize(("env", "words"), [
     ({"HH_PROVIDER": "runway"}, "HH_PROVIDER must be one of joypix, wavespeed, pixeldojo, "
-                                "hiapi, demo; not 'runway'"),
+                                "hiapi, demo, auto; not 'runway'"),
     ({"DEMO_RENDER_SECONDS": "fast"}, "DEMO_RENDER_SECONDS must be a number of seconds"),
     ({"DEMO_FAIL_RATE": "2"}, "DEMO_FAIL_RATE must be between 0 and 1"),
 ])

@@ -19,6 +19,8 @@ Knobs for tests:
     emu.fault("hang", on="status")          # hold the connection until the client gives up
     emu.fault("html", status=502)  /  emu.fault("malformed")  /  emu.fault("drop")
     emu.fault(500, on="submit", after_accept=True)   # the task exists, the answer is lost
+    emu.flaky(503, on="submit", rate=0.5, seed=1)    # from now on, about half fail (seeded)
+    emu.clear_faults()                      # no more faults, queued or flaky
     emu.requests / emu.submits() / emu.polls() / emu.tasks
     emu.requests[0].raw_path                # the path as it came over the wire, %-escapes kept
     await emu.wait_for_requests("status", 3)   # no sleeping in loops
@@ -57,6 +59,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,6 +200,7 @@ class ProviderEmulator:
         self.requests: list[Recorded] = []
         self.tasks: dict[str, Task] = {}
         self._faults: list[Fault] = []
+        self._flaky: tuple[Fault, float, random.Random] | None = None
         self._idempotency: dict[str, tuple[str, bytes]] = {}
         self.in_flight_answers = 0
         self.in_flight_retry_after = "1"
@@ -257,6 +261,17 @@ class ProviderEmulator:
         code = kind if isinstance(kind, int) else (status or 502)
         for _ in range(times):
             self._faults.append(Fault(kind, on, code, retry_after, after_accept))
+
+    def flaky(self, kind: str | int, *, on: str = "any", rate: float, seed: int = 0,
+              status: int | None = None) -> None:
+        """From now on, each matching request misbehaves with probability `rate` (after
+        the queued faults), drawn from a generator seeded with `seed`."""
+        code = kind if isinstance(kind, int) else (status or 502)
+        self._flaky = (Fault(kind, on, code), rate, random.Random(seed))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+        self._flaky = None
 
     def finish(self, task_id: str, outcome: str = "succeed") -> None:
         """End a task now, whatever its steps say (HiAPI: its callback goes out now)."""
@@ -429,6 +444,10 @@ class ProviderEmulator:
         for index, fault in enumerate(self._faults):
             if fault.on in (kind, "any"):
                 return self._faults.pop(index)
+        if self._flaky is not None:
+            fault, rate, rng = self._flaky
+            if fault.on in (kind, "any") and rng.random() < rate:
+                return fault
         return None
 
     async def _misbehave(self, fault: Fault, request: web.Request) -> web.StreamResponse:
