@@ -47,7 +47,7 @@ from tests.fakes.providers import ProviderEmulator
 
 PROVIDERS = ("wavespeed", "joypix", "hiapi")
 GUILD = 1
-MEMBERS = 20
+MEMBERS = 200  # one job each: the fair line's cap per member (2 at once) never binds
 
 
 class Recorded:
