@@ -12,8 +12,9 @@ The timeline is compressed ``--speed`` times, and every figure below is given on
 scene's own clock (real seconds times ``--speed``): provider health's clock runs that much
 faster (a 60 s cooldown lasts 6 real seconds at speed 10), and so do the renders (30 s),
 the jobs' arrival (one every 0.5 s, so 200 jobs arrive over 100 s), the outage and
-hh_api's retry backoff. Each provider takes 100 jobs at once, so no job waits for a slot
-and the delays are the routing's own.
+hh_api's retry backoff. Each provider takes 100 jobs at once and each job comes from its own
+member (the fair line lets a member have two at once), so no job waits for a slot and the
+delays are the routing's own.
 
 The scene, every job 1080p and 5 s: WaveSpeedAI is the cheapest (95 credits), JoyPix and
 HiAPI cost 120. WaveSpeedAI is down (every submit answers 503) from 10 s to 70 s; JoyPix
