@@ -102,14 +102,16 @@ def provider_env(emulator: ProviderEmulator) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def bot_against(
-    fake: FakeDiscord, database: Path, env: dict[str, str], *, timeout: float = 60.0
+    fake: FakeDiscord, database: Path, env: dict[str, str], *, timeout: float = 60.0,
+    script: str = "bot.py",
 ) -> AsyncIterator[BotProcess]:
     """``python bot.py`` against ``fake`` with its database at ``database``, otherwise
     on its defaults (logs at INFO included); keys of other providers in the environment
-    are blanked so only ``env``'s are used."""
+    are blanked so only ``env``'s are used. ``script`` is ``bench/bare_bot.py`` for the
+    floor that discord.py alone sets."""
     blank = {
         f"{name}_API_KEY": "" for name in ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI")
     }
     full = {**blank, "DATABASE_PATH": str(database), **env}
-    async with bot_process(fake, env=full, timeout=timeout) as process:
+    async with bot_process(fake, env=full, timeout=timeout, script=script) as process:
         yield process

@@ -6,7 +6,9 @@ JoyPix emulator run here. Each command's figure is the time from its INTERACTION
 being queued on the gateway to the bot's first response (the interaction callback)
 reaching the fake. Discord allows 3 s. The mix is what a busy server sends: three in
 four are ``/video text`` (checks, a credit reservation and the public job message), the
-rest ``/credits balance`` and ``/jobs list``.
+rest ``/credits balance`` and ``/jobs list``. ``--bare`` runs a bare discord.py bot
+(``bench/bare_bot.py``) alternately with Paddock at 200, 20 and 1 commands and prints
+Paddock / bare.
 """
 
 from __future__ import annotations
@@ -36,12 +38,16 @@ MIX = ("video text", "video text", "video text", "credits balance", "video text"
 
 
 async def one_run(
-    commands: int, members: int, folder: Path, profile: Path | None = None
+    commands: int, members: int, folder: Path, profile: Path | None = None,
+    script: str = "bot.py",
 ) -> tuple[dict[str, list[float]], float]:
+    """One burst against ``script`` (``bot.py``, or the bare bot): each interaction's time
+    to its first response, by command (``all`` too, and ``card``: to the first readable
+    answer of a ``/video text``, the job card), and the bot's CPU ms per command."""
     async with FakeDiscord() as fake, ProviderEmulator("joypix", api_key="bench") as joypix:
         joypix.render_seconds = 3600  # jobs stay at the provider: only the answers count
         database = folder / f"ack-{time.monotonic_ns()}.db"
-        async with bot_against(fake, database, provider_env(joypix)) as bot:
+        async with bot_against(fake, database, provider_env(joypix), script=script) as bot:
             owner = fake.owner
             for command, options in (
                 ("quota allowance", {"amount": 10**6, "period": "daily"}),
@@ -52,14 +58,22 @@ async def one_run(
             crowd = [fake.member(f"member{n}") for n in range(members)]
             spy = await start_profiler(bot.process.pid, profile) if profile else None
             sent: list[Interaction] = []
+            card_at: dict[int, float] = {}
+
+            def answered() -> bool:
+                # runs on every change of the fake's state: notes when each card shows
+                now = time.perf_counter()
+                for i in sent:
+                    if i.id not in card_at and any(not m.thinking for m in i.answered):
+                        card_at[i.id] = now
+                return len(card_at) == len(sent)
+
             cpu_before = process_cpu(bot.process.pid)
             for n in range(commands):
                 command = MIX[n % len(MIX)]
                 options = {"prompt": f"a horse, take {n}"} if command == "video text" else {}
                 sent.append(await crowd[n % members].slash(command, **options))
-            await fake.wait_for(
-                lambda: all(i.responded_at is not None for i in sent), timeout=30
-            )
+            await fake.wait_for(answered, timeout=30)
             bot_cpu = process_cpu(bot.process.pid) - cpu_before
             if spy is not None:
                 await stop_profiler(spy)
@@ -72,6 +86,9 @@ async def one_run(
         ms = (interaction.responded_at - interaction.sent_at) * 1000
         figures["all"].append(ms)
         figures.setdefault("/" + interaction.command_name, []).append(ms)
+        if interaction.command_name == "video text":
+            card = (card_at[interaction.id] - interaction.sent_at) * 1000
+            figures.setdefault("card", []).append(card)
     return figures, bot_cpu * 1000 / commands
 
 
@@ -92,14 +109,55 @@ async def stop_profiler(spy: asyncio.subprocess.Process) -> None:
     await spy.wait()
 
 
+LOADS = ((200, 50), (20, 20), (1, 1))  # (commands, members) for --bare
+
+
+def summary(runs: list[dict[str, list[float]]], kind: str) -> tuple[float, float]:
+    """Median over runs of each run's p50 and p99 for ``kind``."""
+    per_run = [run[kind] for run in runs]
+    return (median([percentile(r, 0.5) for r in per_run]),
+            median([percentile(r, 0.99) for r in per_run]))
+
+
+async def bare_comparison(runs: int, folder: Path) -> None:
+    """Paddock and the bare discord.py bot, alternately, at each load of ``LOADS``."""
+    print(f"Paddock against a bare discord.py bot (bench/bare_bot.py), alternating, "
+          f"median over {runs} runs; aim: p99 ratio <= 1.2 (<= 2 for one command)")
+    rows = []
+    for commands, members in LOADS:
+        paddock: list[dict[str, list[float]]] = []
+        bare: list[dict[str, list[float]]] = []
+        cpu: dict[str, list[float]] = {"paddock": [], "bare": []}
+        for _ in range(runs):
+            for name, script, into in (("paddock", "bot.py", paddock),
+                                       ("bare", "bench/bare_bot.py", bare)):
+                figures, cpu_ms = await one_run(commands, members, folder, script=script)
+                into.append(figures)
+                cpu[name].append(cpu_ms)
+        (p50, p99), (b50, b99) = summary(paddock, "all"), summary(bare, "all")
+        card50, card99 = summary(paddock, "card") if "card" in paddock[0] else (p50, p99)
+        load = f"{commands} from {members}" if commands > 1 else "one command"
+        rows.append((load, f"{b50:.1f} / {b99:.1f}", f"{p50:.1f} / {p99:.1f}",
+                     f"{p50 / b50:.2f}x / {p99 / b99:.2f}x", f"{card50:.1f} / {card99:.1f}",
+                     f"{median(cpu['bare']):.2f} / {median(cpu['paddock']):.2f}"))
+    print(table(("load", "bare p50 / p99 ms", "Paddock p50 / p99 ms", "Paddock / bare",
+                 "job card p50 / p99 ms", "CPU ms/command bare / Paddock"), rows))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--commands", type=int, default=200)
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--profile", type=Path, help="write a py-spy profile of one run here")
+    parser.add_argument("--bare", action="store_true",
+                        help="compare with a bare discord.py bot at 200, 20 and 1 commands")
     args = parser.parse_args()
     print(machine_line())
+    if args.bare:
+        with tempfile.TemporaryDirectory() as folder:
+            await bare_comparison(args.runs, Path(folder))
+        return
     print(f"{args.commands} commands from {args.members} members at once; "
           f"median over {args.runs} runs of each run's figure; aim: p99 < 100 ms")
     runs, cpu = [], []

@@ -112,17 +112,19 @@ async def bot_process(
     env: dict[str, str] | None = None,
     wait: bool = True,
     timeout: float = 20.0,
+    script: str = "bot.py",
 ) -> AsyncIterator[BotProcess]:
-    """Start ``python bot.py`` in the repository with the environment pointing at
-    ``fake`` (plus ``env``); with ``wait``, return once it is connected and has
-    registered its commands. Stopped (SIGTERM, then SIGKILL) on exit.
+    """Start ``python bot.py`` (or ``script``, a path from the repository's root) in the
+    repository with the environment pointing at ``fake`` (plus ``env``); with ``wait``,
+    return once it is connected and has registered its commands. Stopped (SIGTERM, then
+    SIGKILL) on exit.
 
     A restart is two of these in a row: the second waits for a new session, not the
     killed bot's (``await first.stop(signal.SIGKILL)`` simulates a crash)."""
     previous = fake.gateway.current()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "bot.py",
+        script,
         cwd=ROOT,
         env={**os.environ, **fake.env(), **(env or {})},
         stdout=asyncio.subprocess.PIPE,
@@ -146,7 +148,7 @@ async def bot_process(
             if exited in done:
                 connected.cancel()
                 await reader
-                raise RuntimeError(f"bot.py exited with {process.returncode}:\n{handle.output}")
+                raise RuntimeError(f"{script} exited with {process.returncode}:\n{handle.output}")
             exited.cancel()
             connected.result()
         yield handle
