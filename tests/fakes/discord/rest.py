@@ -469,9 +469,11 @@ class RestApi:
         data, files = request[BODY] or {}, request[FILES]
         limits.check_message(data, files, upload_limit=interaction.channel.guild.upload_limit)
         original = interaction.original
-        if original is not None and original.thinking and not interaction.followups:
+        if (original is not None and original.thinking and not original.deleted
+                and not interaction.followups):
             # The first followup after a "thinking" defer replaces the loading message,
-            # and keeps the defer's ephemerality.
+            # and keeps the defer's ephemerality (unless the bot deleted it: then the
+            # followup is a message of its own, with its own flags).
             self.fake.edit_message(original, data, files, replace_loading=True)
             message = original
         else:

@@ -461,7 +461,8 @@ class FakeDiscord:
         if not (content or embeds or components or attachments):
             raise errors.empty_message()
         was_loading = message.thinking
-        message.versions.append(message.snapshot())
+        if not was_loading:  # the empty "thinking" state is no version of the message
+            message.versions.append(message.snapshot())
         message.content, message.embed_payloads = content, embeds
         message.components, message.attachments = components, attachments
         if data.get("flags") is not None and not replace_loading:

@@ -430,7 +430,8 @@ class Message:
 
     ``interaction`` is the interaction this message answers (original response or
     followup); ``visible_to`` is the one user an ephemeral message is shown to.
-    ``versions`` keeps every earlier state of an edited message (as payloads).
+    ``versions`` keeps every earlier state of an edited message (as payloads), not the
+    empty "thinking" state a deferred answer starts in.
     """
 
     id: int
