@@ -74,11 +74,18 @@ class GuildConfig:
     Each write is one ``BEGIN IMMEDIATE`` transaction that reads the current value,
     writes the new one and records the change; reads use the store's read-only
     connections. ``clock`` returns the current time (UTC), like the ledger's.
+
+    Both settings are kept in memory once read (every ``/video`` asks for the channels),
+    and replaced by this object's own writes when they commit: one process writes them.
     """
 
     def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
         self.store = store
         self._clock = clock
+        self._channels: dict[int, frozenset[int]] = {}
+        self._roles: dict[int, int | None] = {}
+        # bumped by every write, so a read that started before one is not cached after it
+        self._writes = 0
 
     def now(self) -> datetime:
         return utc(self._clock())
@@ -87,23 +94,19 @@ class GuildConfig:
 
     async def allowed_channels(self, guild_id: int) -> frozenset[int]:
         """The channels where ``/video`` may run; empty means every channel."""
-        return frozenset(await self.store.read(_video_channels, guild_id))
+        cached = self._channels.get(guild_id)
+        if cached is not None:
+            return cached
+        writes = self._writes
+        channels = frozenset(await self.store.read(_video_channels, guild_id))
+        if writes == self._writes:
+            self._channels[guild_id] = channels
+        return channels
 
     async def is_channel_allowed(self, guild_id: int, channel_id: int) -> bool:
         """Whether ``/video`` may run in this channel (always, when none are listed)."""
-
-        def run(db: Database) -> bool:
-            row = db.execute(
-                """
-                SELECT NOT EXISTS (SELECT 1 FROM video_channels WHERE guild_id = :g)
-                    OR EXISTS (SELECT 1 FROM video_channels
-                                WHERE guild_id = :g AND channel_id = :c)
-                """,
-                {"g": guild_id, "c": channel_id},
-            ).fetchone()
-            return bool(row[0])
-
-        return await self.store.read(run)
+        allowed = await self.allowed_channels(guild_id)
+        return not allowed or channel_id in allowed
 
     async def set_allowed_channels(
         self,
@@ -161,13 +164,24 @@ class GuildConfig:
                 reason,
             )
 
-        return await self.store.write(run, self.now())
+        self._writes += 1
+        self._channels.pop(guild_id, None)
+        change = await self.store.write(run, self.now())
+        self._writes += 1
+        self._channels[guild_id] = frozenset(_ids(change.after))
+        return change
 
     # moderator role
 
     async def moderator_role(self, guild_id: int) -> int | None:
         """The role whose members moderate this server, besides Manage Server."""
-        return await self.store.read(_moderator_role, guild_id)
+        if guild_id in self._roles:
+            return self._roles[guild_id]
+        writes = self._writes
+        role = await self.store.read(_moderator_role, guild_id)
+        if writes == self._writes:
+            self._roles[guild_id] = role
+        return role
 
     async def set_moderator_role(
         self,
@@ -194,7 +208,12 @@ class GuildConfig:
                 )
             return _record(db, now, guild_id, MODERATOR_ROLE, before, role_id, actor_id, reason)
 
-        return await self.store.write(run, self.now())
+        self._writes += 1
+        self._roles.pop(guild_id, None)
+        change = await self.store.write(run, self.now())
+        self._writes += 1
+        self._roles[guild_id] = role_id
+        return change
 
     # history
 
