@@ -68,6 +68,7 @@ from paddock.accounts import (
     POOL_USER,
     Account,
     Balance,
+    allowance_for,
     balance_of,
     fetch_account,
     member_account,
@@ -94,6 +95,8 @@ from paddock.budget import (
     Limits,
     LimitsChange,
     Period,
+    parse_timestamp,
+    refill_due,
     utc,
     utcnow,
 )
@@ -178,8 +181,21 @@ class Ledger:
 
         ``role_ids`` (here and in every method that may refill) must be the member's
         current roles, ``()`` for none: a due refill uses the allowance they give.
+        A member with an account and no refill due is answered by a read alone.
         """
         roles = tuple(role_ids)
+
+        def look(db: Database, now: datetime) -> Balance | None:
+            settings = read_settings(db, guild_id)
+            level, period = allowance_for(db, settings, roles)
+            account = fetch_account(db, guild_id, "member", user_id)
+            if account is None or refill_due(period, parse_timestamp(account.refilled_at), now):
+                return None  # only the writer may create or refill it
+            return balance_of(guild_id, user_id, account, level, period)
+
+        found = await self.store.read(look, self.now())
+        if found is not None:
+            return found
 
         def run(db: Database, now: datetime) -> Balance:
             settings = read_settings(db, guild_id)
