@@ -115,11 +115,24 @@ async def send_private(
         )
 
 
+async def acknowledge_privately(interaction: discord.Interaction[Paddock]) -> None:
+    """Answer at once with a private "thinking" placeholder, before any database work;
+    :func:`send_private` then replaces it."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
 @contextlib.asynccontextmanager
-async def answering(interaction: discord.Interaction[Paddock]) -> AsyncIterator[None]:
+async def answering(
+    interaction: discord.Interaction[Paddock], *, acknowledge: bool = True
+) -> AsyncIterator[None]:
     """Answer a :class:`PaddockError` raised inside with its user-safe text, ephemerally;
-    let anything else through to the tree's ``on_error``."""
+    let anything else through to the tree's ``on_error``. With ``acknowledge`` the member
+    gets a private placeholder first (commands whose checks need only memory pass False
+    and call :func:`acknowledge_privately` after them)."""
     try:
+        if acknowledge:
+            await acknowledge_privately(interaction)
         yield
     except PaddockError as error:
         await send_private(interaction, str(error))

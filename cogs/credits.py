@@ -10,7 +10,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import _limits
-from cogs._checks import NotModerator, answering, is_moderator, refuse_bots, send_private
+from cogs._checks import (
+    NotModerator,
+    acknowledge_privately,
+    answering,
+    is_moderator,
+    refuse_bots,
+    send_private,
+)
 from paddock.audit import Entry
 from paddock.budget import FundingPolicy, Period, next_refill
 
@@ -134,11 +141,13 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Your c
         self, interaction: discord.Interaction[Paddock], member: discord.Member | None = None
     ) -> None:
         """Show your credits: available, held, allowance and next refill."""
-        async with answering(interaction):
+        async with answering(interaction, acknowledge=False):
             target = member or interaction.user
+            # the moderator role is held in memory: both checks answer at once
             if target.id != interaction.user.id and not await is_moderator(interaction):
                 raise NotModerator("see another member's credits")
             refuse_bots(target)
+            await acknowledge_privately(interaction)
             assert interaction.guild_id is not None
             ledger = self.bot.services.ledger
             balance = await ledger.balance(

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import _limits
+from cogs._checks import acknowledge_privately
 from hh_api import VideoRequest
 from paddock.errors import InvalidTransition, JobNotFound
 from paddock.jobs import Job, JobState
@@ -52,6 +53,7 @@ class JobsCog(commands.Cog, name="Jobs"):
     async def list_jobs(self, interaction: discord.Interaction[Paddock]) -> None:
         """Your latest jobs and where each one stands."""
         assert interaction.guild_id is not None
+        await acknowledge_privately(interaction)
         jobs = await self.bot.services.jobs.list_for_member(
             interaction.guild_id, interaction.user.id, limit=10
         )
@@ -62,12 +64,13 @@ class JobsCog(commands.Cog, name="Jobs"):
         embed = discord.Embed(title="Your latest jobs",
                               description="\n".join(_line(job) for job in jobs))
         embed.set_footer(text="Cancel a queued job with /jobs cancel")
-        await interaction.response.send_message(embed=_limits.checked(embed), ephemeral=True)
+        await interaction.followup.send(embed=_limits.checked(embed), ephemeral=True)
 
     @jobs.command(name="cancel")
     @app_commands.describe(job="The queued job to cancel (its id, or pick from the list)")
     async def cancel(self, interaction: discord.Interaction[Paddock], job: str) -> None:
         """Cancel a job that has not reached the provider yet; its credits come back."""
+        await acknowledge_privately(interaction)
         found = await self._own_job(interaction, job.strip())
         if found is None:
             await _answer(interaction, f"You have no job {_limits.echo(job, 40)}: a job id is "
@@ -118,7 +121,7 @@ class JobsCog(commands.Cog, name="Jobs"):
 
 async def _answer(interaction: discord.Interaction[Paddock], text: str) -> None:
     _limits.check_message(text)
-    await interaction.response.send_message(text, ephemeral=True)
+    await interaction.followup.send(text, ephemeral=True)
 
 
 def _choice_name(job: Job) -> str:

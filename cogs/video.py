@@ -33,6 +33,7 @@ Seed = app_commands.Range[int, 0, SEED_MAX]
 TOKEN_LIFE = timedelta(minutes=15)
 REFRESH_AT_ONCE = 50  # attachment links per refresh-urls request
 DEFAULT_RESOLUTION = "720p"  # the cheaper one, whatever the provider's own default
+PLACEHOLDER = "paddock_placeholder"  # in interaction.extras: a public "thinking" answer is up
 
 DESCRIBE = dict(
     prompt="What the video shows: scene, action, camera, light, mood",
@@ -205,14 +206,14 @@ class VideoCog(commands.Cog, name="Video"):
         provider: str | None,
         **options: object,
     ) -> None:
-        """Check, reserve, answer publicly, hand to the runner; or refuse ephemerally."""
+        """Check what memory can, answer at once, reserve, show the job card, hand the job
+        to the runner; or refuse ephemerally (removing the placeholder if one was shown)."""
         bot = self.bot
         services = bot.services
         assert interaction.guild_id is not None and interaction.channel_id is not None
         bot.delivery.remember_upload_limit(interaction.guild_id, interaction.filesize_limit)
-        if not await services.config.is_channel_allowed(interaction.guild_id,
-                                                        interaction.channel_id):
-            allowed = await services.config.allowed_channels(interaction.guild_id)
+        allowed = await services.config.allowed_channels(interaction.guild_id)  # in memory
+        if allowed and interaction.channel_id not in allowed:
             where = ", ".join(f"<#{c}>" for c in sorted(allowed))
             await _refuse(interaction, f"Videos aren't made in this channel. Use {where}.")
             return
@@ -237,6 +238,12 @@ class VideoCog(commands.Cog, name="Video"):
                 order, route = self.routed_order(mode, prompt, pictures, **options)
             else:
                 order = prepare(services.hh, name, mode, prompt, pictures, **options)  # type: ignore[arg-type]
+        except OrderRefused as refusal:
+            # It may repeat what the member typed (a value, a file name): escaped, once.
+            await _refuse(interaction, _limits.escape(str(refusal)))
+            return
+        await _acknowledge(interaction)
+        try:
             accepted = await services.jobs.accept(
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
@@ -259,7 +266,6 @@ class VideoCog(commands.Cog, name="Video"):
                                        "your next refill (/credits balance), or ask a moderator.")
             return
         except OrderRefused as refusal:
-            # It may repeat what the member typed (a value, a file name): escaped, once.
             await _refuse(interaction, _limits.escape(str(refusal)))
             return
         except PaddockError as refusal:  # the ledger's words, nothing the member typed
@@ -277,9 +283,9 @@ class VideoCog(commands.Cog, name="Video"):
             provider_title=services.hh.provider(order.provider).title, credits_left=left,
         )
         _limits.check_message(embeds=[embed])
-        callback = await interaction.response.send_message(embed=embed)
-        if callback.message_id is not None:
-            await services.jobs.set_progress_message(job.id, callback.message_id)
+        interaction.extras.pop(PLACEHOLDER, None)  # it is the job card from here on
+        card = await interaction.edit_original_response(embed=embed)
+        await services.jobs.set_progress_message(job.id, card.id)
 
 
     def routed_order(
@@ -327,6 +333,13 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
 
     async def callback(self, interaction: discord.Interaction[Paddock]) -> None:
         bot = interaction.client
+        # Answer before the database: the action is in the custom_id. A Remix opens a
+        # modal, which must be the first answer and shows the job's prompt, so it reads
+        # the job first.
+        if self.action == "reroll":
+            await _acknowledge(interaction)
+        elif self.action == "delete":
+            await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             job = await bot.services.jobs.get(self.job_id)
         except PaddockError:
@@ -342,7 +355,7 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
                 return
             assert interaction.message is not None
             await interaction.message.delete()
-            await interaction.response.send_message("Deleted.", ephemeral=True)
+            await interaction.followup.send("Deleted.", ephemeral=True)
         elif self.action == "reroll":
             offer = bot.services.hh.capabilities(job.provider or "", request.mode)
             seed = random.randint(0, SEED_MAX) if offer.seed_range else None
@@ -368,6 +381,7 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
         self.prompt.default = VideoRequest.from_dict(job.request).prompt[:2500]
 
     async def on_submit(self, interaction: discord.Interaction[Paddock]) -> None:
+        await _acknowledge(interaction)
         request = VideoRequest.from_dict(self.job.request)
         pictures = await _fresh_pictures(interaction, self.job)
         if pictures is None:
@@ -460,9 +474,26 @@ def _role_ids(interaction: discord.Interaction[Paddock]) -> list[int]:
     return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
+async def _acknowledge(interaction: discord.Interaction[Paddock]) -> None:
+    """Answer at once with Discord's public "thinking" placeholder, which the job card
+    replaces; a refusal removes it and answers privately (:func:`_refuse`)."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(thinking=True)
+        interaction.extras[PLACEHOLDER] = True
+
+
 async def _refuse(interaction: discord.Interaction[Paddock], text: str) -> None:
     _limits.check_message(text)
-    if interaction.response.is_done():
+    if interaction.extras.pop(PLACEHOLDER, False):
+        # A followup would replace the public placeholder, publicly: remove it first, so
+        # the reason is seen by the member alone.
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as error:
+            log.warning("could not remove the placeholder of a refused job (%s %s)",
+                        error.status, error.code)
+        await interaction.followup.send(text, ephemeral=True)
+    elif interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True)
     else:
         await interaction.response.send_message(text, ephemeral=True)
