@@ -92,10 +92,12 @@ async def one_run(
     return figures, bot_cpu * 1000 / commands
 
 
-async def start_profiler(pid: int, output: Path) -> asyncio.subprocess.Process:
+async def start_profiler(
+    pid: int, output: Path, *, rate: int = 1000
+) -> asyncio.subprocess.Process:
     """py-spy (``pip install py-spy``) sampling the bot while the burst arrives."""
     spy = await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(pid), "--rate", "1000", "--nonblocking", "--threads",
+        "py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking", "--threads",
         "--format", "raw",
         "--output", str(output), stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,

@@ -3,7 +3,8 @@
 Run from the repository root: ``python bench/inflight.py`` (``--jobs`` 1000, ``--render``
 mean render seconds 120, ``--spread`` their standard deviation 10, ``--modes``).
 
-``python bot.py`` runs in its own process against the fake Discord and a provider
+``--profile out.txt`` records where the bot spends its CPU while it waits (py-spy, one
+file a mode). ``python bot.py`` runs in its own process against the fake Discord and a provider
 emulator, which run here. 100 members ask for ``--jobs`` videos with ``/video text``
 (in bursts of 100), every one of which then renders at the provider for its own time.
 Modes:
@@ -38,6 +39,7 @@ from _common import (
     render_times,
     table,
 )
+from ack import start_profiler, stop_profiler
 
 from tests.bot.side_door_support import free_port
 from tests.fakes.discord import FakeDiscord, Interaction
@@ -98,6 +100,10 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
             measured = {tid: t for tid, t in emulator.tasks.items() if tid not in known}
             first_end = min(t.created + t.render_seconds for t in measured.values())
             # the waiting: from every job submitted to the first render ending
+            spy = None
+            if args.profile is not None:
+                spy = await start_profiler(bot.process.pid, args.profile.with_suffix(
+                    f".{mode}{args.profile.suffix}"), rate=100)
             cpu_start, wall_start = process_cpu(bot.process.pid), time.monotonic()
             peak_rss = process_rss(bot.process.pid)
             while time.monotonic() < first_end - 1:
@@ -105,6 +111,8 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
                 peak_rss = max(peak_rss, process_rss(bot.process.pid))
             cpu_waiting = process_cpu(bot.process.pid) - cpu_start
             waited = time.monotonic() - wall_start
+            if spy is not None:
+                await stop_profiler(spy)
             files = len(channel.files)
             await fake.wait_for(lambda: len(channel.files) >= files + len(asked),
                                 timeout=args.render * 3)
@@ -130,6 +138,8 @@ async def main() -> None:
     parser.add_argument("--render", type=float, default=120.0)
     parser.add_argument("--spread", type=float, default=10.0)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--profile", type=Path,
+                        help="write a py-spy profile of the waiting here (one file a mode)")
     args = parser.parse_args()
     print(machine_line())
     print(f"{args.jobs} jobs in flight, renders {args.render:g} s (sd {args.spread:g} s); "

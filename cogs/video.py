@@ -33,7 +33,8 @@ Seed = app_commands.Range[int, 0, SEED_MAX]
 TOKEN_LIFE = timedelta(minutes=15)
 REFRESH_AT_ONCE = 50  # attachment links per refresh-urls request
 DEFAULT_RESOLUTION = "720p"  # the cheaper one, whatever the provider's own default
-PLACEHOLDER = "paddock_placeholder"  # in interaction.extras: a public "thinking" answer is up
+# in interaction.extras while a public "thinking" answer is up: its message id (or None)
+PLACEHOLDER = "paddock_placeholder"
 
 DESCRIBE = dict(
     prompt="What the video shows: scene, action, camera, light, mood",
@@ -243,6 +244,7 @@ class VideoCog(commands.Cog, name="Video"):
             await _refuse(interaction, _limits.escape(str(refusal)))
             return
         await _acknowledge(interaction)
+        card_id = interaction.extras.get(PLACEHOLDER)
         try:
             accepted = await services.jobs.accept(
                 guild_id=interaction.guild_id,
@@ -257,6 +259,7 @@ class VideoCog(commands.Cog, name="Video"):
                 token_expires_at=interaction.created_at + TOKEN_LIFE,
                 idempotency_key=f"interaction:{interaction.id}",
                 timeout=bot.runner.settings.job_timeout,
+                progress_message_id=card_id,
             )
         except InsufficientCredits as refusal:
             if await services.ledger.never_funded(interaction.guild_id):
@@ -285,7 +288,8 @@ class VideoCog(commands.Cog, name="Video"):
         _limits.check_message(embeds=[embed])
         interaction.extras.pop(PLACEHOLDER, None)  # it is the job card from here on
         card = await interaction.edit_original_response(embed=embed)
-        await services.jobs.set_progress_message(job.id, card.id)
+        if card_id is None:  # Discord did not say which message the placeholder is
+            await services.jobs.set_progress_message(job.id, card.id)
 
 
     def routed_order(
@@ -478,13 +482,14 @@ async def _acknowledge(interaction: discord.Interaction[Paddock]) -> None:
     """Answer at once with Discord's public "thinking" placeholder, which the job card
     replaces; a refusal removes it and answers privately (:func:`_refuse`)."""
     if not interaction.response.is_done():
-        await interaction.response.defer(thinking=True)
-        interaction.extras[PLACEHOLDER] = True
+        answer = await interaction.response.defer(thinking=True)
+        interaction.extras[PLACEHOLDER] = answer.message_id if answer is not None else None
 
 
 async def _refuse(interaction: discord.Interaction[Paddock], text: str) -> None:
     _limits.check_message(text)
-    if interaction.extras.pop(PLACEHOLDER, False):
+    if PLACEHOLDER in interaction.extras:
+        del interaction.extras[PLACEHOLDER]
         # A followup would replace the public placeholder, publicly: remove it first, so
         # the reason is seen by the member alone.
         try:

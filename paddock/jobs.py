@@ -437,6 +437,7 @@ class JobStore:
         timeout: timedelta = DEFAULT_TIMEOUT,
         job_id: str | None = None,
         route: list[dict[str, Any]] | None = None,
+        progress_message_id: int | None = None,
     ) -> Accepted:
         """Store a new job and hold its estimated credits, atomically.
 
@@ -446,6 +447,8 @@ class JobStore:
 
         ``role_ids`` are the member's current roles (``()`` for none), required because a
         refill due now tops the member up to the allowance those roles give.
+        ``progress_message_id``: the message that will show the job, when it is known
+        already (the member's placeholder), saving a write after.
 
         Raises the ledger's errors (:class:`~paddock.errors.InsufficientCredits`,
         :class:`~paddock.errors.LimitExceeded`, ...) and then stores nothing. A repeated
@@ -469,6 +472,7 @@ class JobStore:
             "deadline_at": timestamp(now + timeout),
             "idempotency_key": idempotency_key,
             "route": None if route is None else json.dumps(route, sort_keys=True),
+            "progress_message_id": progress_message_id,
         }
         return await self.store.write(_accept, now, fields, tuple(role_ids))
 

@@ -45,6 +45,8 @@ async def test_a_video_is_acknowledged_before_any_credit_is_reserved(
     assert not card.ephemeral and "a horse in the snow" in card.embed.description
     assert card.embed.fields[0].value.startswith("Queued")
     assert [h.amount for h in await holds(paddock)] == [70]
+    [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.user.id)
+    assert job.progress_message_id == card.id  # the runner edits the card, not a new one
 
 
 async def test_a_refused_reservation_removes_the_placeholder_and_answers_privately(
