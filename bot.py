@@ -294,6 +294,9 @@ class Paddock(commands.Bot):
             # (TLS) connection per answer; a bounded pool reuses warm ones. Video uploads
             # are capped well below it (cogs/_delivery.py), so answers always get one.
             connector=aiohttp.TCPConnector(limit=DISCORD_CONNECTIONS),
+            # No message cache: nothing reads it, and every edit of a job card comes back
+            # as a MESSAGE_UPDATE that discord.py would look up in it, one by one.
+            max_messages=None,
         )
         self.settings = settings
         self.services = services
