@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.bot.support import available, give_credits, holds
+from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload
 
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE = 4, 5
@@ -115,3 +116,23 @@ async def test_a_channel_change_is_seen_by_the_next_video_at_once(
     await (await owner.slash("quota channels", action="everywhere")).reply()
     again = await (await alice.slash("video text", prompt="three", channel="general")).reply()
     assert not again.ephemeral
+
+
+async def test_a_reroll_is_acknowledged_before_the_job_is_read_or_reserved(
+    fake_discord, paddock, providers
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    await give_credits(paddock, alice, 200)
+    await give_credits(paddock, bob, 10)  # too few for a second video
+    await (await alice.slash("video text", prompt="a fox")).reply()
+    post = await finished_post(fake_discord, alice)
+
+    with writer_held(paddock.settings.database_path):
+        pressed = await bob.press(post, "Re-roll")
+        assert await pressed.acknowledgement() == DEFERRED_CHANNEL_MESSAGE
+    reply = await pressed.reply()
+
+    assert reply.ephemeral and "this needs 70 and your balance has 10 available" in reply.content
+    assert pressed.original.deleted
+    assert pressed.original not in alice.seen()  # nobody else sees the placeholder
+    assert await available(paddock, bob) == 10
