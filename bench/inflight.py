@@ -87,6 +87,8 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         async with bot_against(fake, folder / f"inflight-{mode}.db", env) as bot:
             owner = fake.owner
             await (await owner.slash("quota allowance", amount=10**6, period="daily")).reply()
+            # every job at the provider at once: ten a member, past the fair line's 2
+            await (await owner.slash("quota limits", member_slots=100)).reply()
             channel = fake.default_channel
             if mode == "learned":
                 warm = await ask(fake, 20, "warm-up")
