@@ -51,6 +51,8 @@ COMMAND_SIZE_MAX = 8000
 # "100 global CHAT_INPUT commands, 15 global USER commands, 15 global MESSAGE commands,
 # 1 global PRIMARY_ENTRY_POINT command", and as many per guild (application-commands).
 COMMANDS_PER_TYPE_MAX = {1: 100, 2: 15, 3: 15, 4: 1}
+COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE = 1, 2, 3  # application command types
+MESSAGE_ATTACHMENTS_MAX = 10
 COMMANDS_PER_OVERWRITE_MAX = 130
 MAX_APPLICATION_COMMANDS = 30032
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024

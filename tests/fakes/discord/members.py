@@ -6,7 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.discord import limits
-from tests.fakes.discord.options import OptionRejected, build_command_data
+from tests.fakes.discord.options import (
+    OptionRejected,
+    Upload,
+    build_command_data,
+    find_command,
+)
 from tests.fakes.discord.state import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
@@ -38,6 +43,7 @@ class Member:
         ix = await alice.slash("video text", prompt="a horse", duration=5)
         ix = await alice.press(message, "Re-roll")
         ix = await alice.submit_modal(modal, prompt="a faster horse")
+        ix = await alice.use_app(message, "Animate with HappyHorse")  # Apps menu
 
     Views: :meth:`seen`, :meth:`last_seen`, :meth:`wait_to_see`, :meth:`pinged_in`.
     """
@@ -153,6 +159,26 @@ class Member:
         )
         return await interaction.autocomplete_choices()
 
+    async def use_app(self, message: Message, command: str) -> Interaction:
+        """Right-click a message > Apps > ``command``: a message context-menu command
+        (APPLICATION_COMMAND of type 3, with ``target_id`` and the message resolved)."""
+        self._check_visible(message)
+        registered = find_command(
+            self.fake, command, message.channel, self, kind=limits.COMMAND_MESSAGE
+        )
+        data: dict[str, Any] = {
+            "id": registered["id"],
+            "name": registered["name"],
+            "type": limits.COMMAND_MESSAGE,
+            "target_id": str(message.id),
+            "resolved": {"messages": {str(message.id): message.payload()}},
+        }
+        if registered.get("guild_id"):
+            data["guild_id"] = registered["guild_id"]
+        return await self.fake.start_interaction(
+            APPLICATION_COMMAND, self, message.channel, data, command_name=registered["name"]
+        )
+
     async def press(self, message: Message, button: str) -> Interaction:
         """Press the button with this label (or custom_id) on a message the member sees."""
         self._check_visible(message)
@@ -233,10 +259,23 @@ class Member:
         )
 
     async def say(
-        self, content: str, *, channel: Channel | str | None = None, reply_to: Message | None = None
+        self,
+        content: str,
+        *,
+        channel: Channel | str | None = None,
+        reply_to: Message | None = None,
+        files: list[Upload] | None = None,
     ) -> Message:
-        """Post a plain message in a channel, as the member typing it."""
+        """Post a message in a channel, as the member typing it, with ``files`` attached
+        (stored on the CDN as channel attachments, with their size and dimensions)."""
         where = self._channel(channel)
+        uploads = list(files or [])
+        if len(uploads) > limits.MESSAGE_ATTACHMENTS_MAX:
+            raise OptionRejected(f"a message holds at most {limits.MESSAGE_ATTACHMENTS_MAX} files")
+        attachments = [
+            self.fake.store_channel_file(where, u.filename, u.data, u.description)
+            for u in uploads
+        ]
         pinged, roles = parse_mentions(content, None, reply_to)
         message = self.fake.new_message(
             where,
@@ -247,6 +286,7 @@ class Member:
             type=REPLY if reply_to is not None else DEFAULT,
             reference=self.fake.reference_to(reply_to),
             referenced=reply_to,
+            attachments=attachments,
         )
         self.fake.announce_message(message, member=self)
         return message

@@ -107,15 +107,18 @@ def _picture_size(data: bytes) -> tuple[int | None, int | None]:
         return None, None
 
 
-def find_command(fake: FakeDiscord, name: str, channel: Channel, member: Member) -> dict[str, Any]:
-    """The registered chat-input command a member would pick (server commands first)."""
+def find_command(
+    fake: FakeDiscord, name: str, channel: Channel, member: Member, *, kind: int = 1
+) -> dict[str, Any]:
+    """The registered command a member would pick (server commands first): chat input
+    (``kind`` 1, a slash command) or a user's or message's Apps menu entry (2 or 3)."""
     registered = fake.registered_commands(channel.guild.id) + fake.registered_commands(None)
     permissions = channel.guild.permissions_in(member, channel)
     needed = VIEW_CHANNEL | USE_APPLICATION_COMMANDS
     if permissions & needed != needed:
         raise CommandHidden(f"{member.user.name} cannot use commands in #{channel.name}")
     for command in registered:
-        if command["name"] == name and int(command.get("type", 1)) == 1:
+        if command["name"] == name and int(command.get("type", 1)) == kind:
             raw = command.get("default_member_permissions")
             required = int(raw) if raw is not None else 0
             # "0" means nobody but administrators; None means everyone.
@@ -125,8 +128,9 @@ def find_command(fake: FakeDiscord, name: str, channel: Channel, member: Member)
                     f"/{name} is hidden from {member.user.name} by its default permissions"
                 )
             return command
-    names = sorted({c["name"] for c in registered})
-    raise CommandNotFound(f"no registered command /{name}; registered: {names}")
+    names = sorted({c["name"] for c in registered if int(c.get("type", 1)) == kind})
+    shown = f"/{name}" if kind == 1 else repr(name)
+    raise CommandNotFound(f"no registered command {shown}; registered: {names}")
 
 
 def build_command_data(

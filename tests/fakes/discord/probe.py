@@ -22,7 +22,8 @@ Behaviour = Callable[[discord.Interaction[Any], dict[str, Any]], Awaitable[None]
 class ProbeBot(commands.Bot):
     """Commands: ``/probe`` (options of every common type), ``/clip make``,
     ``/clip edit trim`` (a group with a subgroup), ``/pick provider`` (autocomplete),
-    ``/admin`` (Manage Server by default). Buttons: :class:`ProbeButton`. Modal:
+    ``/admin`` (Manage Server by default), the message Apps menu entry ``Probe message``.
+    Buttons: :class:`ProbeButton`. Modal:
     :class:`ProbeModal`."""
 
     def __init__(self, guild_id: int, *, intents: discord.Intents | None = None) -> None:
@@ -40,7 +41,7 @@ class ProbeBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         guild = discord.Object(id=self.guild_id)
-        for command in (probe, clip, pick, admin):
+        for command in (probe, clip, pick, admin, probe_message):
             self.tree.add_command(command, guild=guild)
         self.add_dynamic_items(ProbeButton)
         self.tree.on_error = self.keep_tree_error  # type: ignore[method-assign]
@@ -138,6 +139,13 @@ async def pick_provider(
 @app_commands.default_permissions(manage_guild=True)
 async def admin(interaction: discord.Interaction[ProbeBot]) -> None:
     await interaction.client.run_behaviour(interaction, {"admin": True})
+
+
+@app_commands.context_menu(name="Probe message")
+async def probe_message(
+    interaction: discord.Interaction[ProbeBot], message: discord.Message
+) -> None:
+    await interaction.client.run_behaviour(interaction, {"message": message})
 
 
 class ProbeButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"probe:(?P<n>\d+)"):

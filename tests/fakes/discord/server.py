@@ -350,6 +350,12 @@ class FakeDiscord:
         self.attachments[attachment_id] = stored
         return stored
 
+    def store_channel_file(
+        self, channel: Channel, filename: str, data: bytes, description: str | None = None
+    ) -> StoredAttachment:
+        """A file posted in a channel, on the CDN under the channel's attachments."""
+        return self._store_file(channel, filename, data, description)
+
     def _store_file(
         self, channel: Channel, filename: str, data: bytes, description: str | None
     ) -> StoredAttachment:
