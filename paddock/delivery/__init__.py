@@ -8,16 +8,21 @@ audio); `fit_to_limit` leaves a file that fits alone and re-encodes one that doe
 from __future__ import annotations
 
 from paddock.delivery.fit import FitKind, FitResult, fit_to_limit, plan_encode
+from paddock.delivery.join import Joined, JoinKind, join, last_frame
 from paddock.delivery.probe import NotAVideo, VideoInfo, probe
 from paddock.delivery.workers import MediaWorkers
 
 __all__ = [
     "FitKind",
     "FitResult",
+    "JoinKind",
+    "Joined",
     "MediaWorkers",
     "NotAVideo",
     "VideoInfo",
     "fit_to_limit",
+    "join",
+    "last_frame",
     "plan_encode",
     "probe",
 ]

@@ -16,13 +16,15 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from paddock.delivery.fit import FitKind, FitResult
-from paddock.delivery.probe import NotAVideo
+from paddock.delivery.join import Joined, JoinKind, can_copy, copy_join, last_frame
+from paddock.delivery.probe import NotAVideo, probe
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +74,47 @@ class MediaWorkers:
         _log_result(result, size, label)
         return result
 
+    async def last_frame(self, video: Path) -> bytes:
+        """The last frame of `video` as a PNG, decoded in a thread. Raises NotAVideo."""
+        return await self.in_thread(last_frame, video)
+
+    async def join(self, first: Path, second: Path, output: Path, *, label: str = "") -> Joined:
+        """`first` then `second` (less its first frame, which is `first`'s last) in
+        `output`: copied in a thread when the codec parameters match, else re-encoded
+        in the encoder's process, in turn with the fits. Raises NotAVideo, EncodeFailed."""
+        started = time.perf_counter()
+        if await self.in_thread(can_copy, first, second):
+            await self.in_thread(copy_join, first, second, output)
+            kind = JoinKind.COPIED
+        else:
+            self.waiting += 1
+            try:
+                await self._encodes.acquire()
+            finally:
+                self.waiting -= 1
+            try:
+                await self._run_child("paddock.delivery.join", first, second, output)
+            finally:
+                self._encodes.release()
+            kind = JoinKind.REENCODED
+        info = await self.in_thread(probe, output)
+        joined = Joined(kind, output, info.duration, time.perf_counter() - started)
+        log.info("%sjoined two clips (%s) into %.1f s of video in %.2f s",
+                 f"{label} " if label else "", kind.value, joined.duration, joined.seconds)
+        return joined
+
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _run_encoder(self, source: Path, limit: int, output: Path) -> FitResult:
+        stdout = await self._run_child("paddock.delivery.encode", source, limit, output)
+        return FitResult.from_json(json.loads(stdout))
+
+    async def _run_child(self, module: str, source: Path, *args: object) -> bytes:
+        """Run ``python -m module source args...`` (an encoder); its stdout."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "paddock.delivery.encode", str(source), str(limit),
-            str(output), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=ROOT,
+            sys.executable, "-m", module, str(source), *(str(a) for a in args),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         )
         self.encoding[process.pid] = source
         try:
@@ -97,7 +132,7 @@ class MediaWorkers:
             words = stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise EncodeFailed(f"the encoder exited with {process.returncode}: "
                                + " / ".join(words))
-        return FitResult.from_json(json.loads(stdout))
+        return stdout
 
 
 NOT_A_VIDEO = 3  # the encoder's exit status when the source is no video

@@ -1,0 +1,93 @@
+"""Extending a clip, without Discord: its last frame, and two real clips joined."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from paddock.delivery import JoinKind, MediaWorkers, NotAVideo, last_frame
+from tests.clips import make_clip, play
+
+FPS = 24
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def close(a: np.ndarray, b: np.ndarray, tolerance: float = 3.0) -> bool:
+    """The same picture, within what a lossy codec changes (mean absolute difference)."""
+    return a.shape == b.shape and float(np.abs(a.astype(int) - b.astype(int)).mean()) < tolerance
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> dict[str, Path]:
+    made = {
+        "first": make_clip(2, 640, 360, fps=FPS),
+        "second": make_clip(3, 640, 360, fps=FPS),
+        "other_size": make_clip(2, 480, 270, fps=FPS, audio=False),
+    }
+    paths = {}
+    for name, data in made.items():
+        paths[name] = tmp_path / f"{name}.mp4"
+        paths[name].write_bytes(data)
+    return paths
+
+
+def test_the_last_frame_is_the_videos_last_picture(clips) -> None:
+    png = last_frame(clips["second"])
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    frames = decoded_frames(clips["second"])
+    assert close(picture, frames[-1])
+    assert not close(picture, frames[-12])  # the grain and the pattern move: not any frame
+
+
+def test_a_file_that_is_no_video_has_no_last_frame(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(NotAVideo):
+        last_frame(junk)
+
+
+@pytest.mark.parametrize(("second", "kind"), [("second", JoinKind.COPIED),
+                                              ("other_size", JoinKind.REENCODED)])
+async def test_the_join_is_both_clips_less_the_repeated_frame_and_plays(
+    clips, tmp_path: Path, second: str, kind: JoinKind
+) -> None:
+    workers = MediaWorkers()
+    try:
+        joined = await workers.join(clips["first"], clips[second], tmp_path / "joined.mp4")
+    finally:
+        workers.close()
+
+    assert joined.kind is kind
+    first_played = play(clips["first"].read_bytes())
+    second_played = play(clips[second].read_bytes())
+    played = play(joined.path.read_bytes())
+    assert played.frames == first_played.frames + second_played.frames - 1
+    assert played.duration == pytest.approx(
+        first_played.duration + second_played.duration - 1 / FPS, abs=0.5 / FPS)
+    assert (played.width, played.height) == (640, 360)
+    assert played.audio_frames > 0  # the first clip's sound is kept
+    frames = decoded_frames(joined.path)
+    originals = decoded_frames(clips["first"])
+    assert close(frames[0], originals[0], 4.0)
+    assert close(frames[first_played.frames - 2], originals[-2], 4.0)
+
+
+async def test_a_copied_join_keeps_the_packets_as_they_were(clips, tmp_path: Path) -> None:
+    workers = MediaWorkers()
+    try:
+        joined = await workers.join(clips["first"], clips["second"], tmp_path / "joined.mp4")
+    finally:
+        workers.close()
+    with av.open(str(clips["second"])) as source, av.open(str(joined.path)) as result:
+        originals = [bytes(p) for p in source.demux(video=0) if p.size]
+        copied = [bytes(p) for p in result.demux(video=0) if p.size]
+    assert copied[-len(originals):] == originals  # not decoded, not encoded again
