@@ -17,9 +17,11 @@ import discord
 
 from cogs import _limits
 from cogs._render import COLOUR, closed_embed, failed_embed, finished_embed, progress_embed
-from hh_api import DownloadError, NotAVideoError, VideoTooLargeError
+from hh_api import DownloadError, Mode, NotAVideoError, VideoTooLargeError
 from paddock.delivery import FitKind, FitResult, NotAVideo
 from paddock.delivery.workers import EncodeFailed
+from paddock.extensions import Extension
+from paddock.followups import offering
 from paddock.jobs import Job, JobState
 from paddock.runner import DeliveryError, Progress, VideoUnusable, job_fields
 
@@ -136,6 +138,10 @@ class DiscordDelivery:
                 # The member reads the reason; the host and the OS error are for the log.
                 log.warning("%s could not fetch the video: %s", job_fields(job), error.for_log())
                 raise DeliveryError(f"could not fetch the video: {error}") from None
+            extension = await services.extensions.get(job.id)
+            chain = None
+            if path is not None and extension is not None:
+                path, chain = await self._join(job, extension, path)
             fit = None
             if path is not None:
                 fit = await self._fit(job, path, limit)
@@ -146,7 +152,7 @@ class DiscordDelivery:
                     note = (f"Re-encoded to fit this server's {limit / 1_048_576:.0f} MB "
                             f"upload limit. {self._full_quality(job)}")
             embed = finished_embed(job, provider_title=provider.title, model=model,
-                                   link_note=note)
+                                   link_note=note, chain=chain)
             sheet = await self._reference_sheet(job)
             if sheet is not None:
                 embed.set_thumbnail(url="attachment://references.png")
@@ -161,9 +167,11 @@ class DiscordDelivery:
                 return made
 
             link = job.result_url if note is not None else None
+            # Extend continues the posted file: offered when there is one, and a provider.
+            extend = path is not None and self._extendable()
             try:
                 message = await self._post(job, embed=embed, files=files,
-                                           view=result_view(job, link=link))
+                                           view=result_view(job, link=link, extend=extend))
             except _TooLarge:
                 if path is None:
                     raise DeliveryError("Discord refused even the message without the video",
@@ -171,7 +179,7 @@ class DiscordDelivery:
                 # Discord refused the size: post the link instead.
                 path = None
                 embed = finished_embed(job, provider_title=provider.title, model=model,
-                                       link_note=self._link_note(job, limit))
+                                       link_note=self._link_note(job, limit), chain=chain)
                 if sheet is not None:
                     embed.set_thumbnail(url="attachment://references.png")
                 message = await self._post(job, embed=embed, files=files,
@@ -179,6 +187,31 @@ class DiscordDelivery:
         # Built by hand: a message returned by the webhook knows no guild (jump_url says @me).
         link = f"https://discord.com/channels/{job.guild_id}/{message.channel.id}/{message.id}"
         await self._close_job_message(job, f"Done: {link}")
+
+    async def _join(self, job: Job, extension: Extension, path: Path) -> tuple[Path, str | None]:
+        """The continuation at `path` joined after the clip it continues; with the chain's
+        words ("3 parts · 14.9 s"). The continuation alone (and None) when the clip it
+        continues is gone or unreadable: the member still gets what they paid for."""
+        from cogs.video import refresh_attachment_links
+
+        services = self.bot.services
+        source = path.parent / "continued.mp4"
+        try:
+            [url] = await refresh_attachment_links(self.bot, [extension.source_url])
+            await services.hh.download(url, source, max_bytes=FIT_SOURCE_MAX)
+            joined = await services.media.join(source, path, path.parent / "joined" / path.name,
+                                               label=job_fields(job))
+        except (discord.HTTPException, DownloadError, NotAVideoError, NotAVideo,
+                EncodeFailed) as error:
+            log.warning("%s could not join the continuation to the clip it continues "
+                        "(job %s): %s", job_fields(job), extension.parent_job_id, error)
+            return path, None
+        return joined.path, f"{extension.parts} parts · {joined.duration:.1f} s in all"
+
+    def _extendable(self) -> bool:
+        """Whether a provider this bot can use makes image-to-video (what Extend sends)."""
+        hh = self.bot.services.hh
+        return bool(offering(hh, self.bot.settings.usable_providers, Mode.IMAGE))
 
     async def _fit(self, job: Job, path: Path, limit: int) -> FitResult:
         """`path` itself when it fits `limit`, else a re-encode that does, else TOO_LARGE

@@ -61,8 +61,9 @@ def progress_embed(
 
 
 def finished_embed(job: Job, *, provider_title: str, model: str,
-                   link_note: str | None = None) -> discord.Embed:
-    """What made the video: prompt, settings, provider and model, cost, time, who asked.
+                   link_note: str | None = None, chain: str | None = None) -> discord.Embed:
+    """What made the video: prompt, settings, provider and model, cost, time, who asked;
+    for an extended clip, ``chain`` (its parts and total length).
 
     ``link_note`` (a sentence with the provider's link) goes in the description, whose
     4,096 characters hold a long pre-signed link where a field's 1,024 would not.
@@ -80,6 +81,8 @@ def finished_embed(job: Job, *, provider_title: str, model: str,
     embed.add_field(name="Resolution", value=request.resolution or "default")
     embed.add_field(name="Aspect ratio", value=request.aspect_ratio or "from the picture")
     embed.add_field(name="Duration", value=f"{request.duration} s")
+    if chain is not None:  # an extended clip: the parts joined, and their length
+        embed.add_field(name="Extended", value=chain)
     embed.add_field(name="Seed", value=str(request.seed) if request.seed is not None else "random")
     charged = job.charged_credits or 0
     if job.routed and job.estimated_credits > charged:

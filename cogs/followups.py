@@ -1,9 +1,14 @@
 """Follow-ups from the chat: Animate with HappyHorse and Use as reference (a message's
-Apps menu), and Extend on a finished video."""
+Apps menu), and the Extend button on a finished video."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import tempfile
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import discord
@@ -11,8 +16,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.video import VideoCog, _refuse
-from hh_api import Mode
+from hh_api import DownloadError, Mode, NotAVideoError, VideoRequest
+from paddock.delivery import NotAVideo
+from paddock.errors import JobNotFound, PaddockError
+from paddock.extensions import Extension
 from paddock.followups import provider_for
+from paddock.jobs import Job
+from paddock.orders import Picture
+from paddock.runner import job_fields
 
 if TYPE_CHECKING:
     from bot import Paddock
@@ -21,6 +32,8 @@ log = logging.getLogger(__name__)
 
 REFERENCE_PICTURES_MAX = 9  # what /video reference takes
 DURATION_WORDS = "3-15 seconds; blank for the provider's default"
+EXTEND_ID = r"paddock:extend:(?P<job>[0-9a-f]{32})"
+POSTED_VIDEO_MAX = 512 * 1024 * 1024  # the largest posted video read for its last frame
 
 
 def _pictures_of(message: discord.Message) -> list[discord.Attachment]:
@@ -76,6 +89,148 @@ class PictureModal(discord.ui.Modal):
                              provider=provider, duration=duration)
 
 
+class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=EXTEND_ID):
+    """Extend under a finished video (shown by `cogs.video.result_view`); the job id is
+    in the custom_id, so it answers after a restart too."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Extend", emoji="⏩",
+                                           custom_id=f"paddock:extend:{job_id}"))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Paddock], item: discord.ui.Button, match,
+    ) -> ExtendButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Paddock]) -> None:
+        bot = interaction.client
+        try:
+            job = await bot.services.jobs.get(self.job_id)
+        except PaddockError:
+            await _refuse(interaction, "That job is no longer known to the bot.")
+            return
+        video = _posted_video(interaction.message)
+        if video is None:
+            await _refuse(interaction, "This video was posted as a link, not a file, so the "
+                                       "bot can't take its last frame. Extend works on "
+                                       "videos posted in the channel.")
+            return
+        request = VideoRequest.from_dict(job.request)
+        provider = provider_for(bot.services.hh, bot.settings.usable_providers, Mode.IMAGE,
+                                job.provider, resolution=request.resolution,
+                                duration=request.duration)
+        if provider is None:
+            await _refuse(interaction, "No provider this bot can use makes a video from a "
+                                       "picture any more, so videos can't be extended.")
+            return
+        earlier = await bot.services.extensions.get(job.id)
+        parts = (earlier.parts if earlier is not None else 1) + 1
+        cog = bot.get_cog("Video")
+        assert cog is not None
+        await interaction.response.send_modal(
+            ExtendModal(cast(VideoCog, cog), job, video.url, provider, parts))
+
+
+class ExtendModal(discord.ui.Modal, title="Extend this video"):
+    """The continuation's prompt (the original's to start with) and its duration."""
+
+    prompt: discord.ui.TextInput = discord.ui.TextInput(
+        label="What happens next", style=discord.TextStyle.paragraph, max_length=2500)
+    duration: discord.ui.TextInput = discord.ui.TextInput(
+        label="Duration of the continuation (seconds)", required=False, max_length=3,
+        placeholder="3-15 seconds")
+
+    def __init__(self, cog: VideoCog, job: Job, video_url: str, provider: str,
+                 parts: int) -> None:
+        super().__init__(custom_id=f"paddock:extend-form:{job.id}")
+        self.cog = cog
+        self.job = job
+        self.video_url = video_url
+        self.provider = provider
+        self.parts = parts
+        self.request = VideoRequest.from_dict(job.request)
+        self.prompt.default = self.request.prompt[:2500]
+        self.duration.default = str(self.request.duration or "")
+
+    async def on_submit(self, interaction: discord.Interaction[Paddock]) -> None:
+        try:
+            duration = parse_duration(self.duration.value)
+        except ValueError:
+            await _refuse(interaction, "The duration is a whole number of seconds from 3 "
+                                       "to 15.")
+            return
+        # Fetching the video and posting its last frame take longer than Discord waits
+        # for an answer: "thinking" first; the job card replaces it.
+        await interaction.response.defer(thinking=True)
+        frame = await self._post_last_frame(interaction)
+        if frame is None:
+            return
+        message, picture = frame
+        bot = self.cog.bot
+        job_id = uuid.uuid4().hex
+        # Kept before the job exists: after a restart, the job (if any) still knows its
+        # frame and what it continues, and nothing is made twice.
+        await bot.services.extensions.record(Extension(
+            job_id=job_id, parent_job_id=self.job.id, source_url=self.video_url,
+            frame_url=picture.url, parts=self.parts))
+        await self.cog.start_job(interaction, Mode.IMAGE, self.prompt.value, [picture],
+                                 provider=self.provider, job_id=job_id,
+                                 resolution=self.request.resolution, duration=duration)
+        try:
+            await bot.services.jobs.get(job_id)
+        except JobNotFound:  # refused (credits, limits): the frame has no use
+            with contextlib.suppress(discord.HTTPException):
+                await message.delete()
+
+    async def _post_last_frame(
+        self, interaction: discord.Interaction[Paddock]
+    ) -> tuple[discord.Message, Picture] | None:
+        """The posted video's last frame, posted under it: a public Discord link a
+        provider can fetch. None (and the member told) when that fails."""
+        bot = self.cog.bot
+        services = bot.services
+        try:
+            with tempfile.TemporaryDirectory(prefix="paddock-extend-") as folder:
+                path = Path(folder) / "video.mp4"
+                await services.hh.download(self.video_url, path, max_bytes=POSTED_VIDEO_MAX)
+                png = await services.media.last_frame(path)
+        except (DownloadError, NotAVideoError, NotAVideo) as error:
+            log.warning("%s could not take the last frame of its video: %s",
+                        job_fields(self.job), error)
+            await _refuse(interaction, "The bot could not read that video to take its last "
+                                       "frame. Nothing was charged.")
+            return None
+        assert interaction.message is not None
+        try:
+            message = await interaction.message.reply(
+                "Last frame of this video: the continuation starts from it.",
+                file=discord.File(io.BytesIO(png), filename="last-frame.png"),
+                mention_author=False)
+        except discord.HTTPException as error:
+            log.warning("%s could not post its last frame (%s %s)", job_fields(self.job),
+                        error.status, error.code)
+            await _refuse(interaction, "Discord refused the bot's post of the video's last "
+                                       "frame, so it can't be extended here. Nothing was "
+                                       "charged.")
+            return None
+        [attached] = message.attachments
+        return message, Picture(option="frame", filename=attached.filename, url=attached.url,
+                                content_type=attached.content_type or "image/png",
+                                size=attached.size, width=attached.width,
+                                height=attached.height)
+
+
+def _posted_video(message: discord.Message | None) -> discord.Attachment | None:
+    """The video file attached to a finished job's post, if it was posted as a file."""
+    if message is None:
+        return None
+    return next((a for a in message.attachments
+                 if (a.content_type or "").startswith("video/")
+                 or a.filename.endswith(".mp4")), None)
+
+
 class FollowupsCog(commands.Cog, name="Follow-ups"):
     """Videos made from what is already in the chat."""
 
@@ -126,4 +281,5 @@ class FollowupsCog(commands.Cog, name="Follow-ups"):
 
 
 async def setup(bot: Paddock) -> None:
+    bot.add_dynamic_items(ExtendButton)
     await bot.add_cog(FollowupsCog(bot))

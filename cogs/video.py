@@ -205,10 +205,12 @@ class VideoCog(commands.Cog, name="Video"):
         pictures: list[Picture],
         *,
         provider: str | None,
+        job_id: str | None = None,
         **options: object,
     ) -> None:
         """Check what memory can, answer at once, reserve, show the job card, hand the job
-        to the runner; or refuse ephemerally (removing the placeholder if one was shown)."""
+        to the runner; or refuse ephemerally (removing the placeholder if one was shown).
+        `job_id`: the new job's id when it was chosen before (Extend records it first)."""
         bot = self.bot
         services = bot.services
         assert interaction.guild_id is not None and interaction.channel_id is not None
@@ -260,6 +262,7 @@ class VideoCog(commands.Cog, name="Video"):
                 idempotency_key=f"interaction:{interaction.id}",
                 timeout=bot.runner.settings.job_timeout,
                 progress_message_id=card_id,
+                job_id=job_id,
             )
         except InsufficientCredits as refusal:
             if await services.ledger.never_funded(interaction.guild_id):
@@ -286,6 +289,10 @@ class VideoCog(commands.Cog, name="Video"):
             provider_title=services.hh.provider(order.provider).title, credits_left=left,
         )
         _limits.check_message(embeds=[embed])
+        if PLACEHOLDER not in interaction.extras:  # answered privately first (Extend)
+            card = await interaction.followup.send(embed=embed, wait=True)
+            await services.jobs.set_progress_message(job.id, card.id)
+            return
         interaction.extras.pop(PLACEHOLDER, None)  # it is the job card from here on
         card = await interaction.edit_original_response(embed=embed)
         if card_id is None:  # Discord did not say which message the placeholder is
@@ -394,12 +401,17 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
                                  pictures, **_settings(request, self.job))
 
 
-def result_view(job: Job, *, link: str | None = None) -> discord.ui.View:
-    """Re-roll, Remix, Delete; and the provider's full-quality link where a link button's
-    512-character URL can hold it (longer links stay in the message's text)."""
+def result_view(job: Job, *, link: str | None = None, extend: bool = False) -> discord.ui.View:
+    """Re-roll, Remix, Delete, and Extend where a provider can continue it
+    (cogs/followups.py answers it); and the provider's full-quality link where a link
+    button's 512-character URL can hold it (longer links stay in the message's text)."""
     view = discord.ui.View(timeout=None)
     for action in ("reroll", "remix", "delete"):
         view.add_item(_JobButton(action, job.id))
+    if extend:
+        view.add_item(discord.ui.Button(label="Extend", emoji="⏩",
+                                        style=discord.ButtonStyle.secondary,
+                                        custom_id=f"paddock:extend:{job.id}"))
     if link is not None and _limits.link_fits_button(link):
         view.add_item(discord.ui.Button(label="Full quality", url=link, emoji="⬇️"))
     return view

@@ -368,3 +368,26 @@ def m013_refused_keys(db: Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m014_extensions(db: Database) -> None:
+    """Extend: a continuation job and the clip it continues.
+
+    Written before the continuation is accepted (its job id chosen first), with the
+    posted frame's link, so a restart never makes the frame or the job twice.
+    ``source_url``: the posted video that is continued (a Discord attachment);
+    ``parts``: how many clips the joined video holds.
+    """
+    db.execute(
+        """
+        CREATE TABLE extensions (
+            job_id TEXT PRIMARY KEY,
+            parent_job_id TEXT NOT NULL,
+            source_url TEXT NOT NULL,
+            frame_url TEXT NOT NULL,
+            parts INTEGER NOT NULL CHECK (parts >= 2),
+            created_at TEXT NOT NULL
+        )
+        """
+    )

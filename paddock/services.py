@@ -18,6 +18,7 @@ from hh_api import (
 )
 from paddock.budget import utcnow
 from paddock.delivery import MediaWorkers
+from paddock.extensions import Extensions
 from paddock.guild_config import GuildConfig
 from paddock.jobs import JobStore
 from paddock.ledger import Clock, Ledger
@@ -35,6 +36,7 @@ class Services:
     hh: HappyHorse
     config: GuildConfig
     media: MediaWorkers
+    extensions: Extensions
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -73,6 +75,7 @@ class Services:
                     hh=hh,
                     config=GuildConfig(store, clock=clock),
                     media=media,
+                    extensions=Extensions(store, clock=clock),
                 )
         finally:
             await store.close()

@@ -83,6 +83,7 @@ class MediaWorkers:
         `output`: copied in a thread when the codec parameters match, else re-encoded
         in the encoder's process, in turn with the fits. Raises NotAVideo, EncodeFailed."""
         started = time.perf_counter()
+        await self.in_thread(output.parent.mkdir, parents=True, exist_ok=True)
         if await self.in_thread(can_copy, first, second):
             await self.in_thread(copy_join, first, second, output)
             kind = JoinKind.COPIED
