@@ -161,9 +161,11 @@ class ExtendModal(discord.ui.Modal, title="Extend this video"):
             await _refuse(interaction, "The duration is a whole number of seconds from 3 "
                                        "to 15.")
             return
-        # Fetching the video and posting its last frame take longer than Discord waits
-        # for an answer: "thinking" first; the job card replaces it.
-        await interaction.response.defer(thinking=True)
+        # Fetching the video and posting its last frame may take longer than Discord
+        # waits for an answer: a private word first; the job card follows in public, a
+        # refusal in private.
+        await interaction.response.send_message("Taking the video's last frame…",
+                                                ephemeral=True)
         frame = await self._post_last_frame(interaction)
         if frame is None:
             return

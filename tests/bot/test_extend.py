@@ -43,7 +43,11 @@ async def first_video(fake, paddock, providers, member, credits: int = 500):
 async def extend(fake, member, post, values=None):
     """Press Extend, submit the modal; the post that carries the result (or failure)."""
     modal = await (await member.press(post, "Extend")).opened_modal()
-    card = await (await member.submit_modal(modal, values or {})).reply()
+    submitted = await member.submit_modal(modal, values or {})
+    assert (await submitted.reply()).ephemeral  # a private word while the frame is taken
+    card = await member.wait_to_see(lambda m: not m.ephemeral and bool(m.embeds)
+                                    and m.embed.title == "🎬 Image to video",
+                                    after=await submitted.reply())
     result = await member.wait_to_see(
         lambda m: m.pings(member) and bool(m.embeds) and m.id > card.id, after=card,
         timeout=15)
@@ -149,9 +153,15 @@ async def test_a_member_without_the_credits_is_refused_and_the_frame_removed(
     await give_credits(paddock, bob, 10)
 
     modal = await (await bob.press(post, "Extend")).opened_modal()
-    refused = await (await bob.submit_modal(modal)).reply()
+    submitted = await bob.submit_modal(modal)
+    refused = await bob.wait_to_see(lambda m: "your balance" in m.content,
+                                    after=await submitted.reply())
 
+    assert refused.ephemeral
     assert "this needs 70 and your balance has 10 available" in refused.content
+    carol = fake_discord.member("carol")
+    assert not any("balance" in m.content or (m.embeds and m.id > post.id)
+                   for m in carol.seen())  # no job card, no refusal in public
     await fake_discord.wait_for(lambda: all(
         m.deleted for m in fake_discord.channel("general").messages
         if any(a.filename == "last-frame.png" for a in m.attachments)))
