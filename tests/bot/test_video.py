@@ -52,7 +52,7 @@ async def test_a_text_video_goes_from_command_to_channel_and_is_charged_once(
     assert (shown["Resolution"], shown["Aspect ratio"], shown["Duration"]) == (
         "720p", "16:9", "5 s")
     assert shown["Requested by"] == f"<@{alice.user.id}>"
-    assert [b.label for b in post.buttons] == ["Re-roll", "Remix", "Delete"]
+    assert [b.label for b in post.buttons] == ["Re-roll", "Remix", "Delete", "Extend"]
 
     [submit] = providers["joypix"].submits()
     assert submit.json["prompt"] == "a horse gallops on a beach"
