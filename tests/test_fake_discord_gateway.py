@@ -194,7 +194,8 @@ async def test_sync_echoes_commands_with_ids_and_keeps_them_on_resync(
     fake_discord: FakeDiscord, probe_bot: ProbeBot
 ) -> None:
     registered = fake_discord.registered_commands(fake_discord.guild.id)
-    assert {c["name"] for c in registered} == {"probe", "clip", "pick", "admin"}
+    assert {(c["name"], c["type"]) for c in registered} == {
+        ("probe", 1), ("clip", 1), ("pick", 1), ("admin", 1), ("Probe message", 3)}
     assert all(c["guild_id"] == str(fake_discord.guild.id) for c in registered)
     assert all(c["application_id"] == str(fake_discord.application_id) for c in registered)
 
