@@ -34,7 +34,9 @@ def help_embed(demo_rates: tuple[str, str] | None = None) -> discord.Embed:
             "`/video text` from a prompt\n"
             "`/video image` from one picture and a prompt\n"
             "`/video reference` from up to nine pictures; name them in the prompt as "
-            "[Image 1], [Image 2], ..."
+            "[Image 1], [Image 2], ...\n"
+            "Right-click a message with a picture > Apps > **Animate with HappyHorse** "
+            "or **Use as reference**"
         ),
         inline=False,
     )
@@ -45,7 +47,8 @@ def help_embed(demo_rates: tuple[str, str] | None = None) -> discord.Embed:
     )
     embed.add_field(
         name="On a finished video",
-        value="**Re-roll** for a new seed, **Remix** to change the prompt, **Delete** removes it.",
+        value=("**Re-roll** for a new seed, **Remix** to change the prompt, **Delete** "
+               "removes it, **Extend** continues it from its last frame."),
         inline=False,
     )
     if demo_rates is not None:
