@@ -91,3 +91,34 @@ async def test_a_copied_join_keeps_the_packets_as_they_were(clips, tmp_path: Pat
         originals = [bytes(p) for p in source.demux(video=0) if p.size]
         copied = [bytes(p) for p in result.demux(video=0) if p.size]
     assert copied[-len(originals):] == originals  # not decoded, not encoded again
+
+
+def with_b_frames(source: Path, output: Path) -> Path:
+    """`source` encoded again the way most encoders do: B-frames, shown out of order."""
+    with av.open(str(source)) as clip, av.open(str(output), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"preset": "veryfast", "bf": "3"}
+        for frame in clip.decode(video=0):
+            frame.pict_type = av.video.frame.PictureType.NONE
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return output
+
+
+async def test_a_clip_ending_in_reordered_frames_gives_its_last_frame_and_is_re_encoded(
+    clips, tmp_path: Path
+) -> None:
+    reordered = with_b_frames(clips["first"], tmp_path / "reordered.mp4")
+    picture = np.asarray(Image.open(io.BytesIO(last_frame(reordered))).convert("RGB"))
+    frames = decoded_frames(reordered)
+    assert close(picture, frames[-1]) and not close(picture, frames[-2])
+
+    workers = MediaWorkers()
+    try:
+        joined = await workers.join(reordered, clips["second"], tmp_path / "joined.mp4")
+    finally:
+        workers.close()
+    assert joined.kind is JoinKind.REENCODED  # leaving its last frame out would break others
+    assert play(joined.path.read_bytes()).frames == len(frames) + len(
+        decoded_frames(clips["second"])) - 1
