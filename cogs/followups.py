@@ -78,7 +78,7 @@ class PictureModal(discord.ui.Modal):
             return
         bot = self.cog.bot
         provider = provider_for(bot.services.hh, bot.settings.usable_providers, self.mode,
-                                bot.settings.default_provider, duration=duration)
+                                bot.settings.default_provider)
         if provider is None:
             await _refuse(interaction, "No provider this bot can use makes this kind of "
                                        "video. Ask the bot's owner to add a provider key.")
@@ -117,10 +117,8 @@ class ExtendButton(discord.ui.DynamicItem[discord.ui.Button], template=EXTEND_ID
                                        "bot can't take its last frame. Extend works on "
                                        "videos posted in the channel.")
             return
-        request = VideoRequest.from_dict(job.request)
         provider = provider_for(bot.services.hh, bot.settings.usable_providers, Mode.IMAGE,
-                                job.provider, resolution=request.resolution,
-                                duration=request.duration)
+                                job.provider)
         if provider is None:
             await _refuse(interaction, "No provider this bot can use makes a video from a "
                                        "picture any more, so videos can't be extended.")
