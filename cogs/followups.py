@@ -236,12 +236,13 @@ class FollowupsCog(commands.Cog, name="Follow-ups"):
 
     def __init__(self, bot: Paddock) -> None:
         self.bot = bot
+        in_servers = app_commands.AppCommandContext(guild=True)  # like /video
         self.menus = [
-            app_commands.ContextMenu(name="Animate with HappyHorse", callback=self.animate),
-            app_commands.ContextMenu(name="Use as reference", callback=self.use_as_reference),
+            app_commands.ContextMenu(name="Animate with HappyHorse", callback=self.animate,
+                                     allowed_contexts=in_servers),
+            app_commands.ContextMenu(name="Use as reference", callback=self.use_as_reference,
+                                     allowed_contexts=in_servers),
         ]
-        for menu in self.menus:
-            menu.guild_only = True
 
     async def cog_load(self) -> None:
         for menu in self.menus:

@@ -17,6 +17,8 @@ async def test_animate_makes_an_image_video_from_the_messages_first_picture(
                                               Upload.image("cat.png", 640, 480),
                                               Upload.image("dog.png", 640, 480)])
 
+    registered = fake_discord.command("Animate with HappyHorse")
+    assert (registered["type"], registered.get("contexts")) == (3, [0])  # messages, servers
     modal = await (await bob.use_app(posted, "Animate with HappyHorse")).opened_modal()
     assert modal.title == "Animate with HappyHorse"
     reply = await (await bob.submit_modal(
