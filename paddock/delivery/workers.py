@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -62,15 +62,8 @@ class MediaWorkers:
         size = await self.in_thread(lambda: source.stat().st_size)
         if size <= limit:
             return FitResult(FitKind.ORIGINAL, source, limit)
-        self.waiting += 1
-        try:
-            await self._encodes.acquire()
-        finally:
-            self.waiting -= 1
-        try:
+        async with self._encode_slot():
             result = await self._run_encoder(source, limit, output)
-        finally:
-            self._encodes.release()
         _log_result(result, size, label)
         return result
 
@@ -88,21 +81,27 @@ class MediaWorkers:
             await self.in_thread(copy_join, first, second, output)
             kind = JoinKind.COPIED
         else:
-            self.waiting += 1
-            try:
-                await self._encodes.acquire()
-            finally:
-                self.waiting -= 1
-            try:
+            async with self._encode_slot():
                 await self._run_child("paddock.delivery.join", first, second, output)
-            finally:
-                self._encodes.release()
             kind = JoinKind.REENCODED
         info = await self.in_thread(probe, output)
         joined = Joined(kind, output, info.duration, time.perf_counter() - started)
         log.info("%sjoined two clips (%s) into %.1f s of video in %.2f s",
                  f"{label} " if label else "", kind.value, joined.duration, joined.seconds)
         return joined
+
+    @contextlib.asynccontextmanager
+    async def _encode_slot(self) -> AsyncIterator[None]:
+        """One of the `ENCODES_AT_ONCE` encoder slots, counted in `waiting` until it is ours."""
+        self.waiting += 1
+        try:
+            await self._encodes.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._encodes.release()
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
