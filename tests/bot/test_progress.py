@@ -9,7 +9,6 @@ all after the command was sent); none is a timing budget.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 from datetime import datetime
@@ -64,7 +63,7 @@ async def test_job_message_edits_are_throttled_and_end_on_the_result(
     [task_id] = emulator.tasks
     emulator.finish(task_id)
     await fake_discord.wait_for(lambda: status(job_message.payload()).startswith("Done:"))
-    await asyncio.wait_for(paddock.runner.wait_idle(), 5)
+    await paddock.runner.wait_idle()
 
     *progress, (_, final) = edits(job_message)
     assert final.startswith(f"Done: https://discord.com/channels/{fake_discord.guild.id}/")
@@ -105,3 +104,4 @@ async def test_a_state_that_arrives_between_edits_still_shows(
     emulator.finish(task_id)
     await fake_discord.wait_for(lambda: status(job_message.payload()).startswith("Done:"))
     assert len(job_message.versions) == 3  # Queued → Sent → Rendering → Done
+

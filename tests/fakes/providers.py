@@ -70,6 +70,8 @@ from urllib.parse import quote, unquote, urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.waiting import WAIT_LIMIT
+
 # A tiny but real MP4 header (an ftyp box) followed by padding: enough for type sniffing.
 FAKE_MP4 = (
     b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00\x00\x00\x08free"
@@ -285,7 +287,7 @@ class ProviderEmulator:
     def polls(self) -> list[Recorded]:
         return [r for r in self.requests if r.kind == "status"]
 
-    async def wait_for_requests(self, kind: str, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_requests(self, kind: str, count: int, timeout: float = WAIT_LIMIT) -> None:
         """Return once `count` requests of `kind` ("submit", "status", ...) have arrived."""
 
         def enough() -> bool:
@@ -294,12 +296,12 @@ class ProviderEmulator:
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(enough)
 
-    async def wait_for_picture_fetches(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_picture_fetches(self, count: int, timeout: float = WAIT_LIMIT) -> None:
         """Return once `count` picture links have been downloaded (or failed to)."""
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: len(self.picture_fetches) >= count)
 
-    async def wait_for_callbacks(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_callbacks(self, count: int, timeout: float = WAIT_LIMIT) -> None:
         """Return once `count` callbacks have been answered (or found no one listening)."""
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: len(self.callbacks) >= count)

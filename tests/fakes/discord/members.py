@@ -29,6 +29,7 @@ from tests.fakes.discord.state import (
     User,
     parse_mentions,
 )
+from tests.fakes.waiting import WAIT_LIMIT
 
 if TYPE_CHECKING:
     from tests.fakes.discord.server import FakeDiscord
@@ -324,7 +325,7 @@ class Member:
         *,
         channel: Channel | str | None = None,
         after: Message | None = None,
-        timeout: float = 5.0,
+        timeout: float = WAIT_LIMIT,
     ) -> Message:
         """The first message this member sees (newer than ``after``) that passes ``check``."""
         floor = after.id if after is not None else 0

@@ -7,6 +7,7 @@ and answered with Discord's payloads or Discord's error bodies. Responses carry
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -113,6 +114,24 @@ class RateLimit:
     served: int = field(default=0)
 
 
+@dataclass
+class Hold:
+    """A call the fake keeps waiting before it applies it, as a test asked: a slow Discord.
+
+    The first call to ``route`` that ``matching`` accepts waits (already recorded, not yet
+    applied) until :meth:`release`; ``call`` is it once it has arrived.
+    """
+
+    method: str
+    route: str
+    matching: Callable[[RecordedCall], bool]
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    call: RecordedCall | None = None
+
+    def release(self) -> None:
+        self.released.set()
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -213,6 +232,7 @@ class RestApi:
                 and request.headers.get("Authorization") != f"Bot {self.fake.token}"
             ):
                 raise errors.unauthorized()
+            await self._held(call)
             limited = self._rate_limited(call)
             response = limited or await handler(request)
         except errors.DiscordError as error:
@@ -223,6 +243,18 @@ class RestApi:
             call.response = json.loads(response.body)  # type: ignore[arg-type]
         self.fake.changed()
         return response
+
+    async def _held(self, call: RecordedCall) -> None:
+        for hold in self.fake.holds:
+            if (
+                hold.call is None
+                and f"{hold.method} {hold.route}" == call.route
+                and hold.matching(call)
+            ):
+                hold.call = call
+                self.fake.changed()
+                await hold.released.wait()
+                return
 
     def _rate_limited(self, call: RecordedCall) -> web.Response | None:
         for rule in self.fake.rate_limits:

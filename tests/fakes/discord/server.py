@@ -29,7 +29,7 @@ from tests.fakes.discord.gateway import (
 )
 from tests.fakes.discord.members import Member
 from tests.fakes.discord.options import Upload, _picture_size
-from tests.fakes.discord.rest import API, RateLimit, RecordedCall, RestApi
+from tests.fakes.discord.rest import API, Hold, RateLimit, RecordedCall, RestApi
 from tests.fakes.discord.state import (
     BOT_DEFAULT,
     EVERYONE_DEFAULT,
@@ -44,6 +44,7 @@ from tests.fakes.discord.state import (
     as_permissions,
     parse_mentions,
 )
+from tests.fakes.waiting import WAIT_LIMIT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,6 +127,7 @@ class FakeDiscord:
         self.cdn_refused: list[tuple[str, str]] = []  # (path, why) the CDN answered 404
         self.dm_channels: dict[int, int] = {}  # DM channel id -> the member's user id
         self.rate_limits: list[RateLimit] = []
+        self.holds: list[Hold] = []
         self._commands: dict[int | None, list[dict[str, Any]]] = {None: []}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -640,6 +642,16 @@ class FakeDiscord:
         method, template = route.split(" ", 1)
         self.rate_limits.append(RateLimit(method, template, retry_after, times, is_global))
 
+    def hold(
+        self, route: str, matching: Callable[[RecordedCall], bool] = lambda call: True
+    ) -> Hold:
+        """Keep the next call to ``route`` that ``matching`` accepts waiting, recorded but
+        not applied, until the returned hold is released (a slow answer from Discord)."""
+        method, template = route.split(" ", 1)
+        hold = Hold(method, template, matching)
+        self.holds.append(hold)
+        return hold
+
     def calls_to(self, route: str) -> list[RecordedCall]:
         """Recorded calls matching ``"METHOD /template"`` (or just ``"/template"``)."""
         if " " in route:
@@ -651,7 +663,7 @@ class FakeDiscord:
         self._changes.notify()
 
     async def wait_for(
-        self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = ""
+        self, check: Callable[[], T | None], *, timeout: float = WAIT_LIMIT, what: str = ""
     ) -> T:
         """Wait until ``check()`` returns something truthy, and return it.
 

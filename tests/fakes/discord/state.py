@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.discord import limits
+from tests.fakes.waiting import WAIT_LIMIT
 
 if TYPE_CHECKING:
     import discord
@@ -760,14 +761,14 @@ class Interaction:
     async def _wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
         return await self.fake.wait_for(check, timeout=timeout, what=f"{what} for {self!r}")
 
-    async def reply(self, timeout: float = 5.0) -> Message:
+    async def reply(self, timeout: float = WAIT_LIMIT) -> Message:
         """The first answer the member can read (not "thinking"): the original response,
         the edit of a deferred one, the first followup, or the edited component message."""
         return await self._wait(
             "an answer", lambda: next((m for m in self.answered if not m.thinking), None), timeout
         )
 
-    async def followup(self, index: int = 0, timeout: float = 5.0) -> Message:
+    async def followup(self, index: int = 0, timeout: float = WAIT_LIMIT) -> Message:
         """The ``index``-th followup message (the first followup after a defer replaces
         the thinking message and counts as followup 0)."""
         return await self._wait(
@@ -776,15 +777,15 @@ class Interaction:
             timeout,
         )
 
-    async def opened_modal(self, timeout: float = 5.0) -> Modal:
+    async def opened_modal(self, timeout: float = WAIT_LIMIT) -> Modal:
         """The modal the bot opened in answer."""
         return await self._wait("a modal", lambda: self.modal, timeout)
 
-    async def acknowledgement(self, timeout: float = 5.0) -> int:
+    async def acknowledgement(self, timeout: float = WAIT_LIMIT) -> int:
         """The callback type of the bot's first response (4 message, 5 defer, ...)."""
         return await self._wait("a response", lambda: self.response_type, timeout)
 
-    async def autocomplete_choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def autocomplete_choices(self, timeout: float = WAIT_LIMIT) -> list[dict[str, Any]]:
         """The choices the bot answered with; an empty list is an answer too."""
         await self._wait("autocomplete choices", lambda: self.choices is not None, timeout)
         assert self.choices is not None
