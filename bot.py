@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -25,16 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from hh_api import (
-    DEMO_PROVIDER,
-    ConfigurationError,
-    DemoSettings,
-    PollPolicy,
-    PriceTable,
-    ProviderConfig,
-    Secret,
-    load_providers,
-)
+from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.health import HealthCheck
 from paddock.http_server import SideDoor
 from paddock.loop_lag import LoopLagMonitor
@@ -42,197 +33,23 @@ from paddock.metrics import PaddockMetrics
 from paddock.preflight import preflight, summary
 from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
-from paddock.routing import AUTO, Health, Router
-from paddock.runner import Runner, RunnerSettings
+from paddock.routing import Health, Router
+from paddock.runner import Runner
 from paddock.services import Services
-from paddock.store import DEFAULT_PATH
+from paddock.settings import (
+    LOG_LEVELS,
+    Problem,
+    Settings,
+    SettingsError,
+    database_blocker,
+    database_unusable,
+)
 
 log = logging.getLogger("paddock")
 
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
 DISCORD_CONNECTIONS = 64  # HTTP connections to Discord at once
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-class SettingsError(ValueError):
-    """The environment cannot start the bot; the message says what to set."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the bot needs from its environment."""
-
-    discord_token: str = field(repr=False)  # never in a repr, a log line or an error
-    discord_api_base: str | None = None
-    discord_gateway_url: str | None = None
-    dev_guild_id: int | None = None
-    guild_ready_timeout: float = 2.0
-    database_path: Path = DEFAULT_PATH
-    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
-    default_provider: str | None = None  # None: none (from_env turns the demo on instead);
-    # "auto": each job goes to the cheapest provider working now (paddock.routing)
-    prices: PriceTable = field(default_factory=PriceTable)
-    runner: RunnerSettings = field(default_factory=RunnerSettings)
-    demo: DemoSettings = field(default_factory=DemoSettings)
-    http_port: int | None = None  # None: no side door (health, metrics, callbacks)
-    http_host: str = "127.0.0.1"
-    public_url: str | None = None  # the side door's public https base URL
-    hiapi_webhook_secret: Secret | None = None
-    log_level: str = "INFO"  # checked here; main() applies it first, via setup_logging()
-
-    @property
-    def hiapi_callback_url(self) -> str | None:
-        """Where HiAPI should post its callbacks, when the side door is public."""
-        return f"{self.public_url}/callbacks/hiapi" if self.public_url else None
-
-    @property
-    def usable_providers(self) -> list[str]:
-        """Providers with a key, and the demo when it is on (it needs none), the default
-        first."""
-        names = [
-            name for name, config in self.providers.items()
-            if config.api_key or name == DEMO_PROVIDER
-        ]
-        if self.default_provider in names:
-            names.remove(self.default_provider)
-            names.insert(0, self.default_provider)
-        return names
-
-    @property
-    def routable_providers(self) -> list[str]:
-        """The providers ``auto`` chooses among: those with a key (never the demo)."""
-        return [name for name, config in self.providers.items()
-                if config.api_key and name != DEMO_PROVIDER]
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read ``DISCORD_TOKEN`` (required), ``DISCORD_API_BASE``,
-        ``DISCORD_GATEWAY_URL``, ``DEV_GUILD_ID``, ``DISCORD_GUILD_READY_TIMEOUT``,
-        ``DATABASE_PATH``, ``HH_PROVIDER``, the provider keys and their settings, and
-        ``DEMO_RENDER_SECONDS`` and ``DEMO_FAIL_RATE``.
-
-        The free demo provider is on when ``HH_PROVIDER`` is ``demo`` or no provider has
-        a key; it is then the default."""
-        token = env.get("DISCORD_TOKEN", "").strip()
-        if not token:
-            raise SettingsError("DISCORD_TOKEN is not set; put it in the environment or .env")
-        guild = env.get("DEV_GUILD_ID", "").strip()
-        if guild and not guild.isdigit():
-            raise SettingsError(f"DEV_GUILD_ID must be a server id (digits), not {guild!r}")
-        timeout = env.get("DISCORD_GUILD_READY_TIMEOUT", "").strip()
-        try:
-            ready_timeout = float(timeout) if timeout else 2.0
-        except ValueError:
-            message = f"DISCORD_GUILD_READY_TIMEOUT must be seconds, not {timeout!r}"
-            raise SettingsError(message) from None
-        try:
-            providers = load_providers(env)
-            prices = PriceTable.from_env(env)
-            demo = DemoSettings.from_env(env)
-        except ConfigurationError as error:
-            raise SettingsError(str(error)) from None
-        keyed = [name for name, config in providers.items() if config.api_key]
-        default = env.get("HH_PROVIDER", "").strip().lower() or None
-        if default is not None and default not in (*providers, DEMO_PROVIDER, AUTO):
-            raise SettingsError(
-                f"HH_PROVIDER must be one of {', '.join(providers)}, {DEMO_PROVIDER}, {AUTO}; "
-                f"not {default!r}"
-            )
-        if default == AUTO and not keyed:
-            raise SettingsError(
-                "HH_PROVIDER is auto, but no provider has a key: set at least one "
-                "NAME_API_KEY (two or more for failover)"
-            )
-        if default not in (None, DEMO_PROVIDER, AUTO, *keyed):
-            raise SettingsError(
-                f"HH_PROVIDER is {default}, but {default.upper()}_API_KEY is not set"
-            )
-        if default is None and not keyed:
-            log.info("no provider key is set, so videos come from the free demo provider "
-                     "(a sample clip; credits are charged at real prices)")
-            default = DEMO_PROVIDER
-        if default == DEMO_PROVIDER:
-            providers[DEMO_PROVIDER] = ProviderConfig(DEMO_PROVIDER)
-        return cls(
-            **_side_door_settings(env, hiapi_keyed="hiapi" in keyed),
-            log_level=_log_level(env),
-            runner=_runner_settings(env),
-            discord_token=token,
-            discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None,
-            discord_gateway_url=env.get("DISCORD_GATEWAY_URL", "").strip() or None,
-            dev_guild_id=int(guild) if guild else None,
-            guild_ready_timeout=ready_timeout,
-            database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_PATH),
-            providers=providers,
-            default_provider=default or keyed[0],
-            prices=prices,
-            demo=demo,
-        )
-
-
-def _runner_settings(env: Mapping[str, str]) -> RunnerSettings:
-    """``PADDOCK_PROVIDER_CONCURRENCY``, ``PADDOCK_JOB_TIMEOUT_MINUTES``,
-    ``PADDOCK_POLL_SECONDS`` (first status check; it then grows to 15 s)."""
-
-    def number(name: str, default: float, low: float) -> float:
-        text = env.get(name, "").strip()
-        try:
-            value = float(text) if text else default
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise SettingsError(f"{name} must be a number of at least {low:g}, not {text!r}")
-        return value
-
-    poll = number("PADDOCK_POLL_SECONDS", 2.0, 0.001)
-    return RunnerSettings(
-        provider_slots=int(number("PADDOCK_PROVIDER_CONCURRENCY", 8, 1)),
-        job_timeout=timedelta(minutes=number("PADDOCK_JOB_TIMEOUT_MINUTES", 30, 1)),
-        poll=PollPolicy(initial=poll, maximum=max(15.0, poll)),
-    )
-
-
-def _side_door_settings(env: Mapping[str, str], *, hiapi_keyed: bool) -> dict[str, object]:
-    """``PADDOCK_HTTP_PORT``, ``PADDOCK_HTTP_HOST``, ``PADDOCK_PUBLIC_URL``,
-    ``HIAPI_WEBHOOK_SECRET``."""
-    port_text = env.get("PADDOCK_HTTP_PORT", "").strip()
-    if port_text and not (port_text.isdigit() and int(port_text) <= 65535):
-        raise SettingsError(f"PADDOCK_HTTP_PORT must be a port number (0-65535), not {port_text!r}")
-    port = int(port_text) if port_text else None
-    public_url = env.get("PADDOCK_PUBLIC_URL", "").strip().rstrip("/") or None
-    secret = env.get("HIAPI_WEBHOOK_SECRET", "").strip()
-    if public_url is not None:
-        if not public_url.startswith("https://") or len(public_url) <= len("https://"):
-            raise SettingsError(
-                "PADDOCK_PUBLIC_URL must be the side door's public https:// address "
-                "(HiAPI sends callbacks over HTTPS only)"
-            )
-        if port is None:
-            raise SettingsError(
-                "PADDOCK_PUBLIC_URL is set but PADDOCK_HTTP_PORT is not: "
-                "nothing would receive HiAPI's callbacks"
-            )
-        if hiapi_keyed and not secret:
-            raise SettingsError(
-                "PADDOCK_PUBLIC_URL is set, so HiAPI will send callbacks: "
-                "set HIAPI_WEBHOOK_SECRET to the secret HiAPI signs them with"
-            )
-    return {
-        "http_port": port,
-        "http_host": env.get("PADDOCK_HTTP_HOST", "").strip() or "127.0.0.1",
-        "public_url": public_url,
-        "hiapi_webhook_secret": Secret(secret) if secret else None,
-    }
-
-
-def _log_level(env: Mapping[str, str]) -> str:
-    """``PADDOCK_LOG_LEVEL``: DEBUG, INFO (the default), WARNING or ERROR."""
-    level = env.get("PADDOCK_LOG_LEVEL", "").strip().upper() or "INFO"
-    if level not in LOG_LEVELS:
-        raise SettingsError(f"PADDOCK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
-                            f"not {level!r}")
-    return level
 
 
 def setup_logging(env: Mapping[str, str]) -> None:
@@ -333,11 +150,12 @@ class Paddock(commands.Bot):
                 await self.side_door.start()
             except OSError as error:
                 why = os.strerror(error.errno) if error.errno else str(error)
-                raise SettingsError(
-                    f"the side door cannot listen on {self.settings.http_host}:"
-                    f"{self.settings.http_port} ({why}); check "
-                    f"PADDOCK_HTTP_HOST and PADDOCK_HTTP_PORT"
-                ) from None
+                raise SettingsError([Problem(
+                    "PADDOCK_HTTP_PORT",
+                    f"is {self.settings.http_port}, but the side door cannot listen on "
+                    f"{self.settings.http_host}:{self.settings.http_port} ({why}); check "
+                    f"PADDOCK_HTTP_HOST and PADDOCK_HTTP_PORT",
+                )]) from None
 
     async def close(self) -> None:
         """Close the side door, stop taking jobs, let the runner put its work down (it is
@@ -371,11 +189,17 @@ class Paddock(commands.Bot):
 
 async def run(settings: Settings) -> None:
     route_discord(settings)
-    async with (
-        Services.open(settings.database_path, settings.providers, prices=settings.prices,
-                      demo=settings.demo) as services,
-        Paddock(settings, services) as bot,
-    ):
+    path = settings.database_path
+    if why := database_blocker(path):
+        raise SettingsError([Problem("DATABASE_PATH", why)])
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            services = await stack.enter_async_context(Services.open(
+                path, settings.providers, prices=settings.prices, demo=settings.demo))
+        except (OSError, sqlite3.Error, StoreUnavailable, StoreBusy) as error:
+            cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
+            raise SettingsError([database_unusable(path, cause or error)]) from None
+        bot = await stack.enter_async_context(Paddock(settings, services))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
@@ -388,7 +212,7 @@ def check(env: Mapping[str, str]) -> int:
     # Every error ends up in a finding; the store's own log would repeat it as a traceback.
     logging.basicConfig(handlers=[logging.NullHandler()])
     packages = ("hh_api", "paddock", COGS_DIR.name)
-    findings = asyncio.run(preflight(env, parse=Settings.from_env, packages=packages))
+    findings = asyncio.run(preflight(env, packages=packages))
     for finding in findings:
         print(finding.line())
     print(summary(findings))
@@ -412,7 +236,7 @@ def main() -> None:
         settings = Settings.from_env(os.environ)
         asyncio.run(run(settings))
     except SettingsError as error:
-        sys.exit(f"paddock: {error}")
+        sys.exit("\n".join(f"paddock: {problem}" for problem in error.problems))
     except discord.LoginFailure:
         sys.exit("paddock: Discord rejected DISCORD_TOKEN (401 Unauthorized); check the token")
     except discord.PrivilegedIntentsRequired as error:

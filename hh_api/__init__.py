@@ -14,7 +14,7 @@ from __future__ import annotations
 from hh_api.callbacks import sign_hiapi, verify_hiapi_callback
 from hh_api.capabilities import SEED_MAX, ModeCapabilities, PictureLimits
 from hh_api.client import HappyHorse, PollPolicy, PollSchedule, Timeouts
-from hh_api.config import PROVIDER_NAMES, ProviderConfig, Secret, load_providers
+from hh_api.config import PROVIDER_NAMES, ProviderConfig, Secret, load_providers, redact_url
 from hh_api.demo import DemoBackend, DemoSettings, demo_video
 from hh_api.errors import (
     AuthenticationError,
@@ -82,6 +82,7 @@ __all__ = [
     "WaitTimeoutError",
     "demo_video",
     "load_providers",
+    "redact_url",
     "sign_hiapi",
     "verify_hiapi_callback",
 ]

@@ -15,14 +15,39 @@ For a provider NAME (JOYPIX, WAVESPEED, PIXELDOJO, HIAPI):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from hh_api.errors import ConfigurationError
 from hh_api.models import Mode
 
 PROVIDER_NAMES = ("joypix", "wavespeed", "pixeldojo", "hiapi")
+HIDDEN = "***"
+# Query parameters whose value is a credential: key, api_key, token, access_token, secret,
+# sig, signature, password, auth... (matched on the name, case-insensitively).
+_SECRET_PARAMETER = re.compile(r"(key|token|secret|sig|signature|pass|password|auth)$", re.I)
+
+
+def redact_url(url: str) -> str:
+    """`url` fit to print: a password or user in it and the value of every query parameter
+    that holds a credential (``key=``, ``token=``, ``api_key=``, ``secret=`` ...) become
+    ``***``. Anything that does not parse as a URL is returned as it is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # such as an unclosed [ in the host: show nothing of it
+        return HIDDEN
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}:{HIDDEN}@{host}" if ":" in credentials else f"{HIDDEN}@{host}"
+    query = "&".join(
+        f"{name}={HIDDEN}" if sep and _SECRET_PARAMETER.search(name) else f"{name}{sep}{value}"
+        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
+    ) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Secret:
@@ -71,17 +96,23 @@ class ProviderConfig:
 
 def check_base_url(url: str, provider: str) -> str:
     """A base URL is a scheme and a host (and port); the documented paths follow it."""
+    setting = f"{provider.upper()}_BASE_URL"
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"{provider.upper()}_BASE_URL must look like https://host, got {url!r}",
-            provider=provider,
+            f"{setting} must be an http(s) URL such as https://api.example.com, "
+            f"not {redact_url(url)!r}",
+            provider=provider, setting=setting,
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigurationError(
-            f"{provider.upper()}_BASE_URL takes a scheme and host only (such as "
-            f"https://api.example.com); the documented paths are added to it",
-            provider=provider,
+            f"{setting} must be a scheme and host only, such as https://api.example.com "
+            f"(the documented paths are added to it), not {redact_url(url)!r}",
+            provider=provider, setting=setting,
         )
     return f"{parts.scheme}://{parts.netloc}"
 

@@ -87,16 +87,16 @@ class DemoSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DemoSettings:
         env = os.environ if environ is None else environ
-        render = _number(env, "DEMO_RENDER_SECONDS", 8.0, "a number of seconds >= 0")
-        rate = _number(env, "DEMO_FAIL_RATE", 0.0, "a share between 0 and 1, such as 0.2")
-        if render < 0:
-            raise ConfigurationError(f"DEMO_RENDER_SECONDS must be >= 0, got {render:g}")
-        if not 0 <= rate <= 1:
-            raise ConfigurationError(f"DEMO_FAIL_RATE must be between 0 and 1, got {rate:g}")
+        render = _number(env, "DEMO_RENDER_SECONDS", 8.0, 0, math.inf,
+                         "a number of seconds >= 0")
+        rate = _number(env, "DEMO_FAIL_RATE", 0.0, 0, 1,
+                       "a share between 0 and 1, such as 0.2")
         return cls(render_seconds=render, fail_rate=rate)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, what: str) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float, what: str
+) -> float:
     text = env.get(name, "").strip()
     if not text:
         return default
@@ -104,8 +104,8 @@ def _number(env: Mapping[str, str], name: str, default: float, what: str) -> flo
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be {what}, got {text!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigurationError(f"{name} must be {what}, not {text!r}", setting=name)
     return value
 
 

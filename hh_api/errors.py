@@ -42,7 +42,17 @@ class HappyHorseError(Exception):
 
 
 class ConfigurationError(HappyHorseError):
-    """The client is set up wrong: an unknown provider, a missing key, a bad setting."""
+    """The client is set up wrong: an unknown provider, a missing key, a bad setting.
+
+    `setting` names the environment variable at fault, when one is; the message then
+    starts with that name.
+    """
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, setting: str | None = None
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.setting = setting
 
 
 class InvalidRequestError(HappyHorseError):

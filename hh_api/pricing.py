@@ -57,7 +57,8 @@ class PriceTable:
                     rate = Decimal(-1)
                 if not rate.is_finite() or rate < 0:
                     raise ConfigurationError(
-                        f"{name} must be credits per second (a number >= 0), got {text!r}"
+                        f"{name} must be credits per second (a number >= 0), not {text!r}",
+                        setting=name,
                     )
                 overrides[(provider, resolution)] = rate
         return cls(overrides)

@@ -42,6 +42,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from hh_api.config import redact_url
 from hh_api.errors import (
     AuthenticationError,
     HappyHorseError,
@@ -325,7 +326,7 @@ class Transport:
                 ProviderUnavailableError(f"{provider} {what}", provider=provider, detail=detail),
                 reached=True,
             ) from None
-        log.debug("provider=%s %s %s -> %d", provider, method, url, status)
+        log.debug("provider=%s %s %s -> %d", provider, method, redact_url(url), status)
 
         payload = _json_or_none(raw)
         if enveloped and 200 <= status < 300 and isinstance(payload, dict):

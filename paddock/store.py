@@ -214,8 +214,8 @@ class Store:
             self._enter_wal(self._conn)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._db = Database(self._conn, execute_plugins=False)
-        except sqlite3.Error as exc:
-            log.exception("cannot open %s", self.path)
+        except sqlite3.Error as exc:  # every waiting caller gets it, chained: no traceback here
+            log.error("cannot open %s: %s", self.path, exc)
             self._fail_everything(exc)
             return
         batch: list[_WriteRequest] = []

@@ -20,7 +20,6 @@ import pytest
 from sqlite_utils import Database
 
 from paddock.migrations import MIGRATIONS
-from paddock.preflight import Finding, Verdict, preflight
 from tests.settings_docs import ENV_EXAMPLE, documented_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,8 +155,8 @@ def test_a_missing_token_fails(tmp_path: Path) -> None:
 
     assert checked.code == 1
     assert checked.lines[0] == (
-        "FAIL  DISCORD_TOKEN: not set; copy the bot's token from the Developer Portal "
-        "(your application > Bot > Reset Token) into .env"
+        "FAIL  DISCORD_TOKEN: is not set; copy the bot's token from the Developer Portal "
+        "(your application > Bot > Reset Token) into the environment or .env"
     )
     assert checked.lines[-1] == "paddock --check: 1 problem; fix the FAIL lines above"
 
@@ -191,15 +190,14 @@ def test_an_unwritable_database_path_fails(tmp_path: Path) -> None:
 
     assert checked.code == 1
     assert checked.has(
-        f"FAIL  database: cannot create {inside_a_file}: {blocker} is a file, not a folder"
+        f"FAIL  DATABASE_PATH: is '{inside_a_file}', but {blocker} is a file, not a folder"
     )
     assert checked.lines[-1] == "paddock --check: 1 problem; fix the FAIL lines above"
 
     a_folder = run_check({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path)})
     assert a_folder.code == 1
     assert a_folder.has(
-        f"FAIL  database: cannot open and write {tmp_path} (unable to open database file); "
-        "DATABASE_PATH must be a file the bot can write, in a folder it can write"
+        f"FAIL  DATABASE_PATH: is '{tmp_path}', a folder; it must be the database file's path"
     )
 
 
@@ -226,12 +224,13 @@ def test_every_malformed_setting_gets_its_own_line(tmp_path: Path) -> None:
     assert problems == [
         "FAIL  DEV_GUILD_ID: must be a server id (digits), not 'my-server'",
         "FAIL  HH_PROVIDER: is wavespeed, but WAVESPEED_API_KEY is not set",
-        "FAIL  DEMO_FAIL_RATE: must be a number from 0 to 1, not '1.5'",
-        "FAIL  prices: JOYPIX_PRICE_720P must be credits per second (a number >= 0), got "
-        "'cheap'",
-        "FAIL  PADDOCK_PROVIDER_CONCURRENCY: must be a number of at least 1, not 'many'",
-        "FAIL  PADDOCK_POLL_SECONDS: must be a number of at least 0.001, not '0'",
-        "FAIL  PADDOCK_HTTP_PORT: must be a number from 1 to 65535, not '80800'",
+        "FAIL  DEMO_FAIL_RATE: must be a share between 0 and 1, such as 0.2, not '1.5'",
+        "FAIL  JOYPIX_PRICE_720P: must be credits per second (a number >= 0), not 'cheap'",
+        "FAIL  PADDOCK_PROVIDER_CONCURRENCY: must be a whole number from 1 to 1000, not "
+        "'many'",
+        "FAIL  PADDOCK_POLL_SECONDS: must be a number from 0.001 to 600, not '0'",
+        "FAIL  PADDOCK_HTTP_PORT: must be a port number from 0 (any free port) to 65535, not "
+        "'80800'",
         "FAIL  PADDOCK_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, not 'chatty'",
     ]
     assert checked.lines[-1] == "paddock --check: 8 problems; fix the FAIL lines above"
@@ -248,7 +247,7 @@ def test_callbacks_need_the_webhook_secret_and_the_side_door(tmp_path: Path) -> 
 
     assert (no_secret.code, no_port.code, plain_http.code) == (1, 1, 1)
     assert no_secret.has(
-        "FAIL  HIAPI_WEBHOOK_SECRET: not set; it is needed to check HiAPI's callbacks to "
+        "FAIL  HIAPI_WEBHOOK_SECRET: is not set; it is needed to check HiAPI's callbacks to "
         "PADDOCK_PUBLIC_URL"
     )
     assert no_port.has(
@@ -257,7 +256,7 @@ def test_callbacks_need_the_webhook_secret_and_the_side_door(tmp_path: Path) -> 
     )
     assert plain_http.has(
         "FAIL  PADDOCK_PUBLIC_URL: must be the side door's public https address, such as "
-        "https://paddock.example.com"
+        "https://paddock.example.com, not 'http://paddock.example.com'"
     )
 
 
@@ -280,16 +279,99 @@ def test_without_any_provider_key_the_demo_is_used(tmp_path: Path) -> None:
     )
 
 
-async def test_the_bots_own_reading_of_the_settings_has_the_last_word(tmp_path: Path) -> None:
-    """A setting only bot.py knows about still fails the check when bot.py refuses it."""
-
-    def refuse(env: object) -> None:
-        raise ValueError("SOMETHING_NEW must be a colour, not 'loud'")
-
-    env = {"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "p.db")}
-
-    findings = await preflight(env, parse=refuse)
-
-    assert findings[-1] == Finding(
-        "settings", "SOMETHING_NEW must be a colour, not 'loud'", Verdict.PROBLEM
+def start(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``python bot.py`` with only ``settings`` set (a bad one stops it before it
+    connects anywhere)."""
+    blank = dict.fromkeys(documented_names(ENV_EXAMPLE.read_text()), "")
+    base = {name: value for name, value in os.environ.items() if name not in blank}
+    return subprocess.run(
+        [sys.executable, "bot.py"], cwd=ROOT, env={**base, **blank, **settings},
+        capture_output=True, text=True, timeout=120,
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "detail"),
+    [
+        ("PADDOCK_JOB_TIMEOUT_MINUTES", "inf", "must be a number from 1 to 10080, not 'inf'"),
+        ("PADDOCK_JOB_TIMEOUT_MINUTES", "nan", "must be a number from 1 to 10080, not 'nan'"),
+        ("PADDOCK_PROVIDER_CONCURRENCY", "inf",
+         "must be a whole number from 1 to 1000, not 'inf'"),
+        ("PADDOCK_PROVIDER_CONCURRENCY", "nan",
+         "must be a whole number from 1 to 1000, not 'nan'"),
+        ("DISCORD_GUILD_READY_TIMEOUT", "-5", "must be a number from 0 to 600, not '-5'"),
+    ],
+)
+def test_check_and_a_start_refuse_a_bad_value_with_the_same_line(
+    tmp_path: Path, setting: str, value: str, detail: str
+) -> None:
+    settings = {"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "p.db"), setting: value}
+
+    checked = run_check(settings)
+    started = start(settings)
+
+    assert checked.code == 1
+    assert [line for line in checked.lines if line.startswith("FAIL")] == [
+        f"FAIL  {setting}: {detail}"]
+    assert (started.returncode, started.stdout) == (1, "")
+    assert started.stderr.splitlines()[-1] == f"paddock: {setting} {detail}"
+    assert "Traceback" not in started.stderr
+
+
+def test_port_0_is_any_free_port_for_both(tmp_path: Path) -> None:
+    checked = run_check({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "p.db"),
+                         "PADDOCK_HTTP_PORT": "0"})
+
+    assert checked.code == 0, checked.lines
+    assert checked.has("ok    side door: http://127.0.0.1 on any free port (0) (/healthz, "
+                       "/metrics, /callbacks/hiapi)")
+
+
+def test_a_database_path_that_cannot_be_a_database_stops_a_start_in_one_line(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be\n")
+    unreadable = tmp_path / "locked"
+    unreadable.mkdir()
+    unreadable.chmod(0o500)  # no writes in it (root ignores this; the two below do not)
+
+    inside_a_file = start({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(blocker / "p.db")})
+    a_folder = start({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path)})
+    not_a_database = start({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(blocker)})
+
+    for started in (inside_a_file, a_folder, not_a_database):
+        assert started.returncode == 1
+        assert "Traceback" not in started.stderr, started.stderr
+    assert inside_a_file.stderr.splitlines()[-1] == (
+        f"paddock: DATABASE_PATH is '{blocker / 'p.db'}', but {blocker} is a file, not a folder")
+    assert a_folder.stderr.splitlines()[-1] == (
+        f"paddock: DATABASE_PATH is '{tmp_path}', a folder; it must be the database file's path")
+    assert not_a_database.stderr.splitlines()[-1] == (
+        f"paddock: DATABASE_PATH is '{blocker}', which cannot be opened and written (file is "
+        "not a database); it must be a file the bot can write, in a folder it can write")
+
+
+def test_credentials_in_a_url_are_never_printed(
+    tmp_path: Path, quiet_port: socket.socket
+) -> None:
+    port = quiet_port.getsockname()[1]
+    settings = {
+        **good_settings(tmp_path, port),
+        "DISCORD_API_BASE": f"http://paddock:proxy-password-never-printed@127.0.0.1:{port}"
+                            "/api/v10",
+        "JOYPIX_BASE_URL": f"http://paddock:joypix-password-never-printed@127.0.0.1:{port}",
+    }
+
+    checked = run_check(settings)
+    refused = run_check({**settings, "DISCORD_GATEWAY_URL":
+                         "gateway?token=gateway-token-never-printed"})
+
+    assert checked.code == 0, checked.lines
+    assert checked.has(
+        f"ok    discord: through a proxy (http://paddock:***@127.0.0.1:{port}/api/v10)")
+    assert checked.has(
+        f"ok    provider joypix: key set (JOYPIX_API_KEY), at http://paddock:***@127.0.0.1:{port}")
+    assert refused.has(
+        "FAIL  DISCORD_GATEWAY_URL: must be a ws(s) URL, not 'gateway?token=***'")
+    assert "never-printed" not in "\n".join(checked.lines + refused.lines)

@@ -90,7 +90,8 @@ async def test_bot_py_killed_and_restarted_serves_again(fake_discord: FakeDiscor
             "wrong-token",
             "paddock: Discord rejected DISCORD_TOKEN (401 Unauthorized); check the token",
         ),
-        ("", "paddock: DISCORD_TOKEN is not set; put it in the environment or .env"),
+        ("", "paddock: DISCORD_TOKEN is not set; copy the bot's token from the Developer "
+             "Portal (your application > Bot > Reset Token) into the environment or .env"),
     ],
     ids=["rejected", "missing"],
 )

@@ -46,21 +46,22 @@ def test_a_public_url_needs_no_secret_when_hiapi_has_no_key() -> None:
     ("env", "line"),
     [
         ({"PADDOCK_HTTP_PORT": "http"},
-         "PADDOCK_HTTP_PORT must be a port number (0-65535), not 'http'"),
+         "PADDOCK_HTTP_PORT must be a port number from 0 (any free port) to 65535, not 'http'"),
         ({"PADDOCK_HTTP_PORT": "70000"},
-         "PADDOCK_HTTP_PORT must be a port number (0-65535), not '70000'"),
+         "PADDOCK_HTTP_PORT must be a port number from 0 (any free port) to 65535, "
+         "not '70000'"),
         ({"PADDOCK_HTTP_PORT": "8080", "PADDOCK_PUBLIC_URL": "http://paddock.example.org"},
-         "PADDOCK_PUBLIC_URL must be the side door's public https:// address "
-         "(HiAPI sends callbacks over HTTPS only)"),
+         "PADDOCK_PUBLIC_URL must be the side door's public https address, such as "
+         "https://paddock.example.com, not 'http://paddock.example.org'"),
         ({"PADDOCK_PUBLIC_URL": "https://paddock.example.org"},
          "PADDOCK_PUBLIC_URL is set but PADDOCK_HTTP_PORT is not: "
-         "nothing would receive HiAPI's callbacks"),
+         "nothing would answer HiAPI's callbacks"),
         ({"PADDOCK_HTTP_PORT": "8080", "PADDOCK_PUBLIC_URL": "https://paddock.example.org",
           "HIAPI_API_KEY": "hi-key"},
-         "PADDOCK_PUBLIC_URL is set, so HiAPI will send callbacks: "
-         "set HIAPI_WEBHOOK_SECRET to the secret HiAPI signs them with"),
+         "HIAPI_WEBHOOK_SECRET is not set; it is needed to check HiAPI's "
+         "callbacks to PADDOCK_PUBLIC_URL"),
         ({"PADDOCK_LOG_LEVEL": "loud"},
-         "PADDOCK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not 'LOUD'"),
+         "PADDOCK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not 'loud'"),
     ],
     ids=["port-word", "port-range", "not-https", "no-port", "no-secret", "log-level"],
 )

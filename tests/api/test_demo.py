@@ -298,7 +298,8 @@ def test_demo_settings_come_from_the_environment() -> None:
     tiny = DemoSettings.from_env({"DEMO_RENDER_SECONDS": "0.2", "DEMO_FAIL_RATE": "0.25"})
     assert (tiny.render_seconds, tiny.queued_seconds, tiny.fail_rate) == (0.2, 0.05, 0.25)
     for env, words in [({"DEMO_RENDER_SECONDS": "soon"}, "DEMO_RENDER_SECONDS must be"),
-                       ({"DEMO_RENDER_SECONDS": "-1"}, "DEMO_RENDER_SECONDS must be >= 0"),
+                       ({"DEMO_RENDER_SECONDS": "-1"},
+                        "DEMO_RENDER_SECONDS must be a number of seconds >= 0, not '-1'"),
                        ({"DEMO_FAIL_RATE": "1.5"}, "between 0 and 1"),
                        ({"DEMO_FAIL_RATE": "nan"}, "DEMO_FAIL_RATE must be")]:
         with pytest.raises(ConfigurationError, match=words):

@@ -150,9 +150,10 @@ def test_with_a_key_the_demo_is_not_offered() -> None:
 
 @pytest.mark.parametrize(("env", "words"), [
     ({"HH_PROVIDER": "runway"}, "HH_PROVIDER must be one of joypix, wavespeed, pixeldojo, "
-                                "hiapi, demo, auto; not 'runway'"),
+                                "hiapi, demo, auto, not 'runway'"),
     ({"DEMO_RENDER_SECONDS": "fast"}, "DEMO_RENDER_SECONDS must be a number of seconds"),
-    ({"DEMO_FAIL_RATE": "2"}, "DEMO_FAIL_RATE must be between 0 and 1"),
+    ({"DEMO_FAIL_RATE": "2"}, "DEMO_FAIL_RATE must be a share between 0 and 1, such as 0.2, "
+                              "not '2'"),
 ])
 def test_bad_demo_settings_are_refused_with_what_to_set(env, words) -> None:
     with pytest.raises(SettingsError, match=words):

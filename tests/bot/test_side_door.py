@@ -137,6 +137,7 @@ async def test_a_side_door_port_in_use_stops_the_bot_in_one_line(fake_discord, t
             code = await bot.process.wait()
     assert code == 1
     assert bot.output.splitlines()[-1] == (
-        f"paddock: the side door cannot listen on 127.0.0.1:{port} (Address already in use); "
-        f"check PADDOCK_HTTP_HOST and PADDOCK_HTTP_PORT")
+        f"paddock: PADDOCK_HTTP_PORT is {port}, but the side door cannot listen on "
+        f"127.0.0.1:{port} (Address already in use); check PADDOCK_HTTP_HOST and "
+        f"PADDOCK_HTTP_PORT")
     assert "Traceback" not in bot.output

@@ -1,0 +1,185 @@
+"""One reader of the settings (paddock/settings.py) for a start and for ``--check``: every
+setting the code reads, with bad values, gets the same one line from both.
+
+A start refuses through ``Settings.from_env`` (``bot.py`` prints each problem as
+``paddock: <line>``); ``--check`` prints each as ``FAIL  <setting>: <detail>``. Both are
+run as subprocesses in tests/test_check.py for the values that used to crash one of them;
+here every setting is covered in process.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hh_api import redact_url
+from paddock.preflight import Finding, Verdict, check_settings
+from paddock.settings import HH_PROVIDER_CHOICES, Problem, Settings, SettingsError
+from tests.settings_docs import names_the_code_reads
+
+TOKEN = "MTIz.settings-test.token"
+SERVER_MAX = "18446744073709551615"
+
+# setting -> (bad value, what the line says after the setting's name)
+BAD_VALUES: dict[str, list[tuple[str, str]]] = {
+    "DISCORD_TOKEN": [
+        (" ", "is not set; copy the bot's token from the Developer Portal (your application "
+              "> Bot > Reset Token) into the environment or .env"),
+    ],
+    "DISCORD_API_BASE": [
+        ("proxy.local/api/v10", "must be an http(s) URL, not 'proxy.local/api/v10'"),
+        ("ws://proxy.local", "must be an http(s) URL, not 'ws://proxy.local'"),
+        ("http://proxy.local:port", "must be an http(s) URL, not 'http://proxy.local:port'"),
+    ],
+    "DISCORD_GATEWAY_URL": [
+        ("gateway.local", "must be a ws(s) URL, not 'gateway.local'"),
+        ("ftp://gateway.local", "must be a ws(s) URL, not 'ftp://gateway.local'"),
+    ],
+    "DEV_GUILD_ID": [
+        ("my-server", "must be a server id (digits), not 'my-server'"),
+        ("-5", "must be a server id (digits), not '-5'"),
+        ("0", "must be a server id (digits), not '0'"),
+        ("١٢٣", "must be a server id (digits), not '١٢٣'"),
+        (SERVER_MAX + "0", f"must be a server id (digits), not '{SERVER_MAX}0'"),
+    ],
+    "DISCORD_GUILD_READY_TIMEOUT": [
+        ("-5", "must be a number from 0 to 600, not '-5'"),
+        ("soon", "must be a number from 0 to 600, not 'soon'"),
+        ("inf", "must be a number from 0 to 600, not 'inf'"),
+        ("nan", "must be a number from 0 to 600, not 'nan'"),
+    ],
+    "HH_PROVIDER": [
+        ("runway", f"must be one of {', '.join(HH_PROVIDER_CHOICES)}, not 'runway'"),
+        ("joypix", "is joypix, but JOYPIX_API_KEY is not set"),
+        ("auto", "is auto, but no provider has a key: set at least one <PROVIDER>_API_KEY "
+                 "(two or more for failover)"),
+    ],
+    "DEMO_RENDER_SECONDS": [
+        ("-1", "must be a number of seconds >= 0, not '-1'"),
+        ("inf", "must be a number of seconds >= 0, not 'inf'"),
+        ("nan", "must be a number of seconds >= 0, not 'nan'"),
+    ],
+    "DEMO_FAIL_RATE": [
+        ("1.5", "must be a share between 0 and 1, such as 0.2, not '1.5'"),
+        ("nan", "must be a share between 0 and 1, such as 0.2, not 'nan'"),
+        ("20%", "must be a share between 0 and 1, such as 0.2, not '20%'"),
+    ],
+    "<PROVIDER>_PRICE_<RES>": [
+        ("cheap", "must be credits per second (a number >= 0), not 'cheap'"),
+        ("-1", "must be credits per second (a number >= 0), not '-1'"),
+        ("inf", "must be credits per second (a number >= 0), not 'inf'"),
+        ("NaN", "must be credits per second (a number >= 0), not 'NaN'"),
+    ],
+    "<PROVIDER>_BASE_URL": [
+        ("api.example.com", "must be an http(s) URL such as https://api.example.com, not "
+                            "'api.example.com'"),
+        ("https://user:hunter2@proxy.example.com/v1",
+         "must be a scheme and host only, such as https://api.example.com (the documented "
+         "paths are added to it), not 'https://user:***@proxy.example.com/v1'"),
+    ],
+    "PADDOCK_PROVIDER_CONCURRENCY": [
+        (value, f"must be a whole number from 1 to 1000, not '{value}'")
+        for value in ("many", "0", "2.5", "inf", "nan", "1001")
+    ],
+    "PADDOCK_JOB_TIMEOUT_MINUTES": [
+        (value, f"must be a number from 1 to 10080, not '{value}'")
+        for value in ("soon", "0.5", "inf", "-inf", "nan", "1e400", "10081")
+    ],
+    "PADDOCK_POLL_SECONDS": [
+        (value, f"must be a number from 0.001 to 600, not '{value}'")
+        for value in ("often", "0", "inf", "nan", "601")
+    ],
+    "PADDOCK_HTTP_PORT": [
+        (value, f"must be a port number from 0 (any free port) to 65535, not '{value}'")
+        for value in ("http", "-1", "65536", "80.5", "inf")
+    ],
+    "PADDOCK_PUBLIC_URL": [
+        ("http://paddock.example.com", "must be the side door's public https address, such "
+         "as https://paddock.example.com, not 'http://paddock.example.com'"),
+        ("https://paddock.example.com/?token=abc", "must be the side door's public https "
+         "address, such as https://paddock.example.com, not "
+         "'https://paddock.example.com/?token=***'"),
+    ],
+    "PADDOCK_LOG_LEVEL": [
+        ("chatty", "must be one of DEBUG, INFO, WARNING, ERROR, not 'chatty'"),
+    ],
+}
+# Settings where any text is allowed (a key, a name, a path at the provider), and the one
+# checked by opening it (tests/test_check.py runs those).
+FREE_TEXT = re.compile(
+    r".*_API_KEY|HIAPI_WEBHOOK_SECRET|PADDOCK_HTTP_HOST|.*_(TEXT|IMAGE|REFERENCE)_(MODEL|PATH)"
+    r"|PIXELDOJO_ASPECT_RATIO_FIELD|DATABASE_PATH"
+)
+# What a problem of one setting needs beside it (a side door for a public URL).
+CONTEXT = {"PADDOCK_PUBLIC_URL": {"PADDOCK_HTTP_PORT": "8080"}}
+FAMILIES = {"<PROVIDER>": ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI"),
+            "<RES>": ("720P", "1080P")}
+
+
+def concrete(family: str) -> list[str]:
+    names = [family]
+    for placeholder, choices in FAMILIES.items():
+        names = [n.replace(placeholder, c) for n in names for c in choices]
+    return names
+
+
+CASES = [
+    pytest.param(name, value, detail, id=f"{name}={value}")
+    for family, values in BAD_VALUES.items()
+    for name in concrete(family)
+    for value, detail in values
+]
+
+
+@pytest.mark.parametrize(("setting", "value", "detail"), CASES)
+def test_a_bad_value_is_one_line_for_a_start_and_for_the_check(
+    setting: str, value: str, detail: str
+) -> None:
+    env = {"DISCORD_TOKEN": TOKEN, **CONTEXT.get(setting, {}), setting: value}
+
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+
+    assert refused.value.problems == [Problem(setting, detail)]
+    assert str(refused.value) == f"{setting} {detail}"
+    assert check_settings(env) == [Finding(setting, detail, Verdict.PROBLEM)]
+
+
+def test_every_setting_the_code_reads_is_tried_with_bad_values() -> None:
+    tried = {name for family in BAD_VALUES for name in concrete(family)}
+    untried = sorted(
+        name for name in names_the_code_reads()
+        if name not in tried and not FREE_TEXT.fullmatch(name)
+    )
+    assert untried == []
+
+
+def test_every_bad_value_is_listed_at_once() -> None:
+    env = {"DISCORD_TOKEN": "", "DEV_GUILD_ID": "x", "PADDOCK_POLL_SECONDS": "nan",
+           "PADDOCK_LOG_LEVEL": "loud"}
+
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+
+    assert [problem.setting for problem in refused.value.problems] == [
+        "DISCORD_TOKEN", "DEV_GUILD_ID", "PADDOCK_POLL_SECONDS", "PADDOCK_LOG_LEVEL"]
+    assert len(check_settings(env)) == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:hunter2@proxy.local:3128/api/v10",
+         "http://user:***@proxy.local:3128/api/v10"),
+        ("https://hunter2@proxy.local", "https://***@proxy.local"),
+        ("wss://gw.local/?v=10&token=hunter2&encoding=json",
+         "wss://gw.local/?v=10&token=***&encoding=json"),
+        ("https://x.local/?key=hunter2&api_key=hunter2&Secret=hunter2&sig=hunter2",
+         "https://x.local/?key=***&api_key=***&Secret=***&sig=***"),
+        ("https://paddock.example.com", "https://paddock.example.com"),
+        ("http://[::1", "***"),
+    ],
+)
+def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
