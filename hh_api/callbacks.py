@@ -53,7 +53,8 @@ def verify_hiapi_callback(
             "the callback timestamp is not a number", provider="hiapi"
         ) from None
     expected = sign_hiapi(secret, timestamp, body)
-    if not hmac.compare_digest(expected, signature):
+    # compare_digest takes ASCII text only; anything else cannot be a hex digest.
+    if not signature.isascii() or not hmac.compare_digest(expected, signature):
         raise CallbackVerificationError("the callback signature is wrong", provider="hiapi")
     if abs((time.time() if now is None else now) - sent_at) > window:
         raise CallbackVerificationError(

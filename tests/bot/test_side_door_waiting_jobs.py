@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 
 import pytest
@@ -79,7 +80,7 @@ async def test_a_callback_finishes_the_job_without_waiting_for_the_next_poll(
 
 
 async def test_bad_callbacks_get_401_or_413_and_change_nothing(
-    fake_discord, paddock, providers
+    fake_discord, paddock, providers, caplog
 ) -> None:
     hiapi = providers["hiapi"]
     alice, task_id = await hiapi_job(fake_discord, paddock, providers)
@@ -91,13 +92,16 @@ async def test_bad_callbacks_get_401_or_413_and_change_nothing(
         await post(paddock, route, body, {"Content-Type": "application/json"}),
         await post(paddock, route, body, signed(body, at=time.time() - 600)),
         await post(paddock, route, body.replace(b"success", b"fail"), signed(body)),
+        await post(paddock, route, body, {**signed(body), "X-HiAPI-Signature": "é" * 64}),
     ]
     assert refusals == [
         (401, {"error": "the callback signature is wrong"}),
         (401, {"error": "the callback is not signed"}),
         (401, {"error": "the callback is older than 300 s (or from the future)"}),
         (401, {"error": "the callback signature is wrong"}),
+        (401, {"error": "the callback signature is wrong"}),
     ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     huge = json.dumps({"data": {"taskId": task_id}, "pad": "x" * 70_000}).encode()
     assert (await post(paddock, route, huge, signed(huge)))[0] == 413
     assert await hiapi.send_callback(task_id, secret="forged") == 401
