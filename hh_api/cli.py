@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hh_api.client import HappyHorse, PollPolicy
-from hh_api.config import PROVIDER_NAMES
+from hh_api.config import PROVIDER_NAMES, ProviderConfig
+from hh_api.demo import DemoBackend, DemoSettings
 from hh_api.errors import (
     HappyHorseError,
     InvalidRequestError,
@@ -20,6 +22,7 @@ from hh_api.errors import (
     WaitTimeoutError,
 )
 from hh_api.models import Mode, Status, TaskState, VideoRequest
+from hh_api.providers.demo import DEMO_PROVIDER
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_PROVIDER, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -29,6 +32,8 @@ exit status: 0 succeeded; 1 the task failed; 2 invalid input (nothing was sent);
 
 keys and endpoints come from the environment: JOYPIX_API_KEY, WAVESPEED_API_KEY,
 PIXELDOJO_API_KEY, HIAPI_API_KEY, and NAME_BASE_URL to point a provider elsewhere.
+--provider demo needs no key: a free sample clip from a demo service inside this process
+(DEMO_RENDER_SECONDS, DEMO_FAIL_RATE; a prompt with #fail fails), so its tasks end with it.
 """
 
 
@@ -42,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--provider", required=True, choices=PROVIDER_NAMES,
-                         help="which provider to use: %(choices)s")
+        sub.add_argument("--provider", required=True, choices=(*PROVIDER_NAMES, DEMO_PROVIDER),
+                         help="which provider to use: %(choices)s (demo: free samples, "
+                              "no key)")
         sub.add_argument("--json", action="store_true",
                          help="end stdout with one JSON object: provider, task_id, status "
-                              "(succeeded or failed), video_url, error")
+                              "(succeeded, failed, or running when --timeout came first), "
+                              "video_url, error")
 
     def waiting(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--poll-interval", type=_positive, default=2.0, metavar="S",
@@ -123,7 +130,11 @@ async def _run(args: argparse.Namespace) -> int:
               f"({state.provider_status}) after {elapsed:.0f}s", file=sys.stderr, flush=True)
 
     try:
-        async with HappyHorse(poll=_poll(args)) as hh:
+        async with contextlib.AsyncExitStack() as stack:
+            providers = None  # every provider, from the environment
+            if args.provider == DEMO_PROVIDER:
+                providers = {DEMO_PROVIDER: await _demo(stack)}
+            hh = await stack.enter_async_context(HappyHorse(providers, poll=_poll(args)))
             if args.command == "generate":
                 request = hh.validate(args.provider, VideoRequest(
                     prompt=args.prompt, mode=Mode(args.mode), images=tuple(args.image),
@@ -157,7 +168,8 @@ async def _run(args: argparse.Namespace) -> int:
         report |= _state_fields(error.state)
         code = EXIT_FAILED
     except WaitTimeoutError as error:
-        report |= {"task_id": error.task_id, "error": str(error)}
+        # The task goes on at the provider: `wait` resumes it.
+        report |= {"task_id": error.task_id, "status": "running", "error": str(error)}
         if error.last is not None:
             report["provider_status"] = error.last.provider_status
         code = EXIT_TIMEOUT
@@ -177,6 +189,12 @@ async def _run(args: argparse.Namespace) -> int:
             if report.get(key):
                 print(f"{key}: {report[key]}")
     return code
+
+
+async def _demo(stack: contextlib.AsyncExitStack) -> ProviderConfig:
+    """Start the demo service for as long as `stack` is open; its provider config."""
+    backend = await stack.enter_async_context(DemoBackend(DemoSettings.from_env()))
+    return backend.provider_config()
 
 
 def _poll(args: argparse.Namespace) -> PollPolicy:

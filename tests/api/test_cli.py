@@ -143,14 +143,35 @@ async def test_a_wait_that_runs_out_of_time_exits_4_and_names_the_task(start_emu
     [task_id] = emulator.tasks
     result = json.loads(out.strip().splitlines()[-1])
     assert result["task_id"] == task_id
+    assert result["status"] == "running"  # still at the provider, not failed
     assert "wait on it again" in result["error"]
+
+
+async def test_the_demo_provider_needs_no_key(tmp_path) -> None:
+    target = tmp_path / "demo.mp4"
+    demo = {"DEMO_RENDER_SECONDS": "0.2"}
+
+    code, out, err = await run_cli(
+        "generate", "--provider", "demo", "--mode", "text", "--prompt", "a horse",
+        "--poll-interval", "0.05", "--download", str(target), "--json", env=demo)
+    failed_code, failed_out, _ = await run_cli(
+        "generate", "--provider", "demo", "--mode", "text", "--prompt", "a horse #fail",
+        "--poll-interval", "0.05", "--json", env=demo)
+
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert (result["provider"], result["status"], result["error"]) == ("demo", "succeeded", None)
+    assert result["video_url"].startswith("http://127.0.0.1:")
+    assert target.read_bytes()[4:8] == b"ftyp"  # an MP4
+    assert failed_code == 1
+    assert json.loads(failed_out.strip().splitlines()[-1])["status"] == "failed"
 
 
 async def test_help_explains_every_option_with_its_values() -> None:
     code, out, _ = await run_cli("generate", "--help")
     assert code == 0
     out = " ".join(out.split())  # argparse wraps to the terminal's width
-    for words in ("joypix, wavespeed, pixeldojo, hiapi", "{text,image,reference}",
+    for words in ("joypix, wavespeed, pixeldojo, hiapi, demo", "{text,image,reference}",
                   "{720p,1080p}", "3-15", "0-2147483647", "21:9", "PixelDojo only",
                   "exit status", "--download PATH", "--json"):
         assert words in out
