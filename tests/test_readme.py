@@ -85,3 +85,29 @@ def test_the_provider_table_is_hh_apis() -> None:
             for r in ("720p", "1080p")
         ]
         assert cell("5 s at 720p / 1080p, credits") == " / ".join(map(str, five_seconds))
+
+
+def first_commands() -> list[str]:
+    """The two commands at the top of the README (install and run the bot, the tests)."""
+    block = re.search(r"```sh\n(.*?)```", README.read_text(), re.S)
+    assert block
+    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines()]
+
+
+def test_the_install_lines_use_a_virtual_environment_and_ci_runs_the_test_line() -> None:
+    bot_line, test_line = first_commands()
+    for line in (bot_line, test_line):  # PEP 668 systems refuse a bare pip install
+        assert line.startswith("python3 -m venv .venv && .venv/bin/pip install -r ")
+    assert bot_line.endswith(".venv/bin/python bot.py")
+    assert test_line.endswith(".venv/bin/python -m pytest")
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    assert ci[-1] == test_line
+
+
+def test_first_steps_follow_the_commands_invite_allowance_video() -> None:
+    text = README.read_text()
+    steps = section("First steps")
+    assert text.index("```sh") < text.index("## First steps") < text.index("## Create the")
+    order = [steps.index(words) for words in ("Invite the bot", "/quota allowance amount:",
+                                               "/video text prompt:")]
+    assert order == sorted(order)
