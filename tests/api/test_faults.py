@@ -14,6 +14,7 @@ from hh_api import (
     HappyHorse,
     InvalidRequestError,
     Mode,
+    PollPolicy,
     ProtocolError,
     ProviderConfig,
     ProviderUnavailableError,
@@ -315,7 +316,6 @@ async def test_cancelling_a_wait_stops_polling(start_emulator) -> None:
     emulator.steps = ["pending"] * 1000
     async with HappyHorse({"joypix": ProviderConfig("joypix", api_key="test-key",
                                                     base_url=emulator.base_url)}) as client:
-        from hh_api import PollPolicy
 
         task = await client.submit("joypix", REQUEST)
         waiter = asyncio.create_task(
@@ -336,11 +336,14 @@ async def test_a_wake_event_makes_the_next_poll_happen_at_once(start_emulator) -
                                                    base_url=emulator.base_url)}) as client:
         task = await client.submit("hiapi", REQUEST)
         wake = asyncio.Event()
-        waiter = asyncio.create_task(client.wait("hiapi", task.task_id, wake=wake))
+        # Checks an hour apart: only the wakes can make them happen while the test runs.
+        hourly = PollPolicy(initial=3600, maximum=3600)
+        waiter = asyncio.create_task(client.wait("hiapi", task.task_id, wake=wake, poll=hourly))
+        wake.set()
         await emulator.wait_for_requests("status", 1)
         emulator.finish(task.task_id)
-        wake.set()  # as when a callback arrives; the poll interval alone would be 2 s
-        state = await asyncio.wait_for(waiter, timeout=1.0)
+        wake.set()  # as when a callback arrives
+        state = await waiter
     assert state.status is Status.SUCCEEDED
     assert len(emulator.polls()) == 2
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 from tests.bot.support import available, give_credits, holds
@@ -104,7 +103,7 @@ async def test_jobs_list_shows_a_members_own_jobs(fake_discord, paddock, provide
     assert empty.ephemeral and "no jobs yet" in empty.content
     await (await alice.slash("video text", prompt="a quiet lake")).reply()
     await finished_post(fake_discord, alice)
-    await asyncio.wait_for(paddock.runner.wait_idle(), 5)
+    await paddock.runner.wait_idle()
 
     listing = await (await alice.slash("jobs list")).reply()
     assert listing.ephemeral

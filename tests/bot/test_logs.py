@@ -60,7 +60,7 @@ async def test_a_jobs_life_is_in_the_log_and_no_secret_is(tmp_path) -> None:
             channel = fake.channel("general")
             await fake.wait_for(
                 lambda: len([m for m in channel.visible if m.pings(alice) and m.embeds]) == 3,
-                timeout=15)
+                timeout=30)
             with sqlite3.connect(database) as db:
                 jobs = dict(db.execute("SELECT provider, id FROM jobs"))
             member = f"member={alice.user.id}"

@@ -23,7 +23,7 @@ async def test_render_times_are_kept_and_loaded_again_after_a_restart(
             before = len(fake_discord.channel("general").files)
             await (await alice.slash("video text", prompt=f"a lighthouse, take {n}")).reply()
             await fake_discord.wait_for(
-                lambda b=before: len(fake_discord.channel("general").files) > b, timeout=10)
+                lambda b=before: len(fake_discord.channel("general").files) > b, timeout=30)
         await (await alice.slash("video text", prompt="a lighthouse at 1080p",
                                  resolution="1080p")).reply()
         await finished_post(fake_discord, alice)

@@ -65,7 +65,7 @@ async def test_a_bot_killed_while_rendering_posts_the_video_once_after_restart(
     emulator.finish(task_id)  # the render ends while the bot is down
 
     async with bot_process(fake_discord, env=env) as second:
-        post = await finished_post(fake_discord, alice, timeout=15)
+        post = await finished_post(fake_discord, alice, timeout=30)
         assert [a.filename.endswith(".mp4") for a in post.attachments] == [True]
         assert "resumed 1 unfinished job" in second.output
 
@@ -96,7 +96,7 @@ async def test_a_bot_killed_mid_submit_never_sends_a_job_twice(
         await first.stop(signal.SIGKILL)
 
     async with bot_process(fake_discord, env=env):
-        post = await finished_post(fake_discord, alice, timeout=15)
+        post = await finished_post(fake_discord, alice, timeout=30)
 
     assert len(emulator.tasks) == 1  # whatever happened, one task at the provider
     left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
@@ -126,7 +126,7 @@ async def test_buttons_keep_working_after_a_restart(fake_discord, providers, tmp
     async with bot_process(fake_discord, env=env):
         reply = await (await alice.press(post, "Re-roll")).reply()
         assert "a mill" in reply.embed.description
-        await fake_discord.wait_for(lambda: len(providers["joypix"].submits()) == 2, timeout=10)
+        await fake_discord.wait_for(lambda: len(providers["joypix"].submits()) == 2, timeout=30)
     second = providers["joypix"].submits()[1].json
     assert second["prompt"] == "a mill" and second["seed"] != 3
 
@@ -151,7 +151,7 @@ async def test_sigterm_closes_cleanly_and_the_job_finishes_after_restart(
     emulator.finish(task_id)
 
     async with bot_process(fake_discord, env=env):
-        post = await finished_post(fake_discord, alice, timeout=15)
+        post = await finished_post(fake_discord, alice, timeout=30)
     assert any(a.filename.endswith(".mp4") for a in post.attachments)
     assert len(emulator.submits()) == 1
     left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,

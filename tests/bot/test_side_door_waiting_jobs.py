@@ -72,7 +72,7 @@ async def test_a_callback_finishes_the_job_without_waiting_for_the_next_poll(
         "url": f"{paddock.settings.public_url}/callbacks/hiapi", "when": "final"}
 
     hiapi.finish(task_id)  # HiAPI posts its signed callback to the side door
-    post_ = await finished_post(fake_discord, alice, timeout=5)
+    post_ = await finished_post(fake_discord, alice, timeout=30)
 
     assert any(a.filename.endswith(".mp4") for a in post_.attachments)
     assert [c.status for c in hiapi.callbacks] == [200]
@@ -108,7 +108,7 @@ async def test_bad_callbacks_get_401_or_413_and_change_nothing(
     assert await job_state(paddock, task_id) is JobState.SUBMITTED
 
     hiapi.finish(task_id)  # the genuine callback is still taken: none of the above counted
-    await finished_post(fake_discord, alice, timeout=5)
+    await finished_post(fake_discord, alice, timeout=30)
     assert [c.status for c in hiapi.callbacks] == [401, 200]
     assert len(hiapi.polls()) == 1  # no refused callback made the runner ask HiAPI
 
@@ -167,5 +167,5 @@ async def test_a_callback_that_arrives_before_the_submit_answer_is_not_lost(
     await fake_discord.wait_for(lambda: task_id in hiapi.tasks)
     hiapi.latency = 0.0
     hiapi.finish(task_id)
-    await finished_post(fake_discord, alice, timeout=5)  # not a minute later, at the poll
+    await finished_post(fake_discord, alice, timeout=30)  # not a minute later, at the poll
     assert len(hiapi.polls()) == 1

@@ -259,7 +259,7 @@ async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
     [task_id] = emulator.tasks
     emulator.finish(task_id)
     await finished_post(fake_discord, alice)
-    await asyncio.wait_for(paddock.runner.wait_idle(), 5)
+    await paddock.runner.wait_idle()
     again = await (await alice.slash("video text", prompt="two")).reply()
     assert not again.ephemeral
 

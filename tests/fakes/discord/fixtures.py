@@ -33,6 +33,7 @@ import yarl
 
 from tests.fakes.discord.probe import ProbeBot
 from tests.fakes.discord.server import FakeDiscord
+from tests.fakes.waiting import WAIT_LIMIT
 
 if TYPE_CHECKING:
     from bot import Paddock, Settings
@@ -44,7 +45,7 @@ ClientT = TypeVar("ClientT", bound=discord.Client)
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, bot: ClientT, *, timeout: float = 10.0
+    fake: FakeDiscord, bot: ClientT, *, timeout: float = WAIT_LIMIT
 ) -> AsyncIterator[ClientT]:
     """Run a discord.py client against ``fake`` in this event loop, ready on entry and
     closed on exit. discord.py's REST base and gateway are pointed at the fake for the
@@ -87,7 +88,7 @@ class BotProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    async def wait_for_output(self, text: str, timeout: float = 10.0) -> None:
+    async def wait_for_output(self, text: str, timeout: float = WAIT_LIMIT) -> None:
         """Return once ``text`` is in the output (a log line the bot has printed)."""
         async with asyncio.timeout(timeout), self.grown:
             await self.grown.wait_for(lambda: text in self.output)
@@ -111,7 +112,7 @@ async def bot_process(
     *,
     env: dict[str, str] | None = None,
     wait: bool = True,
-    timeout: float = 20.0,
+    timeout: float = WAIT_LIMIT,
     script: str = "bot.py",
 ) -> AsyncIterator[BotProcess]:
     """Start ``python bot.py`` (or ``script``, a path from the repository's root) in the

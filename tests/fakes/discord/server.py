@@ -603,7 +603,7 @@ class FakeDiscord:
     async def wait_for_bot(
         self,
         *,
-        timeout: float = 10.0,
+        timeout: float = WAIT_LIMIT,
         commands: bool = True,
         replacing: GatewaySession | None = None,
     ) -> GatewaySession:
