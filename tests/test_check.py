@@ -332,10 +332,6 @@ def test_a_database_path_that_cannot_be_a_database_stops_a_start_in_one_line(
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where a folder should be\n")
-    unreadable = tmp_path / "locked"
-    unreadable.mkdir()
-    unreadable.chmod(0o500)  # no writes in it (root ignores this; the two below do not)
-
     inside_a_file = start({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(blocker / "p.db")})
     a_folder = start({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path)})
     not_a_database = start({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(blocker)})
