@@ -1,6 +1,7 @@
-"""Paddock, the Discord bot: settings, the Bot subclass, and ``python bot.py``.
+"""Paddock, the Discord bot: the Bot subclass, and ``python bot.py``.
 
-Settings come from the environment and ``.env``. ``DISCORD_API_BASE`` and
+Settings come from the environment and ``.env``, read by :mod:`paddock.settings` (for a
+start and for ``--check`` alike). ``DISCORD_API_BASE`` and
 ``DISCORD_GATEWAY_URL`` route discord.py through a REST proxy and a gateway proxy (or, in
 tests, the fake Discord); unset, the bot talks to Discord itself.
 """
