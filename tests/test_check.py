@@ -291,31 +291,34 @@ def start(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "detail"),
+    "bad",
     [
-        ("PADDOCK_JOB_TIMEOUT_MINUTES", "inf", "must be a number from 1 to 10080, not 'inf'"),
-        ("PADDOCK_JOB_TIMEOUT_MINUTES", "nan", "must be a number from 1 to 10080, not 'nan'"),
-        ("PADDOCK_PROVIDER_CONCURRENCY", "inf",
-         "must be a whole number from 1 to 1000, not 'inf'"),
-        ("PADDOCK_PROVIDER_CONCURRENCY", "nan",
-         "must be a whole number from 1 to 1000, not 'nan'"),
-        ("DISCORD_GUILD_READY_TIMEOUT", "-5", "must be a number from 0 to 600, not '-5'"),
+        {"DISCORD_GUILD_READY_TIMEOUT": ("-5", "must be a number from 0 to 600, not '-5'"),
+         "PADDOCK_PROVIDER_CONCURRENCY": (
+             "nan", "must be a whole number from 1 to 1000, not 'nan'"),
+         "PADDOCK_JOB_TIMEOUT_MINUTES": ("inf", "must be a number from 1 to 10080, not 'inf'")},
+        {"PADDOCK_PROVIDER_CONCURRENCY": (
+            "inf", "must be a whole number from 1 to 1000, not 'inf'"),
+         "PADDOCK_JOB_TIMEOUT_MINUTES": ("nan", "must be a number from 1 to 10080, not 'nan'")},
     ],
+    ids=["-5, nan, inf", "inf, nan"],
 )
-def test_check_and_a_start_refuse_a_bad_value_with_the_same_line(
-    tmp_path: Path, setting: str, value: str, detail: str
+def test_check_and_a_start_refuse_bad_values_with_the_same_lines(
+    tmp_path: Path, bad: dict[str, tuple[str, str]]
 ) -> None:
-    settings = {"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "p.db"), setting: value}
+    settings = {"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "p.db"),
+                **{setting: value for setting, (value, _) in bad.items()}}
 
     checked = run_check(settings)
     started = start(settings)
 
     assert checked.code == 1
-    assert [line for line in checked.lines if line.startswith("FAIL")] == [
-        f"FAIL  {setting}: {detail}"]
+    assert sorted(line for line in checked.lines if line.startswith("FAIL")) == sorted(
+        f"FAIL  {setting}: {detail}" for setting, (_, detail) in bad.items())
     assert (started.returncode, started.stdout) == (1, "")
-    assert started.stderr.splitlines()[-1] == f"paddock: {setting} {detail}"
     assert "Traceback" not in started.stderr
+    assert sorted(line for line in started.stderr.splitlines() if line.startswith("paddock:")) \
+        == sorted(f"paddock: {setting} {detail}" for setting, (_, detail) in bad.items())
 
 
 def test_port_0_is_any_free_port_for_both(tmp_path: Path) -> None:
