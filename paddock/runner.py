@@ -153,6 +153,10 @@ class _Throttle:
     last: float = 0.0
     pending: Progress | None = None
     timer: asyncio.Task[None] | None = field(default=None, repr=False)
+    # Held while an edit is on its way, so edits reach Discord in the order they were made.
+    showing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    ended: bool = False  # the job has its result: no progress edit may follow it
+    shown: Progress | None = None  # the state last put on the message (or on its way)
 
 
 class Runner:
@@ -377,6 +381,7 @@ class Runner:
                     self._line_up(job)
                     job = await self._submit(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+                await self._end_progress(job.id)
                 await self._deliver(job)
         except asyncio.CancelledError:
             raise
@@ -681,10 +686,16 @@ class Runner:
 
     async def _progress(self, job: Job, progress: Progress) -> None:
         throttle = self._throttles.setdefault(job.id, _Throttle(self.settings.progress_every))
+        if throttle.ended:
+            return
+        if progress == throttle.shown:  # already on the message: newer than anything held
+            throttle.pending = None
+            return
         now = time.monotonic()
         if now - throttle.last >= throttle.every and throttle.timer is None:
-            throttle.last = now
-            await self._show(job, progress)
+            throttle.last, throttle.shown = now, progress
+            async with throttle.showing:
+                await self._show(job, progress)
             return
         throttle.pending = progress
         if throttle.timer is None:
@@ -694,10 +705,22 @@ class Runner:
     async def _show_later(self, job: Job, throttle: _Throttle, wait: float) -> None:
         await asyncio.sleep(max(wait, 0.0))
         throttle.timer = None
-        if throttle.pending is not None and job.id in self._tasks:
+        if throttle.pending is not None and not throttle.ended and job.id in self._tasks:
             progress, throttle.pending = throttle.pending, None
-            throttle.last = time.monotonic()
-            await self._show(job, progress)
+            throttle.last, throttle.shown = time.monotonic(), progress
+            async with throttle.showing:
+                await self._show(job, progress)
+
+    async def _end_progress(self, job_id: str) -> None:
+        """No progress edit after this; wait for the one on its way, if any, so that it
+        cannot land on the job message after the result's."""
+        throttle = self._throttles.get(job_id)
+        if throttle is None:
+            return
+        throttle.ended = True
+        throttle.pending = None
+        async with throttle.showing:
+            pass
 
     async def _show(self, job: Job, progress: Progress) -> None:
         try:
