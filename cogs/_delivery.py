@@ -251,6 +251,8 @@ class DiscordDelivery:
                 )
                 return await webhook.send(mention, allowed_mentions=allowed, wait=True,
                                           embed=embed, files=files(), **extra)
+        except _UNREACHABLE as error:
+            raise _unreachable(error) from None
         except discord.HTTPException as error:
             if error.status == 413:
                 raise _TooLarge() from None
@@ -269,6 +271,8 @@ class DiscordDelivery:
         try:
             return await channel.send(mention, allowed_mentions=allowed, reference=reference,
                                       embed=embed, files=files(), **extra)
+        except _UNREACHABLE as error:
+            raise _unreachable(error) from None
         except discord.HTTPException as error:
             if error.status == 413:
                 raise _TooLarge() from None
@@ -389,3 +393,12 @@ class _TooLarge(DeliveryError):
 def _lasting(error: discord.HTTPException) -> bool:
     """A refusal that trying again cannot change: any 4xx but 429."""
     return 400 <= error.status < 500 and error.status != 429
+
+
+# The connection to Discord failed mid-request: nothing says the post was refused.
+_UNREACHABLE = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+def _unreachable(error: BaseException) -> DeliveryError:
+    log.warning("Discord could not be reached while posting: %r", error)
+    return DeliveryError("Discord could not be reached", retry=True)

@@ -651,7 +651,9 @@ class Runner:
                             "credits: %s", job_fields(job), error)
                 job = await self.jobs.fail_unusable(job.id, error=error.reason)
                 attempt = 0  # now deliver the failure message
-            except DeliveryError as error:
+            except Exception as failure:  # a DeliveryError, or see _unforeseen
+                error = (failure if isinstance(failure, DeliveryError)
+                         else _unforeseen(job, failure))
                 if not error.retry or attempt == self.settings.delivery_attempts:
                     log.error("%s delivery given up after %d attempt(s): %s", job_fields(job),
                               attempt, error)
@@ -831,3 +833,11 @@ def _plain(error: HappyHorseError, title: str) -> str:
     if isinstance(error, ProtocolError):
         return f"{title} answered in a way the bot does not understand."
     return f"{title} could not take this job."
+
+
+def _unforeseen(job: Job, failure: Exception) -> DeliveryError:
+    """A delivery failure nobody foresaw (a bug, a fault of a kind not mapped yet): logged
+    with its traceback, then retried and given up on like any other, so the member's
+    credits come back rather than staying charged for a video nobody saw."""
+    log.error("%s delivery failed unexpectedly", job_fields(job), exc_info=failure)
+    return DeliveryError("something went wrong while posting it")

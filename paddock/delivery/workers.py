@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+import av
+
 from paddock.delivery.fit import FitKind, FitResult
 from paddock.delivery.join import Joined, JoinKind, can_copy, copy_join, last_frame
 from paddock.delivery.probe import NotAVideo, probe
@@ -78,7 +80,10 @@ class MediaWorkers:
         started = time.perf_counter()
         await self.in_thread(output.parent.mkdir, parents=True, exist_ok=True)
         if await self.in_thread(can_copy, first, second):
-            await self.in_thread(copy_join, first, second, output)
+            try:
+                await self.in_thread(copy_join, first, second, output)
+            except (av.FFmpegError, ValueError) as error:  # PyAV refused the packets
+                raise EncodeFailed(f"copying the two clips failed: {error}") from error
             kind = JoinKind.COPIED
         else:
             async with self._encode_slot():

@@ -300,3 +300,42 @@ async def test_a_5000_character_option_value_gets_a_clipped_specific_answer(
     assert "9" * 30 in answer.content and "9" * 100 not in answer.content
     assert await available(paddock, alice) == 100
     assert providers["joypix"].submits() == []
+
+
+# -- a network that fails while the video is posted ----------------------------------------
+
+
+@pytest.mark.parametrize("token", ["alive", "expired"])
+async def test_a_connection_that_breaks_on_every_upload_means_the_member_is_told_and_refunded(
+    fake_discord, paddock, providers, token
+) -> None:
+    emulator = providers["joypix"]
+    alice = fake_discord.member("alice")
+    card, task_id = await start_job(fake_discord, paddock, alice, emulator)
+    [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.id)
+    if token == "expired":
+        fake_discord.clock.advance(16 * 60)
+    # Every post that carries the video (the followup, or the channel reply) is cut.
+    attempts = paddock.runner.settings.delivery_attempts
+    fake_discord.cut("POST /webhooks/{application_id}/{token}", lambda c: bool(c.files),
+                     times=attempts)
+    fake_discord.cut("POST /channels/{channel_id}/messages", lambda c: bool(c.files),
+                     times=attempts)
+
+    emulator.finish(task_id)
+
+    if token == "expired":
+        await assert_undelivered_and_refunded(fake_discord, paddock, alice, job.id)
+    else:  # told by an ephemeral followup on the /video interaction, which still lives
+        told = await fake_discord.wait_for(lambda: [
+            m for m in fake_discord.channel("general").messages
+            if m.ephemeral and m.embeds and m.embeds[0].title == "Your video could not be posted"
+        ])
+        [message] = told
+        assert message.visible_to == alice.id
+        assert "Discord could not be reached" in message.embeds[0].description
+        assert f"{JOYPIX_720P_5S} credits were returned" in message.embeds[0].description
+        assert (await paddock.services.jobs.get(job.id)).undelivered
+        assert await available(paddock, alice) == 100
+    assert [m for m in fake_discord.channel("general").visible if m.attachments] == []
+    assert status_of(card) == "Not posted: Discord could not be reached. Credits returned."

@@ -132,6 +132,20 @@ class Hold:
         self.released.set()
 
 
+@dataclass
+class Cut:
+    """Calls the fake answers by closing the connection, as a test asked: a network that
+    fails mid-request. Each of the next ``times`` calls to ``route`` that ``matching``
+    accepts is recorded (``status`` stays None), then its connection is closed unanswered.
+    """
+
+    method: str
+    route: str
+    matching: Callable[[RecordedCall], bool]
+    times: int
+    calls: list[RecordedCall] = field(default_factory=list)
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -232,6 +246,11 @@ class RestApi:
                 and request.headers.get("Authorization") != f"Bot {self.fake.token}"
             ):
                 raise errors.unauthorized()
+            if self._cut(call):
+                assert request.transport is not None
+                request.transport.close()  # the client sees the server disconnect
+                self.fake.changed()
+                return web.Response(status=500)  # never reaches the client
             await self._held(call)
             limited = self._rate_limited(call)
             response = limited or await handler(request)
@@ -243,6 +262,17 @@ class RestApi:
             call.response = json.loads(response.body)  # type: ignore[arg-type]
         self.fake.changed()
         return response
+
+    def _cut(self, call: RecordedCall) -> bool:
+        for cut in self.fake.cuts:
+            if (
+                len(cut.calls) < cut.times
+                and f"{cut.method} {cut.route}" == call.route
+                and cut.matching(call)
+            ):
+                cut.calls.append(call)
+                return True
+        return False
 
     async def _held(self, call: RecordedCall) -> None:
         for hold in self.fake.holds:

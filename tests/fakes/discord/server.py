@@ -29,7 +29,7 @@ from tests.fakes.discord.gateway import (
 )
 from tests.fakes.discord.members import Member
 from tests.fakes.discord.options import Upload, _picture_size
-from tests.fakes.discord.rest import API, Hold, RateLimit, RecordedCall, RestApi
+from tests.fakes.discord.rest import API, Cut, Hold, RateLimit, RecordedCall, RestApi
 from tests.fakes.discord.state import (
     BOT_DEFAULT,
     EVERYONE_DEFAULT,
@@ -128,6 +128,7 @@ class FakeDiscord:
         self.dm_channels: dict[int, int] = {}  # DM channel id -> the member's user id
         self.rate_limits: list[RateLimit] = []
         self.holds: list[Hold] = []
+        self.cuts: list[Cut] = []
         self._commands: dict[int | None, list[dict[str, Any]]] = {None: []}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -651,6 +652,17 @@ class FakeDiscord:
         hold = Hold(method, template, matching)
         self.holds.append(hold)
         return hold
+
+    def cut(
+        self, route: str, matching: Callable[[RecordedCall], bool] = lambda call: True,
+        *, times: int = 1,
+    ) -> Cut:
+        """Close the connection, unanswered, on the next ``times`` calls to ``route`` that
+        ``matching`` accepts (a network failing mid-request)."""
+        method, template = route.split(" ", 1)
+        cut = Cut(method, template, matching, times)
+        self.cuts.append(cut)
+        return cut
 
     def calls_to(self, route: str) -> list[RecordedCall]:
         """Recorded calls matching ``"METHOD /template"`` (or just ``"/template"``)."""
