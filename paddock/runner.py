@@ -385,6 +385,19 @@ class Runner:
                 await self._deliver(job)
         except asyncio.CancelledError:
             raise
+        except InvalidTransition as first:
+            # Another path ended the job while this one was on its way (the sweep failed it
+            # past its deadline while its submit was still out): that outcome stands, and
+            # nobody else will post it, since the sweep leaves jobs driven here alone.
+            job = await self.jobs.get(job.id)
+            if job.state not in (JobState.SUCCEEDED, JobState.FAILED):
+                log.exception("%s stopped unexpectedly in state %s; it resumes at the next "
+                              "start", job_fields(job), job.state.value)
+                return
+            log.warning("%s was already %s when this went on to %s; that outcome stands",
+                        job_fields(job), first.current, first.wanted)
+            await self._end_progress(job.id)
+            await self._deliver(job)
         except Exception:
             # A bug or a database fault: the job stays as stored and resumes at next start.
             log.exception("%s stopped unexpectedly in state %s; it resumes at the next start",

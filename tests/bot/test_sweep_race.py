@@ -87,3 +87,30 @@ async def test_the_provider_finishes_first_and_the_sweep_then_leaves_the_job_alo
     assert await available(paddock, alice) == 130
     assert await holds(paddock) == []
     assert [m for m in alice.seen() if m.embed and m.embed.title == "Video failed"] == []
+
+
+async def test_the_sweep_fails_a_job_whose_submit_is_still_on_its_way_and_that_is_posted(
+    fake_discord, paddock, providers, clock
+) -> None:
+    joypix = providers["joypix"]
+    joypix.steps = ["processing"] * 100_000
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 200)
+    joypix.fault("hang", on="submit")  # the submit stays on its way until released
+    reply = await (await alice.slash("video text", prompt="a horse")).reply()
+    await joypix.wait_for_requests("submit", 1)
+    [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.user.id)
+
+    clock.now += timedelta(minutes=31)  # past the deadline, its submit still unanswered
+    await paddock.runner.sweep()
+    assert (await paddock.services.jobs.get(job.id)).state is JobState.FAILED
+    joypix.release_hung()  # answers 503; hh_api sends again, and that one makes a task
+
+    post = await finished_post(fake_discord, alice)
+    await paddock.runner.wait_idle()
+    assert len(joypix.tasks) == 1  # the provider made it, but the sweep's outcome stands
+    assert post.embed.title == "Video failed"
+    await fake_discord.wait_for(lambda: "Failed: see the reply below" in reply.text)
+    assert await journal_of(paddock, fake_discord, job.id) == ["hold", "refund"]
+    assert await available(paddock, alice) == 200
+    assert (await paddock.services.ledger.check()).ok

@@ -227,6 +227,10 @@ class ProviderEmulator:
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 
+    def release_hung(self) -> None:
+        """Let the requests held by a "hang" fault go on (each then answers 503)."""
+        self._hung.set()
+
     async def stop(self) -> None:
         self._hung.set()
         for timer in self._timers:
