@@ -66,17 +66,23 @@ class DiscordDelivery:
     async def deliver(self, job: Job) -> None:
         if job.channel_id is None:
             raise DeliveryError("the job has no channel", retry=False)
-        # A job finished before this process started may have been posted before a crash.
+        # A job finished before this process started may have been posted before a crash,
+        # and a post whose answer was lost (a 5xx, a broken connection) may have landed.
         finished_earlier = job.finished_at is not None and job.finished_at < self.started_at
-        if finished_earlier and await self._already_posted(job):
-            log.info("%s result already posted before the restart", job_fields(job))
-            return
+        if finished_earlier or job.delivery_attempts:
+            posted = await self._already_posted(job)
+            if posted is not None:
+                log.info("%s result already posted (before a restart, or by an attempt "
+                         "whose answer was lost)", job_fields(job))
+                await self._close_job_message(job, self._closing_note(job, posted))
+                return
         if job.state is JobState.SUCCEEDED:
             async with self._deliveries:
                 await self._deliver_video(job)
         else:
-            await self._post(job, embed=failed_embed(job, provider_title=self._title(job)))
-            await self._close_job_message(job, "Failed: see the reply below. Credits returned.")
+            posted = await self._post(job, embed=failed_embed(job,
+                                                              provider_title=self._title(job)))
+            await self._close_job_message(job, self._closing_note(job, posted))
 
     async def undelivered(self, job: Job, reason: str) -> None:
         """Nothing could be posted in the channel: tell the member privately (an ephemeral
@@ -184,9 +190,7 @@ class DiscordDelivery:
                     embed.set_thumbnail(url="attachment://references.png")
                 message = await self._post(job, embed=embed, files=files,
                                            view=result_view(job, link=job.result_url))
-        # Built by hand: a message returned by the webhook knows no guild (jump_url says @me).
-        link = f"https://discord.com/channels/{job.guild_id}/{message.channel.id}/{message.id}"
-        await self._close_job_message(job, f"Done: {link}")
+        await self._close_job_message(job, self._closing_note(job, message))
 
     async def _join(self, job: Job, extension: Extension, path: Path) -> tuple[Path, str | None]:
         """The continuation at `path` joined after the clip it continues; with the chain's
@@ -291,7 +295,16 @@ class DiscordDelivery:
         with contextlib.suppress(discord.HTTPException):
             await self._job_message(job).edit(embed=closed_embed(job, note), view=None)
 
-    async def _already_posted(self, job: Job) -> bool:
+    @staticmethod
+    def _closing_note(job: Job, posted: discord.Message) -> str:
+        """What the job card says once its result is posted (as `posted`)."""
+        if job.state is not JobState.SUCCEEDED:
+            return "Failed: see the reply below. Credits returned."
+        # Built by hand: a message returned by the webhook knows no guild (jump_url says @me).
+        return f"Done: https://discord.com/channels/{job.guild_id}/{posted.channel.id}/{posted.id}"
+
+    async def _already_posted(self, job: Job) -> discord.Message | None:
+        """This job's result message, if an earlier attempt posted it."""
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         marker = f"Job {job.id}"
         try:
@@ -300,10 +313,10 @@ class DiscordDelivery:
                 if not mine or message.id == job.progress_message_id:
                     continue
                 if any((e.footer.text or "").startswith(marker) for e in message.embeds):
-                    return True
+                    return message
         except discord.HTTPException:
             log.warning("%s could not read the channel to check for a post", job_fields(job))
-        return False
+        return None
 
     async def _reference_sheet(self, job: Job) -> bytes | None:
         """A thumbnail sheet of the reference pictures, or None."""

@@ -339,3 +339,28 @@ async def test_a_connection_that_breaks_on_every_upload_means_the_member_is_told
         assert await available(paddock, alice) == 100
     assert [m for m in fake_discord.channel("general").visible if m.attachments] == []
     assert status_of(card) == "Not posted: Discord could not be reached. Credits returned."
+
+
+async def test_a_post_that_landed_but_whose_answer_was_lost_is_not_posted_again(
+    fake_discord, paddock, providers
+) -> None:
+    emulator = providers["joypix"]
+    alice = fake_discord.member("alice")
+    card, task_id = await start_job(fake_discord, paddock, alice, emulator)
+    [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.id)
+    # The video's post takes effect, then the connection breaks before Discord answers.
+    fake_discord.cut("POST /webhooks/{application_id}/{token}", lambda c: bool(c.files),
+                     applied=True)
+
+    emulator.finish(task_id)
+
+    await paddock.runner.wait_idle()
+    done = await paddock.services.jobs.get(job.id)
+    assert done.state.value == "delivered" and not done.undelivered
+    videos = [m for m in fake_discord.channel("general").visible
+              if any(a.filename.endswith(".mp4") for a in m.attachments)]
+    assert len(videos) == 1  # posted once, not again by the retry
+    await fake_discord.wait_for(lambda: status_of(card).startswith("Done: https://"))
+    assert status_of(card).endswith(f"/{videos[0].id}")
+    assert done.charged_credits == JOYPIX_720P_5S
+    assert await available(paddock, alice) == 100 - JOYPIX_720P_5S

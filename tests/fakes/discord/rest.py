@@ -136,13 +136,15 @@ class Hold:
 class Cut:
     """Calls the fake answers by closing the connection, as a test asked: a network that
     fails mid-request. Each of the next ``times`` calls to ``route`` that ``matching``
-    accepts is recorded (``status`` stays None), then its connection is closed unanswered.
+    accepts is recorded (``status`` stays None), then (once applied, with ``applied``) its
+    connection is closed unanswered.
     """
 
     method: str
     route: str
     matching: Callable[[RecordedCall], bool]
     times: int
+    applied: bool = False  # apply the call first: it happened, only its answer is lost
     calls: list[RecordedCall] = field(default_factory=list)
 
 
@@ -246,7 +248,10 @@ class RestApi:
                 and request.headers.get("Authorization") != f"Bot {self.fake.token}"
             ):
                 raise errors.unauthorized()
-            if self._cut(call):
+            cut = self._cut(call)
+            if cut is not None:
+                if cut.applied:
+                    await handler(request)
                 assert request.transport is not None
                 request.transport.close()  # the client sees the server disconnect
                 self.fake.changed()
@@ -263,7 +268,7 @@ class RestApi:
         self.fake.changed()
         return response
 
-    def _cut(self, call: RecordedCall) -> bool:
+    def _cut(self, call: RecordedCall) -> Cut | None:
         for cut in self.fake.cuts:
             if (
                 len(cut.calls) < cut.times
@@ -271,8 +276,8 @@ class RestApi:
                 and cut.matching(call)
             ):
                 cut.calls.append(call)
-                return True
-        return False
+                return cut
+        return None
 
     async def _held(self, call: RecordedCall) -> None:
         for hold in self.fake.holds:

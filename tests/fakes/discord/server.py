@@ -655,12 +655,13 @@ class FakeDiscord:
 
     def cut(
         self, route: str, matching: Callable[[RecordedCall], bool] = lambda call: True,
-        *, times: int = 1,
+        *, times: int = 1, applied: bool = False,
     ) -> Cut:
         """Close the connection, unanswered, on the next ``times`` calls to ``route`` that
-        ``matching`` accepts (a network failing mid-request)."""
+        ``matching`` accepts (a network failing mid-request); with ``applied``, only after
+        the call took effect (a post that landed, its answer lost)."""
         method, template = route.split(" ", 1)
-        cut = Cut(method, template, matching, times)
+        cut = Cut(method, template, matching, times, applied)
         self.cuts.append(cut)
         return cut
 
