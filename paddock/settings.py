@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -120,6 +120,14 @@ class Settings:
     public_url: str | None = None  # the side door's public https base URL
     hiapi_webhook_secret: Secret | None = None
     log_level: str = "INFO"  # main() applies it first, via setup_logging()
+
+    def __repr__(self) -> str:
+        """The settings as a log line may show them: URLs without their credentials."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        for name in ("discord_api_base", "discord_gateway_url", "public_url"):
+            if shown[name]:
+                shown[name] = redact_url(shown[name])
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def hiapi_callback_url(self) -> str | None:

@@ -82,3 +82,15 @@ def test_the_settings_never_show_the_token_or_a_key_or_the_secret() -> None:
     shown = f"{settings!r} {settings}"
     assert "must-not-show" not in shown
     assert "discord_gateway_url" in shown  # the rest of the settings do show
+
+
+def test_urls_in_the_settings_repr_show_no_credentials() -> None:
+    settings = Settings.from_env({
+        "DISCORD_TOKEN": "abc",
+        "DISCORD_API_BASE": "https://bob:hunter2@proxy.example.org/api/v10",
+        "DISCORD_GATEWAY_URL": "wss://gw.example.org/?token=gw-secret",
+    })
+    assert settings.discord_api_base == "https://bob:hunter2@proxy.example.org/api/v10"
+    shown = repr(settings)
+    assert "hunter2" not in shown and "gw-secret" not in shown
+    assert "proxy.example.org" in shown and "gw.example.org" in shown
