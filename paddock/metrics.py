@@ -2,7 +2,9 @@
 
 What is exported:
 
-- ``paddock_jobs{state,provider}``: jobs in the database by state and provider.
+- ``paddock_jobs{state,provider}``: jobs in the database by state and provider; a job
+  whose video reached no one (its charge returned) counts as ``undelivered``, not
+  ``delivered``.
 - ``paddock_credits_reserved_total``, ``paddock_credits_settled_total``,
   ``paddock_credits_refunded_total``: credits ever held for jobs, charged, and given back
   (a refund, or the part of a hold a settle did not charge); ``paddock_credits_held``:
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 NO_PROVIDER = "none"  # the label of a job or download without a provider
+# A delivered job whose video reached no one (its charge returned) has a label of its own.
+UNDELIVERED = "undelivered"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ def read_totals(db: Database) -> StoreTotals:
     jobs = {
         (state, provider or NO_PROVIDER): count
         for state, provider, count in db.execute(
-            "SELECT state, provider, COUNT(*) FROM jobs GROUP BY state, provider"
+            f"SELECT CASE WHEN undelivered_at IS NULL THEN state ELSE '{UNDELIVERED}' END"
+            " AS shown, provider, COUNT(*) FROM jobs GROUP BY shown, provider"
         )
     }
     by_state = {
@@ -110,9 +115,8 @@ class _StoreCollector(Collector):
         # Every state of every provider seen, zeros included, so rates and ratios work.
         providers = sorted({provider for _, provider in totals.jobs})
         for provider in providers:
-            for state in JobState:
-                count = totals.jobs.get((state.value, provider), 0)
-                jobs.add_metric([state.value, provider], count)
+            for state in [*(state.value for state in JobState), UNDELIVERED]:
+                jobs.add_metric([state, provider], totals.jobs.get((state, provider), 0))
         yield jobs
         yield CounterMetricFamily(
             "paddock_credits_reserved", "Credits ever held for jobs when they were accepted.",

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.bot.side_door_support import free_port, get, metric_samples, post, sample
 from tests.bot.support import give_credits
+from tests.bot.test_delivery import start_job
 from tests.fakes.discord import bot_process
 
 
@@ -125,6 +126,23 @@ async def test_metrics_count_jobs_credits_and_provider_calls(
     }
     assert sample(samples, "paddock_jobs_in_flight") == 0
     assert sample(samples, "paddock_queue_length", provider="joypix") == 0
+
+
+async def test_a_video_that_reached_no_one_is_counted_undelivered_not_delivered(
+    fake_discord, paddock, providers
+) -> None:
+    emulator = providers["joypix"]
+    alice = fake_discord.member("alice")
+    _card, task_id = await start_job(fake_discord, paddock, alice, emulator, channel="videos")
+    fake_discord.delete_channel("videos")
+    emulator.finish(task_id)
+    await fake_discord.wait_for(lambda: alice.direct_messages, timeout=10)  # credits back
+
+    _, text, _ = await get(paddock, "/metrics")
+    samples = metric_samples(text)
+    assert sample(samples, "paddock_jobs", state="undelivered", provider="joypix") == 1
+    assert sample(samples, "paddock_jobs", state="delivered", provider="joypix") == 0
+    assert sample(samples, "paddock_credits_settled_total") == 0
 
 
 async def test_a_side_door_port_in_use_stops_the_bot_in_one_line(fake_discord, tmp_path):
