@@ -34,6 +34,7 @@ from paddock.settings import (
     database_blocker,
     database_unusable,
     describe_default_provider,
+    describe_shards,
     read_settings,
     token_doubt,
 )
@@ -120,6 +121,8 @@ def _discord(settings: Settings) -> list[Finding]:
         "DEV_GUILD_ID to try the bot in one server)"
     )
     findings = [Finding("commands", where)]
+    findings.append(Finding("gateway", describe_shards(settings),
+                            Verdict.OK if settings.sharded else Verdict.OFF))
     if proxy := settings.discord_api_base or settings.discord_gateway_url:
         findings.append(Finding("discord", f"through a proxy ({redact_url(proxy)})"))
     return findings

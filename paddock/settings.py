@@ -41,6 +41,7 @@ log = logging.getLogger("paddock")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 T = TypeVar("T")
 MAX_SNOWFLAKE = 2**64 - 1
+MAX_SHARDS = 100_000  # far past any bot's count; bounds a typo
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class Settings:
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
     guild_ready_timeout: float = 2.0
+    shard_count: int | None = None  # None: one connection, no sharding (discord.py's Bot)
+    shard_ids: tuple[int, ...] | None = None  # this process's shards; None: all of them
     database_path: Path = DEFAULT_PATH
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     default_provider: str | None = None  # None: none (from_env turns the demo on instead);
@@ -128,6 +131,11 @@ class Settings:
             if shown[name]:
                 shown[name] = redact_url(shown[name])
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the bot runs shards (``DISCORD_SHARD_COUNT`` is set)."""
+        return self.shard_count is not None
 
     @property
     def hiapi_callback_url(self) -> str | None:
@@ -168,7 +176,8 @@ class Settings:
 
 def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     """Read ``DISCORD_TOKEN`` (required), ``DISCORD_API_BASE``, ``DISCORD_GATEWAY_URL``,
-    ``DEV_GUILD_ID``, ``DISCORD_GUILD_READY_TIMEOUT``, ``DATABASE_PATH``, the providers'
+    ``DEV_GUILD_ID``, ``DISCORD_GUILD_READY_TIMEOUT``, ``DISCORD_SHARD_COUNT``,
+    ``DISCORD_SHARD_IDS``, ``DATABASE_PATH``, the providers'
     keys and settings, ``HH_PROVIDER``, ``DEMO_RENDER_SECONDS``, ``DEMO_FAIL_RATE``, the
     prices, the runner's, the side door's and ``PADDOCK_LOG_LEVEL``.
 
@@ -187,6 +196,7 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
                          "a ws(s) URL")
     guild = reader.whole("DEV_GUILD_ID", None, 1, MAX_SNOWFLAKE, "a server id (digits)")
     ready = reader.number("DISCORD_GUILD_READY_TIMEOUT", 2.0, 0, 600)
+    shard_count, shard_ids = reader.shards()
     database = Path(reader.text("DATABASE_PATH") or DEFAULT_PATH)  # opening it checks it
     providers = reader.hh_api(load_providers)
     keyed = [name for name, config in (providers or {}).items() if config.api_key]
@@ -210,6 +220,8 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
         discord_gateway_url=gateway,
         dev_guild_id=guild,
         guild_ready_timeout=ready,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
         database_path=database,
         providers=providers,
         default_provider=default,
@@ -220,6 +232,17 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
         **side_door,  # type: ignore[arg-type]
     )
     return settings, []
+
+
+def describe_shards(settings: Settings) -> str:
+    """This process's shards, for ``--check`` and the log: "shards 0,1 of 4"."""
+    if settings.shard_count is None:
+        return "one connection, no sharding (DISCORD_SHARD_COUNT unset)"
+    ids = settings.shard_ids or tuple(range(settings.shard_count))
+    listed = ",".join(map(str, ids))
+    if len(ids) == settings.shard_count:
+        return f"shards {listed} of {settings.shard_count}: all of them, in this process"
+    return f"shards {listed} of {settings.shard_count}: the others run in other processes"
 
 
 def token_doubt(token: str) -> str | None:
@@ -334,6 +357,35 @@ class _Reader:
             detail = str(error).removeprefix(f"{setting} ")
             self.problems.append(Problem(setting, detail))
             return None
+
+    def shards(self) -> tuple[int | None, tuple[int, ...] | None]:
+        """``DISCORD_SHARD_COUNT`` (unset: no sharding) and ``DISCORD_SHARD_IDS``, the
+        shards this process runs (comma-separated, each below the count, once; unset: all)."""
+        count = self.whole("DISCORD_SHARD_COUNT", None, 1, MAX_SHARDS,
+                           f"a whole number of shards from 1 to {MAX_SHARDS}")
+        text = self.text("DISCORD_SHARD_IDS")
+        if not text:
+            return count, None
+        if not self.text("DISCORD_SHARD_COUNT"):
+            self.problems.append(Problem(
+                "DISCORD_SHARD_IDS", f"is {text!r} but DISCORD_SHARD_COUNT is not set: "
+                "set the total number of shards of the bot, across every process"))
+            return None, None
+        parts = [part.strip() for part in text.split(",")]
+        if not all(part.isascii() and part.isdigit() for part in parts):
+            self.refuse("DISCORD_SHARD_IDS", "shard ids separated by commas, such as 0,1", text)
+            return count, None
+        ids = tuple(int(part) for part in parts)
+        if count is None:  # a bad count is its own problem; ids cannot be checked against it
+            return None, None
+        if any(shard >= count for shard in ids):
+            self.refuse("DISCORD_SHARD_IDS", f"shard ids from 0 to {count - 1} (below "
+                        f"DISCORD_SHARD_COUNT={count}), separated by commas", text)
+            return count, None
+        if len(set(ids)) != len(ids):
+            self.refuse("DISCORD_SHARD_IDS", "shard ids each named once", text)
+            return count, None
+        return count, ids
 
     def runner(self) -> RunnerSettings:
         """``PADDOCK_PROVIDER_CONCURRENCY``, ``PADDOCK_JOB_TIMEOUT_MINUTES``,

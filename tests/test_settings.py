@@ -49,6 +49,19 @@ BAD_VALUES: dict[str, list[tuple[str, str]]] = {
         ("inf", "must be a number from 0 to 600, not 'inf'"),
         ("nan", "must be a number from 0 to 600, not 'nan'"),
     ],
+    "DISCORD_SHARD_COUNT": [
+        (value, f"must be a whole number of shards from 1 to 100000, not '{value}'")
+        for value in ("two", "0", "-2", "1.5", "100001", "٢")
+    ],
+    # With DISCORD_SHARD_COUNT=2 beside it (CONTEXT); without it, see the test below.
+    "DISCORD_SHARD_IDS": [
+        ("0,2", "must be shard ids from 0 to 1 (below DISCORD_SHARD_COUNT=2), separated by "
+                "commas, not '0,2'"),
+        ("1,1", "must be shard ids each named once, not '1,1'"),
+        ("0,,1", "must be shard ids separated by commas, such as 0,1, not '0,,1'"),
+        ("0-1", "must be shard ids separated by commas, such as 0,1, not '0-1'"),
+        ("-1", "must be shard ids separated by commas, such as 0,1, not '-1'"),
+    ],
     "HH_PROVIDER": [
         ("runway", f"must be one of {', '.join(HH_PROVIDER_CHOICES)}, not 'runway'"),
         ("joypix", "is joypix, but JOYPIX_API_KEY is not set"),
@@ -112,7 +125,8 @@ FREE_TEXT = re.compile(
     r"|PIXELDOJO_ASPECT_RATIO_FIELD|DATABASE_PATH"
 )
 # What a problem of one setting needs beside it (a side door for a public URL).
-CONTEXT = {"PADDOCK_PUBLIC_URL": {"PADDOCK_HTTP_PORT": "8080"}}
+CONTEXT = {"PADDOCK_PUBLIC_URL": {"PADDOCK_HTTP_PORT": "8080"},
+           "DISCORD_SHARD_IDS": {"DISCORD_SHARD_COUNT": "2"}}
 FAMILIES = {"<PROVIDER>": ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI"),
             "<RES>": ("720P", "1080P")}
 
@@ -153,6 +167,37 @@ def test_every_setting_the_code_reads_is_tried_with_bad_values() -> None:
         if name not in tried and not FREE_TEXT.fullmatch(name)
     )
     assert untried == []
+
+
+def test_shard_ids_without_a_shard_count_are_refused() -> None:
+    env = {"DISCORD_TOKEN": TOKEN, "DISCORD_SHARD_IDS": "0,1"}
+    detail = ("is '0,1' but DISCORD_SHARD_COUNT is not set: set the total number of shards "
+              "of the bot, across every process")
+
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+
+    assert refused.value.problems == [Problem("DISCORD_SHARD_IDS", detail)]
+    assert check_settings(env) == [Finding("DISCORD_SHARD_IDS", detail, Verdict.PROBLEM)]
+
+
+@pytest.mark.parametrize(
+    ("env", "count", "ids", "plan"),
+    [
+        ({}, None, None, "one connection, no sharding (DISCORD_SHARD_COUNT unset)"),
+        ({"DISCORD_SHARD_COUNT": "2"}, 2, None, "shards 0,1 of 2: all of them, in this process"),
+        ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": " 3, 1"}, 4, (3, 1),
+         "shards 3,1 of 4: the others run in other processes"),
+    ],
+)
+def test_the_shard_plan_is_read_and_shown_by_the_check(
+    env: dict[str, str], count: int | None, ids: tuple[int, ...] | None, plan: str
+) -> None:
+    settings = Settings.from_env({"DISCORD_TOKEN": TOKEN, **env})
+
+    assert (settings.shard_count, settings.shard_ids) == (count, ids)
+    shown = [f for f in check_settings({"DISCORD_TOKEN": TOKEN, **env}) if f.item == "gateway"]
+    assert shown == [Finding("gateway", plan, Verdict.OK if count else Verdict.OFF)]
 
 
 def test_every_bad_value_is_listed_at_once() -> None:
