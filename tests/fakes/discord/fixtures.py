@@ -114,15 +114,19 @@ async def bot_process(
     wait: bool = True,
     timeout: float = WAIT_LIMIT,
     script: str = "bot.py",
+    shard: tuple[int, int] | None = None,
 ) -> AsyncIterator[BotProcess]:
     """Start ``python bot.py`` (or ``script``, a path from the repository's root) in the
     repository with the environment pointing at ``fake`` (plus ``env``); with ``wait``,
     return once it is connected and has registered its commands. Stopped (SIGTERM, then
-    SIGKILL) on exit.
+    SIGKILL) on exit. ``shard=(shard_id, count)`` waits for that shard's session (a bot
+    running one shard of several, ``DISCORD_SHARD_IDS``).
 
     A restart is two of these in a row: the second waits for a new session, not the
     killed bot's (``await first.stop(signal.SIGKILL)`` simulates a crash)."""
     previous = fake.gateway.current()
+    if shard is not None:
+        previous = ([s for s in fake.gateway.live_sessions() if s.shard == shard] or [None])[-1]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         script,
@@ -143,7 +147,8 @@ async def bot_process(
     reader = asyncio.create_task(collect())
     try:
         if wait:
-            connected = asyncio.create_task(fake.wait_for_bot(timeout=timeout, replacing=previous))
+            connected = asyncio.create_task(
+                fake.wait_for_bot(timeout=timeout, replacing=previous, shard=shard))
             exited = asyncio.create_task(process.wait())
             done, _ = await asyncio.wait({connected, exited}, return_when=asyncio.FIRST_COMPLETED)
             if exited in done:
@@ -193,7 +198,7 @@ async def paddock(fake_discord: FakeDiscord, paddock_settings: Settings) -> Asyn
     async with (
         Services.open(settings.database_path, settings.providers, prices=settings.prices,
                       demo=settings.demo) as services,
-        running_bot(fake_discord, Paddock(settings, services)) as bot,
+        running_bot(fake_discord, Paddock.build(settings, services)) as bot,
     ):
         yield bot
 

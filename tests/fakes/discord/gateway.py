@@ -16,6 +16,15 @@ Intents are enforced as Discord documents them
 - REQUEST_GUILD_MEMBERS for the whole list (``query=""``) needs GUILD_MEMBERS; without
   it Discord sends no GUILD_MEMBERS_CHUNK at all, and neither does the fake. A prefix
   ``query`` or ``user_ids`` (at most 100 members) works without it.
+
+Sharding, as Discord documents it (https://discord.com/developers/docs/events/gateway,
+"Sharding"): IDENTIFY may carry ``shard: [shard_id, num_shards]`` (absent: ``[0, 1]``, every
+server); a shard id not below the count closes the socket with 4010 "Invalid shard". A
+session receives READY, GUILD_CREATE and every event of a server only when
+``(guild_id >> 22) % num_shards == shard_id``; events without a server (DMs) go to shard 0
+only. Each shard is its own session, with its own sequence and RESUME.
+``Gateway.hold_ready(shard_id)`` keeps a shard's READY back until ``release_ready``, as
+when Discord is slow to bring one shard up.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from aiohttp import WSMsgType, web
 if TYPE_CHECKING:
     from tests.fakes.discord.members import Member
     from tests.fakes.discord.server import FakeDiscord
+    from tests.fakes.discord.state import Guild
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,7 @@ DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, VOICE_STATE = 0, 1, 2, 3, 4
 RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
 HEARTBEAT_INTERVAL_MS = 41250
 CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_INVALID_SHARD = 4010
 CLOSE_DISALLOWED_INTENTS = 4014
 DEFAULT_LARGE_THRESHOLD = 50
 REQUEST_MEMBERS_MAX = 100
@@ -51,15 +62,21 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 
 
 class GatewaySession:
-    """One bot session: its sequence, the events it was sent (for RESUME), and the
-    websocket it is attached to (None while the bot is reconnecting)."""
+    """One bot session: its shard, its sequence, the events it was sent (for RESUME),
+    and the websocket it is attached to (None while the bot is reconnecting)."""
 
     def __init__(
-        self, session_id: str, intents: int, large_threshold: int = DEFAULT_LARGE_THRESHOLD
+        self,
+        session_id: str,
+        intents: int,
+        large_threshold: int = DEFAULT_LARGE_THRESHOLD,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.session_id = session_id
         self.intents = intents
         self.large_threshold = large_threshold
+        self.shard = shard  # (shard_id, num_shards), as IDENTIFY gave it
+        self.sharded = False  # whether IDENTIFY gave a shard (READY then echoes it)
         self.seq = 0
         self.sent: list[tuple[int, str]] = []
         self.ws: web.WebSocketResponse | None = None
@@ -71,6 +88,14 @@ class GatewaySession:
     @property
     def connected(self) -> bool:
         return self.ws is not None and not self.ws.closed
+
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether this session gets the events of the server ``guild_id`` (None: a DM,
+        which goes to shard 0)."""
+        shard_id, count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % count == shard_id
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Queue an event in order; it is kept for replay if the bot resumes."""
@@ -94,21 +119,42 @@ class Gateway:
         self.identified: list[GatewaySession] = []
         self.connections = 0
         self._writers: set[asyncio.Task[None]] = set()
+        self.held_shards: set[int] = set()
+        self._held: list[GatewaySession] = []  # identified, READY not sent yet
 
     # -- for the fake ---------------------------------------------------------------
     def live_sessions(self) -> list[GatewaySession]:
         return [s for s in self.identified if not s.ended]
 
-    def current(self) -> GatewaySession | None:
-        """The session interactions go to: the newest one still alive."""
-        live = self.live_sessions()
+    def sessions_for(self, guild_id: int | None) -> list[GatewaySession]:
+        """The live sessions that get the events of server ``guild_id`` (None: DMs)."""
+        return [s for s in self.live_sessions() if s.covers(guild_id)]
+
+    def current(self, guild_id: int | None = None) -> GatewaySession | None:
+        """The session interactions go to: the newest one still alive (of the shard of
+        server ``guild_id``, when given)."""
+        live = self.live_sessions() if guild_id is None else self.sessions_for(guild_id)
         connected = [s for s in live if s.connected]
         return (connected or live or [None])[-1]
 
     def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        for session in self.live_sessions():
+        """Send an event to the live sessions of the shard of its server (``guild_id`` in
+        ``data``; none: shard 0)."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        for session in self.sessions_for(guild_id):
             if intent is None or session.intents & intent:
                 session.dispatch(event, data)
+
+    def hold_ready(self, shard_id: int) -> None:
+        """Accept the IDENTIFYs of shard ``shard_id`` but send their READY and
+        GUILD_CREATEs only at :meth:`release_ready`."""
+        self.held_shards.add(shard_id)
+
+    def release_ready(self, shard_id: int) -> None:
+        self.held_shards.discard(shard_id)
+        for session in [s for s in self._held if s.shard[0] == shard_id]:
+            self._held.remove(session)
+            self._ready(session)
 
     def request_reconnect(self) -> None:
         """Ask connected bots to reconnect (op 7); discord.py then RESUMEs."""
@@ -199,15 +245,34 @@ class Gateway:
             await ws.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return None
         threshold = int(data.get("large_threshold") or DEFAULT_LARGE_THRESHOLD)
-        session = GatewaySession(secrets.token_hex(16), intents, threshold)
+        shard = data.get("shard") or [0, 1]
+        if not (len(shard) == 2 and 0 <= int(shard[0]) < int(shard[1])):
+            log.warning("IDENTIFY with shard %s; closing with 4010", shard)
+            await ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return None
+        session = GatewaySession(secrets.token_hex(16), intents, threshold,
+                                 (int(shard[0]), int(shard[1])))
         session.ws, session.outbox = ws, outbox
         self.sessions[session.session_id] = session
         self.identified.append(session)
+        session.sharded = "shard" in data
+        if session.shard[0] in self.held_shards:
+            self._held.append(session)
+            log.info("bot identified: session %s, shard %s; READY held", session.session_id,
+                     session.shard)
+            self.fake.changed()
+        else:
+            self._ready(session)
+        return session
+
+    def _ready(self, session: GatewaySession) -> None:
+        """READY, then a GUILD_CREATE for every server of the session's shard."""
         fake = self.fake
+        guilds = [guild for guild in fake.guilds.values() if session.covers(guild.id)]
         ready: dict[str, Any] = {
             "v": 10,
             "user": fake.bot_user_payload(),
-            "guilds": [{"id": str(fake.guild.id), "unavailable": True}],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": fake.gateway_url,
@@ -217,13 +282,14 @@ class Gateway:
             "presences": [],
             "_trace": ["fake-gateway"],
         }
-        if "shard" in data:
-            ready["shard"] = data["shard"]
+        if session.sharded:
+            ready["shard"] = list(session.shard)
         session.dispatch("READY", ready)
-        session.dispatch("GUILD_CREATE", self._guild_create(session))
-        log.info("bot identified: session %s, intents %s", session.session_id, session.intents)
+        for guild in guilds:
+            session.dispatch("GUILD_CREATE", self.guild_create(session, guild))
+        log.info("bot identified: session %s, intents %s, shard %s", session.session_id,
+                 session.intents, session.shard)
         fake.changed()
-        return session
 
     def _resume(
         self, ws: web.WebSocketResponse, outbox: asyncio.Queue[str | None], data: dict[str, Any]
@@ -242,17 +308,18 @@ class Gateway:
         log.info("session %s resumed after seq %s", session.session_id, last)
         return session
 
-    def _guild_create(self, session: GatewaySession) -> dict[str, Any]:
+    def guild_create(self, session: GatewaySession, guild: Guild) -> dict[str, Any]:
         """The guild as this session receives it: the member list depends on intents."""
         fake = self.fake
-        payload = fake.guild.payload(application_id=fake.application_id)
-        everyone = list(fake.guild.members.values())
+        payload = guild.payload(application_id=fake.application_id)
+        everyone = list(guild.members.values())
         large = len(everyone) > session.large_threshold
+        bot = fake.bot_member_in(guild)
         if not session.intents & INTENT_GUILD_PRESENCES:
-            sent = [fake.bot_member]
+            sent = [bot]
         elif large:
             # Offline members of a large guild come only with a role or a nickname.
-            sent = [m for m in everyone if m is fake.bot_member or m.roles or m.nick]
+            sent = [m for m in everyone if m is bot or m.roles or m.nick]
         else:
             sent = everyone
         payload["large"] = large
@@ -260,8 +327,8 @@ class Gateway:
         return payload
 
     def _chunk_members(self, session: GatewaySession, data: dict[str, Any]) -> None:
-        guild = self.fake.guild
-        if str(data.get("guild_id")) != str(guild.id):
+        guild = self.fake.guilds.get(int(data.get("guild_id") or 0))
+        if guild is None or not session.covers(guild.id):
             return
         members = list(guild.members.values())
         not_found: list[str] = []

@@ -113,10 +113,10 @@ class Member:
         return data
 
     def _channel(self, channel: Channel | str | None) -> Channel:
-        if channel is None:
-            return self.fake.default_channel
+        if channel is None:  # the first channel of the member's server (#general)
+            return next(iter(self.guild.channels.values()))
         if isinstance(channel, str):
-            return self.fake.channel(channel)
+            return self.fake.channel(channel, guild=self.guild)
         return channel
 
     # -- actions ---------------------------------------------------------------------

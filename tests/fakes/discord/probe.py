@@ -26,26 +26,31 @@ class ProbeBot(commands.Bot):
     Buttons: :class:`ProbeButton`. Modal:
     :class:`ProbeModal`."""
 
-    def __init__(self, guild_id: int, *, intents: discord.Intents | None = None) -> None:
+    def __init__(
+        self, guild_id: int, *, intents: discord.Intents | None = None, **options: Any
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
             intents=intents or discord.Intents.default(),
             guild_ready_timeout=0.01,
+            **options,  # such as shard_id and shard_count
         )
         self.guild_id = guild_id
+        self.guild_ids = [guild_id]  # the servers its commands are registered in
         self.behaviour: Behaviour | None = None
         self.received: list[dict[str, Any]] = []
         self.errors: list[discord.HTTPException] = []
         self.events: list[str] = []
 
     async def setup_hook(self) -> None:
-        guild = discord.Object(id=self.guild_id)
+        guilds = [discord.Object(id=guild_id) for guild_id in self.guild_ids]
         for command in (probe, clip, pick, admin, probe_message):
-            self.tree.add_command(command, guild=guild)
+            self.tree.add_command(command, guilds=guilds)
         self.add_dynamic_items(ProbeButton)
         self.tree.on_error = self.keep_tree_error  # type: ignore[method-assign]
-        await self.tree.sync(guild=guild)
+        for guild in guilds:
+            await self.tree.sync(guild=guild)
 
     async def keep_tree_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError

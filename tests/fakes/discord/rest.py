@@ -42,6 +42,7 @@ from tests.fakes.discord.state import (
     VIEW_CHANNEL,
     Channel,
     DirectMessage,
+    Guild,
     Interaction,
     Message,
     Modal,
@@ -364,10 +365,11 @@ class RestApi:
         return json_response({"url": self.fake.gateway_url})
 
     async def get_gateway_bot(self, request: web.Request) -> web.Response:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return json_response(
-            {"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit}
-        )
+        limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000,
+                 "max_concurrency": self.fake.max_concurrency}
+        return json_response({"url": self.fake.gateway_url,
+                              "shards": self.fake.recommended_shards,
+                              "session_start_limit": limit})
 
     # -- application commands ---------------------------------------------------------
     def _command_scope(self, request: web.Request) -> int | None:
@@ -376,7 +378,7 @@ class RestApi:
         guild_id = request.match_info.get("guild_id")
         if guild_id is None:
             return None
-        if int(guild_id) != self.fake.guild.id:
+        if int(guild_id) not in self.fake.guilds:
             raise errors.missing_access()
         return int(guild_id)
 
@@ -610,7 +612,7 @@ class RestApi:
         return channel, message
 
     def _require(self, channel: Channel, permissions: int) -> None:
-        have = channel.guild.permissions_in(self.fake.bot_member, channel)
+        have = channel.guild.permissions_in(self.fake.bot_member_in(channel.guild), channel)
         if have & permissions != permissions:
             raise errors.missing_permissions()
 
@@ -634,7 +636,7 @@ class RestApi:
         """A bot without Embed Links in the channel has its embeds silently dropped (no
         error; a message left with nothing else is then empty, 50006). Interaction
         responses and followups go through the webhook and keep theirs."""
-        have = channel.guild.permissions_in(self.fake.bot_member, channel)
+        have = channel.guild.permissions_in(self.fake.bot_member_in(channel.guild), channel)
         if have & EMBED_LINKS or not data.get("embeds"):
             return data
         return {**data, "embeds": []}
@@ -696,13 +698,14 @@ class RestApi:
         return no_content()
 
     # -- guild ------------------------------------------------------------------------
-    def _guild_check(self, request: web.Request) -> None:
-        if int(request.match_info["guild_id"]) != self.fake.guild.id:
+    def _guild(self, request: web.Request) -> Guild:
+        guild = self.fake.guilds.get(int(request.match_info["guild_id"]))
+        if guild is None:
             raise errors.unknown_guild()
+        return guild
 
     async def get_guild(self, request: web.Request) -> web.Response:
-        self._guild_check(request)
-        payload = self.fake.guild.payload(application_id=self.fake.application_id)
+        payload = self._guild(request).payload(application_id=self.fake.application_id)
         keep = {
             "members",
             "channels",
@@ -715,27 +718,24 @@ class RestApi:
         return json_response({k: v for k, v in payload.items() if k not in keep})
 
     async def get_guild_channels(self, request: web.Request) -> web.Response:
-        self._guild_check(request)
-        return json_response([c.payload() for c in self.fake.guild.channels.values()])
+        return json_response([c.payload() for c in self._guild(request).channels.values()])
 
     async def get_guild_roles(self, request: web.Request) -> web.Response:
-        self._guild_check(request)
-        return json_response([r.payload() for r in self.fake.guild.roles.values()])
+        return json_response([r.payload() for r in self._guild(request).roles.values()])
 
     async def get_guild_members(self, request: web.Request) -> web.Response:
         """List Guild Members needs the GUILD_MEMBERS intent enabled for the application
         (the Developer Portal switch, whatever the gateway asked for): 403 50001 without."""
-        self._guild_check(request)
+        guild = self._guild(request)
         if not self.fake.privileged_intents & INTENT_GUILD_MEMBERS:
             raise errors.missing_access()
         limit = min(int(request.query.get("limit", 1)), 1000)
         after = int(request.query.get("after", 0))
-        members = sorted(self.fake.guild.members.values(), key=lambda m: m.id)
+        members = sorted(guild.members.values(), key=lambda m: m.id)
         return json_response([m.payload() for m in members if m.id > after][:limit])
 
     async def get_guild_member(self, request: web.Request) -> web.Response:
-        self._guild_check(request)
-        member = self.fake.guild.members.get(int(request.match_info["user_id"]))
+        member = self._guild(request).members.get(int(request.match_info["user_id"]))
         if member is None:
             raise errors.unknown_member()
         return json_response(member.payload())
@@ -744,7 +744,7 @@ class RestApi:
     async def open_dm(self, request: web.Request) -> web.Response:
         """Create DM: the channel between the bot and a member of its server."""
         body = request[BODY] or {}
-        member = self.fake.guild.members.get(int(body.get("recipient_id", 0)))
+        member = self.fake.find_member(int(body.get("recipient_id", 0)))
         if member is None:
             raise errors.invalid_form_body(
                 ("recipient_id",), "NUMBER_TYPE_COERCE", "Value is not a known user."
@@ -757,7 +757,8 @@ class RestApi:
 
     def _direct_message(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
-        member = self.fake.guild.members[self.fake.dm_channels[channel_id]]
+        member = self.fake.find_member(self.fake.dm_channels[channel_id])
+        assert member is not None  # a DM channel is opened only with a member
         data, files = request[BODY] or {}, request[FILES]
         limits.check_message(data, files, upload_limit=limits.DEFAULT_UPLOAD_LIMIT)
         if not member.accepts_dms:

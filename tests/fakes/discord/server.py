@@ -1,5 +1,6 @@
 """FakeDiscord: one aiohttp server on 127.0.0.1 (random port) with the REST API, the
-gateway and the CDN, holding one server ("guild") with channels, roles and members.
+gateway and the CDN, holding a server ("guild") with channels, roles and members, and
+more servers on demand (:meth:`FakeDiscord.add_guild`) for a sharded bot.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class WaitTimeout(AssertionError):
 
 
 class FakeDiscord:
-    """A wire-level fake of Discord for one bot and one server.
+    """A wire-level fake of Discord for one bot and its servers: ``guild`` first, and
+    those added with :meth:`add_guild`.
 
     ``async with FakeDiscord() as fake:`` starts it on a random port; point the bot at
     :attr:`api_base` and :attr:`gateway_url` (or pass :meth:`env` to a subprocess).
@@ -66,7 +68,8 @@ class FakeDiscord:
     ``response_deadline`` (3 s) and ``token_lifetime`` (15 min), both measured on
     :attr:`clock`, which tests move with ``fake.clock.advance(seconds)``;
     ``privileged_intents`` (none by default, as for a new application), the intents
-    switched on in the Developer Portal: see :meth:`enable_privileged_intents`.
+    switched on in the Developer Portal: see :meth:`enable_privileged_intents`;
+    ``recommended_shards`` and ``max_concurrency``, what ``GET /gateway/bot`` answers.
     """
 
     def __init__(
@@ -89,35 +92,19 @@ class FakeDiscord:
         self.response_deadline = response_deadline
         self.token_lifetime = token_lifetime
         self.application_id = self.ids.next()
+        self.bot_name = bot_name
         self.bot_user = User(self.application_id, bot_name.lower(), bot=True)
-        owner_user = User(self.ids.next(), "owner")
-        self.users: dict[int, User] = {u.id: u for u in (self.bot_user, owner_user)}
-        guild_id = self.ids.next()
-        self.guild = Guild(
-            guild_id,
-            guild_name,
-            owner_user.id,
-            upload_limit=upload_limit,
-            created_at=self.clock.iso(),
-        )
-        self.guild.roles[guild_id] = Role(guild_id, guild_id, "@everyone", EVERYONE_DEFAULT)
-        bot_role = Role(
-            self.ids.next(),
-            guild_id,
-            bot_name,
-            BOT_DEFAULT,
-            position=1,
-            managed=True,
-            bot_id=self.bot_user.id,
-        )
-        self.guild.roles[bot_role.id] = bot_role
+        self.owner_user = User(self.ids.next(), "owner")
+        self.users: dict[int, User] = {u.id: u for u in (self.bot_user, self.owner_user)}
+        self.recommended_shards = 1  # GET /gateway/bot's "shards"
+        self.max_concurrency = 1  # GET /gateway/bot's session_start_limit.max_concurrency
         self.gateway = Gateway(self)
         self._changes = Changes()
-        self.bot_member = self._add_member(self.bot_user, [bot_role])
-        self.owner = self._add_member(owner_user, [])
+        self.guilds: dict[int, Guild] = {}
         self.channels: dict[int, Channel] = {}
-        for name in channels:
-            self.channel(name)
+        self.guild = self._new_guild(self.ids.next(), guild_name, channels, upload_limit)
+        self.bot_member = self.bot_member_in(self.guild)
+        self.owner = self.guild.members[self.owner_user.id]
         self.messages: dict[int, Message] = {}
         self.interactions: dict[int, Interaction] = {}
         self.interactions_by_token: dict[str, Interaction] = {}
@@ -203,10 +190,65 @@ class FakeDiscord:
             if wanted:
                 self.privileged_intents |= intent
 
-    # -- the server's people and places ----------------------------------------------
-    def _add_member(self, user: User, roles: list[Role]) -> Member:
-        member = Member(self, self.guild, user, list(roles), self.clock.iso())
-        self.guild.members[user.id] = member
+    # -- the servers, their people and places ----------------------------------------
+    def _new_guild(
+        self, guild_id: int, name: str, channels: Iterable[str], upload_limit: int
+    ) -> Guild:
+        """A server owned by the owner, with @everyone, the bot (and its managed role)
+        and ``channels``."""
+        guild = Guild(guild_id, name, self.owner_user.id, upload_limit=upload_limit,
+                      created_at=self.clock.iso())
+        guild.roles[guild_id] = Role(guild_id, guild_id, "@everyone", EVERYONE_DEFAULT)
+        bot_role = Role(self.ids.next(), guild_id, self.bot_name, BOT_DEFAULT,
+                        position=1, managed=True, bot_id=self.bot_user.id)
+        guild.roles[bot_role.id] = bot_role
+        self.guilds[guild_id] = guild
+        self._add_member(self.bot_user, [bot_role], guild)
+        self._add_member(self.owner_user, [], guild)
+        for channel in channels:
+            self.channel(channel, guild=guild)
+        return guild
+
+    def add_guild(
+        self,
+        name: str,
+        *,
+        shard: tuple[int, int] | None = None,
+        channels: Iterable[str] = ("general", "videos"),
+        upload_limit: int = limits.DEFAULT_UPLOAD_LIMIT,
+    ) -> Guild:
+        """Another server with the bot in it (the owner, #general and #videos), announced
+        with GUILD_CREATE to the sessions it belongs to, as when the bot is invited.
+
+        ``shard=(shard_id, shard_count)`` picks its id so that Discord's formula
+        ``(guild_id >> 22) % shard_count`` gives ``shard_id``: its events then go to that
+        shard only."""
+        guild_id = self.ids.next()
+        if shard is not None:
+            shard_id, count = shard
+            ms = (guild_id >> 22) + (shard_id - (guild_id >> 22)) % count
+            guild_id = (ms << 22) | (guild_id & 0x3FFFFF)
+        guild = self._new_guild(guild_id, name, channels, upload_limit)
+        for session in self.gateway.sessions_for(guild.id):
+            session.dispatch("GUILD_CREATE", self.gateway.guild_create(session, guild))
+        self.changed()
+        return guild
+
+    def bot_member_in(self, guild: Guild) -> Member:
+        """The bot as a member of ``guild``."""
+        return guild.members[self.bot_user.id]
+
+    def find_member(self, user_id: int) -> Member | None:
+        """The user as a member of the first server they are in, if any."""
+        for guild in self.guilds.values():
+            if user_id in guild.members:
+                return guild.members[user_id]
+        return None
+
+    def _add_member(self, user: User, roles: list[Role], guild: Guild | None = None) -> Member:
+        guild = guild or self.guild
+        member = Member(self, guild, user, list(roles), self.clock.iso())
+        guild.members[user.id] = member
         return member
 
     def member(
@@ -215,63 +257,72 @@ class FakeDiscord:
         *,
         roles: Iterable[Role] = (),
         permissions: int | Any | None = None,
+        guild: Guild | None = None,
     ) -> Member:
-        """The member called ``name``, created on first use with these roles.
+        """The member called ``name`` (of ``guild``, the first server by default), created
+        on first use with these roles; one user may be a member of several servers.
 
         ``permissions`` (bits or ``discord.Permissions``) gives them a role of their own
         with those permissions, e.g. ``fake.member("mod", permissions=MANAGE_GUILD)``.
         """
-        for member in self.guild.members.values():
+        guild = guild or self.guild
+        for member in guild.members.values():
             if member.user.name == name:
                 return member
         assigned = list(roles)
         if permissions is not None:
-            assigned.append(self.role(f"{name} permissions", as_permissions(permissions)))
-        user = User(self.ids.next(), name)
-        self.users[user.id] = user
-        member = self._add_member(user, assigned)
+            assigned.append(
+                self.role(f"{name} permissions", as_permissions(permissions), guild=guild))
+        user = next((u for u in self.users.values() if u.name == name and not u.bot), None)
+        if user is None:
+            user = User(self.ids.next(), name)
+            self.users[user.id] = user
+        member = self._add_member(user, assigned, guild)
         self.dispatch(
             "GUILD_MEMBER_ADD",
-            {**member.payload(), "guild_id": str(self.guild.id)},
+            {**member.payload(), "guild_id": str(guild.id)},
             intent=INTENT_GUILD_MEMBERS,
         )
         return member
 
-    def role(self, name: str, permissions: int | Any = 0) -> Role:
-        """The role called ``name``, created on first use."""
-        for role in self.guild.roles.values():
+    def role(self, name: str, permissions: int | Any = 0, *, guild: Guild | None = None) -> Role:
+        """The role called ``name`` (in the first server by default), created on first use."""
+        guild = guild or self.guild
+        for role in guild.roles.values():
             if role.name == name:
                 return role
         role = Role(
             self.ids.next(),
-            self.guild.id,
+            guild.id,
             name,
             as_permissions(permissions),
-            position=len(self.guild.roles),
+            position=len(guild.roles),
         )
-        self.guild.roles[role.id] = role
+        guild.roles[role.id] = role
         self.dispatch(
             "GUILD_ROLE_CREATE",
-            {"guild_id": str(self.guild.id), "role": role.payload()},
+            {"guild_id": str(guild.id), "role": role.payload()},
             intent=INTENT_GUILDS,
         )
         return role
 
-    def channel(self, name: str) -> Channel:
-        """The text channel called ``name``, created on first use."""
-        for channel in self.guild.channels.values():
+    def channel(self, name: str, *, guild: Guild | None = None) -> Channel:
+        """The text channel called ``name`` (in the first server by default), created on
+        first use."""
+        guild = guild or self.guild
+        for channel in guild.channels.values():
             if channel.name == name:
                 return channel
-        channel = Channel(self.ids.next(), self.guild, name, position=len(self.guild.channels))
-        self.guild.channels[channel.id] = channel
+        channel = Channel(self.ids.next(), guild, name, position=len(guild.channels))
+        guild.channels[channel.id] = channel
         self.channels[channel.id] = channel
         self.dispatch("CHANNEL_CREATE", channel.payload(), intent=INTENT_GUILDS)
         return channel
 
-    def delete_channel(self, name: str) -> None:
+    def delete_channel(self, name: str, *, guild: Guild | None = None) -> None:
         """Delete a text channel, as a moderator would: posting there is 404, 10003."""
-        channel = self.channel(name)
-        del self.guild.channels[channel.id]
+        channel = self.channel(name, guild=guild)
+        del channel.guild.channels[channel.id]
         del self.channels[channel.id]
         self.dispatch("CHANNEL_DELETE", channel.payload(), intent=INTENT_GUILDS)
         self.changed()
@@ -326,9 +377,10 @@ class FakeDiscord:
         self.changed()
         return registered
 
-    def command(self, name: str) -> dict[str, Any]:
-        """A registered top-level command by name (server commands first)."""
-        for command in self.registered_commands(self.guild.id) + self.registered_commands(None):
+    def command(self, name: str, *, guild: Guild | None = None) -> dict[str, Any]:
+        """A registered top-level command by name (the server's commands first)."""
+        scope = (guild or self.guild).id
+        for command in self.registered_commands(scope) + self.registered_commands(None):
             if command["name"] == name:
                 return command
         raise KeyError(f"no registered command {name!r}")
@@ -405,7 +457,7 @@ class FakeDiscord:
             "type": 0,
             "message_id": str(message.id),
             "channel_id": str(message.channel.id),
-            "guild_id": str(self.guild.id),
+            "guild_id": str(message.channel.guild.id),
         }
 
     def new_message(self, channel: Channel, author: User, **fields: Any) -> Message:
@@ -483,7 +535,7 @@ class FakeDiscord:
         if not was_loading:
             message.edited_at = self.clock.iso()
         if not message.ephemeral:
-            payload = {**message.payload(), "guild_id": str(self.guild.id)}
+            payload = {**message.payload(), "guild_id": str(message.channel.guild.id)}
             self.dispatch("MESSAGE_UPDATE", payload, intent=INTENT_GUILD_MESSAGES)
         self.changed()
 
@@ -493,7 +545,7 @@ class FakeDiscord:
             payload = {
                 "id": str(message.id),
                 "channel_id": str(message.channel.id),
-                "guild_id": str(self.guild.id),
+                "guild_id": str(message.channel.guild.id),
             }
             self.dispatch("MESSAGE_DELETE", payload, intent=INTENT_GUILD_MESSAGES)
         self.changed()
@@ -504,16 +556,17 @@ class FakeDiscord:
         if message.ephemeral:
             self.changed()
             return
-        payload = {**message.payload(), "guild_id": str(self.guild.id)}
+        guild = message.channel.guild
+        payload = {**message.payload(), "guild_id": str(guild.id)}
         if member is not None:
             payload["member"] = member.payload(with_user=False)
         # On the gateway each mentioned user carries a partial member, as on Discord.
         payload["mentions"] = [
-            {**mention, "member": self.guild.members[int(mention["id"])].payload(with_user=False)}
+            {**mention, "member": guild.members[int(mention["id"])].payload(with_user=False)}
             for mention in payload["mentions"]
         ]
         private = {**payload, "content": "", "embeds": [], "attachments": [], "components": []}
-        for session in self.gateway.live_sessions():
+        for session in self.gateway.sessions_for(guild.id):
             if not session.intents & INTENT_GUILD_MESSAGES:
                 continue
             readable = (
@@ -535,10 +588,12 @@ class FakeDiscord:
         command_name: str = "",
         source_message: Message | None = None,
     ) -> Interaction:
-        """Create an interaction and send INTERACTION_CREATE to the bot."""
-        session = self.gateway.current()
+        """Create an interaction and send INTERACTION_CREATE to the bot: to the session of
+        the server's shard."""
+        session = self.gateway.current(channel.guild.id)
         if session is None:
-            raise RuntimeError("no bot is connected to the fake gateway")
+            raise RuntimeError(f"no bot session of {channel.guild.name!r}'s shard is connected "
+                               "to the fake gateway")
         interaction = Interaction(
             id=self.ids.next(),
             token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48),
@@ -559,7 +614,8 @@ class FakeDiscord:
         return interaction
 
     def _interaction_payload(self, interaction: Interaction) -> dict[str, Any]:
-        guild, channel, member = self.guild, interaction.channel, interaction.member
+        channel, member = interaction.channel, interaction.member
+        guild = channel.guild
         payload: dict[str, Any] = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
@@ -575,7 +631,7 @@ class FakeDiscord:
             "member": member.payload(channel=channel),
             "token": interaction.token,
             "version": 1,
-            "app_permissions": str(guild.permissions_in(self.bot_member, channel)),
+            "app_permissions": str(guild.permissions_in(self.bot_member_in(guild), channel)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
@@ -590,7 +646,8 @@ class FakeDiscord:
 
     # -- gateway ----------------------------------------------------------------------
     def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        """Send an event to every live bot session (that has ``intent``, if given)."""
+        """Send an event to every live bot session of its server's shard (``data``'s
+        ``guild_id``; none: shard 0, as DMs) that has ``intent``, if given."""
         self.gateway.dispatch(event, data, intent=intent)
 
     def request_reconnect(self) -> None:
@@ -607,20 +664,27 @@ class FakeDiscord:
         timeout: float = WAIT_LIMIT,
         commands: bool = True,
         replacing: GatewaySession | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> GatewaySession:
         """Wait until a bot is connected, has READY and GUILD_CREATE in hand, and (with
         ``commands``) has registered its commands. Use it for a bot in a subprocess.
 
         After a restart pass the old session as ``replacing`` to wait for the new bot
-        (a killed bot's socket may not have closed yet)."""
+        (a killed bot's socket may not have closed yet); ``shard=(shard_id, count)``
+        waits for a session of that shard."""
 
         def connected() -> GatewaySession | None:
-            session = self.gateway.current()
+            if shard is not None:
+                live = [s for s in self.gateway.live_sessions() if s.shard == shard]
+                session = live[-1] if live else None
+            else:
+                session = self.gateway.current()
             if session is None or not session.connected or session is replacing:
                 return None
             return session
 
-        session = await self.wait_for(connected, timeout=timeout, what="a bot to connect")
+        what = f"shard {shard[0]} of {shard[1]} to connect" if shard else "a bot to connect"
+        session = await self.wait_for(connected, timeout=timeout, what=what)
         if commands:
             await self.wait_for(
                 lambda: self.registered_commands(self.guild.id) or self.registered_commands(None),
@@ -700,10 +764,11 @@ class FakeDiscord:
     def transcript(self) -> str:
         """The server as members see it, and the interactions: for failure messages."""
         lines = []
-        for channel in self.guild.channels.values():
+        for channel in self.channels.values():
             if not channel.messages:
                 continue
-            lines.append(f"#{channel.name}")
+            where = "" if channel.guild is self.guild else f" ({channel.guild.name})"
+            lines.append(f"#{channel.name}{where}")
             for message in channel.messages:
                 audience = "everyone"
                 if message.ephemeral and message.visible_to in self.users:
