@@ -1,7 +1,9 @@
 """Paddock, the Discord bot: the Bot subclass, and ``python bot.py``.
 
 Settings come from the environment and ``.env``, read by :mod:`paddock.settings` (for a
-start and for ``--check`` alike). ``DISCORD_API_BASE`` and
+start and for ``--check`` alike). With ``DISCORD_SHARD_COUNT`` the bot is a
+:class:`ShardedPaddock` running the shards ``DISCORD_SHARD_IDS`` names; otherwise a
+:class:`Paddock` with one connection. ``DISCORD_API_BASE`` and
 ``DISCORD_GATEWAY_URL`` route discord.py through a REST proxy and a gateway proxy (or, in
 tests, the fake Discord); unset, the bot talks to Discord itself.
 """
@@ -16,7 +18,7 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -44,6 +46,7 @@ from paddock.settings import (
     SettingsError,
     database_blocker,
     database_unusable,
+    describe_shards,
 )
 
 log = logging.getLogger("paddock")
@@ -51,6 +54,9 @@ log = logging.getLogger("paddock")
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
 DISCORD_CONNECTIONS = 64  # HTTP connections to Discord at once
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# Discord lets a bot IDENTIFY max_concurrency shards per 5 s: one per bucket, a shard's
+# bucket being shard_id % max_concurrency (GET /gateway/bot says max_concurrency).
+IDENTIFY_WINDOW = 5.0
 
 
 def setup_logging(env: Mapping[str, str]) -> None:
@@ -98,10 +104,20 @@ class Paddock(commands.Bot):
     """The bot: loads every cog in ``cogs/`` and syncs its slash commands on start.
 
     The Discord-free services (store, ledger, jobs, provider client) are built
-    before the bot and handed in; cogs reach them as ``bot.services``.
+    before the bot and handed in; cogs reach them as ``bot.services``. Build it with
+    :meth:`build`, which gives a :class:`ShardedPaddock` when the settings shard.
     """
 
+    @classmethod
+    def build(cls, settings: Settings, services: Services) -> Paddock:
+        """The bot these settings call for: sharded (``DISCORD_SHARD_COUNT``) or not."""
+        return (ShardedPaddock if settings.sharded else Paddock)(settings, services)
+
     def __init__(self, settings: Settings, services: Services) -> None:
+        sharding: dict[str, object] = {}
+        if isinstance(self, commands.AutoShardedBot):
+            sharding = {"shard_count": settings.shard_count,
+                        "shard_ids": list(settings.shard_ids) if settings.shard_ids else None}
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -115,6 +131,7 @@ class Paddock(commands.Bot):
             # No message cache: nothing reads it, and every edit of a job card comes back
             # as a MESSAGE_UPDATE that discord.py would look up in it, one by one.
             max_messages=None,
+            **sharding,  # type: ignore[arg-type]
         )
         self.settings = settings
         self.services = services
@@ -131,6 +148,7 @@ class Paddock(commands.Bot):
         services.hh.on_call = self.metrics.record_call
         self.loop_lag = LoopLagMonitor(self.metrics.registry)
         self.side_door: SideDoor | None = None
+        self.metrics.watch_gateway(self.shard_latencies)
 
     async def setup_hook(self) -> None:
         for path in sorted(COGS_DIR.glob("*.py")):
@@ -140,7 +158,7 @@ class Paddock(commands.Bot):
         await self.sync_commands()
         await self.runner.start()
         if self.settings.http_port is not None:
-            health = HealthCheck(gateway_connected=self.gateway_connected,
+            health = HealthCheck(gateway_problem=self.gateway_problem,
                                  store=self.services.store, runner=self.runner)
             self.side_door = SideDoor(
                 health=health, metrics=self.metrics, wake=self.runner.wake,
@@ -167,10 +185,17 @@ class Paddock(commands.Bot):
         await self.loop_lag.stop()
         await super().close()
 
-    def gateway_connected(self) -> bool:
-        """Whether the session with Discord's gateway is up (for ``/healthz``)."""
-        return (self.is_ready() and not self.is_closed() and self.ws is not None
-                and self.ws.open)
+    def gateway_problem(self) -> str | None:
+        """What is wrong with the connection to Discord, for ``/healthz``; None when the
+        session is up and ready."""
+        connected = (self.is_ready() and not self.is_closed() and self.ws is not None
+                     and self.ws.open)
+        return None if connected else "not connected to Discord"
+
+    def shard_latencies(self) -> list[tuple[int, float]]:
+        """Seconds between a heartbeat and its acknowledgement, per shard of this process
+        (shard 0: the one connection)."""
+        return [(0, self.latency)]
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
         """Register the commands: instantly in ``DEV_GUILD_ID`` if set, else globally."""
@@ -185,7 +210,69 @@ class Paddock(commands.Bot):
         return synced
 
     async def on_ready(self) -> None:
-        log.info("ready as %s in %d server(s)", self.user, len(self.guilds))
+        log.info("ready as %s in %d server(s); %s", self.user, len(self.guilds),
+                 describe_shards(self.settings))
+
+
+class ShardedPaddock(Paddock, commands.AutoShardedBot):
+    """Paddock on discord.py's ``AutoShardedBot``: one session per shard of
+    ``DISCORD_SHARD_IDS`` (out of ``DISCORD_SHARD_COUNT``), in this process. Other
+    processes run the other shards on the same token and database."""
+
+    def __init__(self, settings: Settings, services: Services) -> None:
+        super().__init__(settings, services)
+        self.shards_ready: set[int] = set()  # shards whose session is up and ready
+        self.identified_at: dict[int, float] = {}  # the last IDENTIFY of each bucket
+        self.identify_concurrency: int | None = None  # Discord's max_concurrency
+
+    @property
+    def own_shards(self) -> Sequence[int]:
+        """The shards this process runs: ``DISCORD_SHARD_IDS``, else all of the count."""
+        assert self.settings.shard_count is not None
+        return self.settings.shard_ids or range(self.settings.shard_count)
+
+    def gateway_problem(self) -> str | None:
+        """None only when every shard of this process has a live, ready session."""
+        down = [str(shard) for shard in self.own_shards
+                if shard not in self.shards_ready or self._shard_closed(shard)]
+        if not down:
+            return None
+        return (f"not connected to Discord: shard {', '.join(down)} of "
+                f"{self.settings.shard_count} not ready")
+
+    def _shard_closed(self, shard_id: int) -> bool:
+        shard = self.get_shard(shard_id)
+        return self.is_closed() or shard is None or shard.is_closed()
+
+    def shard_latencies(self) -> list[tuple[int, float]]:
+        return self.latencies
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.shards_ready.add(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.shards_ready.add(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.shards_ready.discard(shard_id)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Wait only as long as Discord requires: an IDENTIFY per 5 s per bucket
+        (``shard_id % max_concurrency``), instead of discord.py's 5 s before each."""
+        if self.identify_concurrency is None:
+            try:
+                limits = await self.fetch_session_start_limits()
+                self.identify_concurrency = max(1, limits.max_concurrency)
+            except discord.HTTPException:
+                log.warning("could not read max_concurrency from Discord; IDENTIFY one "
+                            "shard per 5 s", exc_info=True)
+                self.identify_concurrency = 1
+        bucket = (shard_id or 0) % self.identify_concurrency
+        loop = asyncio.get_running_loop()
+        last = self.identified_at.get(bucket)
+        if last is not None and (wait := last + IDENTIFY_WINDOW - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        self.identified_at[bucket] = loop.time()
 
 
 async def run(settings: Settings) -> None:
@@ -200,7 +287,7 @@ async def run(settings: Settings) -> None:
         except (OSError, sqlite3.Error, StoreUnavailable, StoreBusy) as error:
             cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
             raise SettingsError([database_unusable(path, cause or error)]) from None
-        bot = await stack.enter_async_context(Paddock(settings, services))
+        bot = await stack.enter_async_context(Paddock.build(settings, services))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))

@@ -1,7 +1,8 @@
 """Is the bot healthy? Three checks, each saying what is wrong when it is not.
 
-- ``gateway``: the bot's connection to Discord is up (a callable the bot provides, so
-  this module stays Discord-free).
+- ``gateway``: the bot's connection to Discord is up: with shards, every shard this
+  process runs is connected and ready (a callable the bot provides, saying what is
+  wrong or None, so this module stays Discord-free).
 - ``database``: a real write (one row of ``health_probe`` rewritten) commits within a
   short timeout, through the store's one writer like every other write.
 - ``runner``: the runner takes jobs and its sweeper task is alive.
@@ -55,13 +56,13 @@ class HealthCheck:
     def __init__(
         self,
         *,
-        gateway_connected: Callable[[], bool],
+        gateway_problem: Callable[[], str | None],
         store: Store,
         runner: Runner,
         write_timeout: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.gateway_connected = gateway_connected
+        self.gateway_problem = gateway_problem
         self.store = store
         self.runner = runner
         self.write_timeout = write_timeout
@@ -70,7 +71,7 @@ class HealthCheck:
 
     async def run(self) -> HealthReport:
         return HealthReport({
-            "gateway": None if self.gateway_connected() else "not connected to Discord",
+            "gateway": self.gateway_problem(),
             "database": await self._database(),
             "runner": self.runner.health(),
         })

@@ -17,6 +17,9 @@ What is exported:
 - ``paddock_queue_length{provider}``: jobs waiting for one of a provider's slots.
 - ``paddock_jobs_in_flight``: jobs the runner is driving (in line, at a provider, or
   being delivered).
+- ``paddock_gateway_latency_seconds{shard}``: seconds between the last heartbeat and
+  its acknowledgement, per shard of this process (shard 0 when the bot does not shard);
+  absent until a heartbeat is acknowledged.
 - ``paddock_provider_failovers_total{provider}``: ``provider: auto`` jobs that left a
   provider for another one (a refused submit, or a render that failed there);
   ``paddock_provider_cooldowns_total{provider}``: times a provider was put in cooldown
@@ -29,7 +32,8 @@ between scrapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -174,6 +178,24 @@ class _RunnerCollector(Collector):
         yield cooldowns
 
 
+class _GatewayCollector(Collector):
+    """Each shard's heartbeat latency, read from the bot at scrape time."""
+
+    def __init__(self, latencies: Callable[[], Iterable[tuple[int, float]]]) -> None:
+        self.latencies = latencies
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "paddock_gateway_latency_seconds",
+            "Seconds between a heartbeat to Discord's gateway and its acknowledgement.",
+            labels=["shard"],
+        )
+        for shard, seconds in sorted(self.latencies()):
+            if math.isfinite(seconds):  # inf: no heartbeat acknowledged yet
+                gauge.add_metric([str(shard)], seconds)
+        yield gauge
+
+
 class PaddockMetrics:
     """Every Paddock metric, on `registry`.
 
@@ -200,6 +222,10 @@ class PaddockMetrics:
         self._store_figures = _StoreCollector()
         self.registry.register(self._store_figures)
         self.registry.register(_RunnerCollector(runner))
+
+    def watch_gateway(self, latencies: Callable[[], Iterable[tuple[int, float]]]) -> None:
+        """Export ``latencies()``, (shard, seconds) pairs, as the gateway latency gauge."""
+        self.registry.register(_GatewayCollector(latencies))
 
     def record_call(self, call: ProviderCall) -> None:
         """The provider client's ``on_call`` observer."""
