@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import http.server
 import json
+import re
 import shlex
 import shutil
 import socket
@@ -157,9 +158,62 @@ def test_compose_reads_env_keeps_data_in_a_volume_and_restarts() -> None:
     assert service["restart"] == "unless-stopped"
     volumes = [entry.split(":") for entry in service["volumes"]]
     assert [target for _, target in volumes] == [DATA]
-    assert [source for source, _ in volumes] == list(compose["volumes"])
+    assert [source for source, _ in volumes] == ["paddock-data"]
+    assert "paddock-data" in compose["volumes"]
     assert "ports" not in service  # optional, commented out: only for callbacks and metrics
     assert "environment" not in service  # everything comes from .env
+    assert "profiles" not in service  # `docker compose up` starts it, and only it
+    assert all("postgres" in other.get("profiles", ())
+               for name, other in compose["services"].items() if name != "paddock")
+
+
+def test_compose_postgres_keeps_its_data_checks_itself_and_reads_its_password() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "postgres:15"
+    assert postgres["profiles"] == ["postgres"]  # off unless asked for: SQLite is the default
+    [volume] = postgres["volumes"]
+    source, target = volume.split(":")
+    assert (source, target) == ("paddock-postgres", "/var/lib/postgresql/data")
+    assert source in compose["volumes"]
+    test = postgres["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and test[1].startswith("pg_isready ")
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD}"
+
+
+def two_bot_processes() -> dict[str, dict[str, object]]:
+    """The commented example of two sharded bot services, uncommented and parsed."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    block = text.split("# --- two bot processes (begin)\n", 1)[1]
+    block = block.split("# --- two bot processes (end)", 1)[0]
+    return yaml.safe_load("\n".join(line.lstrip().removeprefix("# ")
+                                    for line in block.splitlines()))
+
+
+def test_compose_example_runs_disjoint_shards_on_one_postgres() -> None:
+    services = two_bot_processes()
+    assert sorted(services) == ["paddock-shard-0", "paddock-shard-1"]
+    shards = []
+    for service in services.values():
+        environment = service["environment"]
+        assert environment["DATABASE_URL"] == (
+            "postgresql://paddock:${POSTGRES_PASSWORD}@postgres:5432/paddock")
+        assert environment["DISCORD_SHARD_COUNT"] == "2"
+        shards += environment["DISCORD_SHARD_IDS"].split(",")
+        assert service["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+        assert service["env_file"] == ".env"  # one token, from .env
+    assert sorted(shards) == ["0", "1"]
+
+
+def test_compose_writes_no_secret() -> None:
+    """Every password, token, key or secret in the file, comments included, is read from
+    the environment (``${NAME}``), never written."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    written = re.findall(
+        r"(?im)^[\s#]*([A-Z_]*(?:PASSWORD|TOKEN|KEY|SECRET)[A-Z_]*)\s*[:=]\s*(\S+)", text)
+    assert written and all(value == f"${{{name}}}" for name, value in written), written
+    in_urls = re.findall(r"://[^:/@\s]+:([^@\s]+)@", text)
+    assert in_urls and set(in_urls) == {"${POSTGRES_PASSWORD}"}
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
