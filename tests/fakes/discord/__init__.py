@@ -3,8 +3,8 @@
 The real, unpatched discord.py client connects to it: REST under
 ``http://127.0.0.1:PORT/api/v10``, the gateway at ``ws://127.0.0.1:PORT/gateway``, and
 a CDN for attachments. It holds one server with #general and #videos, the bot, and an
-owner; tests add members, roles and channels, then act as members and assert on what
-members see.
+owner (more on demand, see below); tests add members, roles and channels, then act as
+members and assert on what members see.
 
 Quick start (fixtures from ``tests/conftest.py``)::
 
@@ -85,8 +85,18 @@ it; a second ``bot_process`` waits for the new session). ``fake.request_reconnec
 meanwhile are replayed. ``probe_bot`` is a bare bot whose commands run the test's
 coroutine, for checking one Discord behaviour alone (see ``probe.py``).
 
+More servers and sharding: ``fake.add_guild("Other", shard=(1, 2))`` adds a server (owner,
+bot, #general, #videos) whose id falls on shard 1 of 2 by Discord's formula
+``(guild_id >> 22) % count``; ``fake.member("bob", guild=other)`` acts there. A session
+IDENTIFYing with ``shard: [id, count]`` receives READY, GUILD_CREATE and every event of
+only its shard's servers (DMs: shard 0); ``GET /gateway/bot`` answers
+``fake.recommended_shards`` and ``fake.max_concurrency``; ``fake.gateway.hold_ready(1)``
+keeps shard 1's READY back until ``release_ready(1)``; ``bot_process(fake, shard=(1, 2))``
+waits for that shard's session.
+
 Not modelled: threads, reactions, voice, stickers, polls, webhooks other than
-interaction tokens, more than one server, and success-path X-RateLimit headers.
+interaction tokens, the 2,500-servers-per-shard limit (4011), IDENTIFY rate limits, and
+success-path X-RateLimit headers.
 """
 
 from __future__ import annotations
