@@ -237,7 +237,8 @@ class ShardedPaddock(Paddock, commands.AutoShardedBot):
                 if shard not in self.shards_ready or self._shard_closed(shard)]
         if not down:
             return None
-        return (f"not connected to Discord: shard {', '.join(down)} of "
+        shards = "shard" if len(down) == 1 else "shards"
+        return (f"not connected to Discord: {shards} {', '.join(down)} of "
                 f"{self.settings.shard_count} not ready")
 
     def _shard_closed(self, shard_id: int) -> bool:
@@ -249,6 +250,8 @@ class ShardedPaddock(Paddock, commands.AutoShardedBot):
 
     async def on_shard_ready(self, shard_id: int) -> None:
         self.shards_ready.add(shard_id)
+        served = sum(guild.shard_id == shard_id for guild in self.guilds)
+        log.info("shard %d of %s ready in %d server(s)", shard_id, self.shard_count, served)
 
     async def on_shard_resumed(self, shard_id: int) -> None:
         self.shards_ready.add(shard_id)

@@ -40,7 +40,7 @@ def servers(fake_discord: FakeDiscord) -> dict[int, Guild]:
 def paddock_settings(paddock_settings, servers):
     """Shards 0 and 1 of 2 in this process; commands registered globally, for every server."""
     return dataclasses.replace(paddock_settings, dev_guild_id=None, shard_count=2,
-                               shard_ids=(0, 1))
+                               shard_ids=(0, 1), http_port=free_port())
 
 
 def events_of(session: GatewaySession) -> list[tuple[str, dict[str, Any]]]:
@@ -199,11 +199,20 @@ async def side_door_when(
 async def test_healthz_is_ready_only_when_every_shard_of_the_process_is(
     fake_discord: FakeDiscord, paddock_settings, servers: dict[int, Guild]
 ) -> None:
-    settings = dataclasses.replace(paddock_settings, http_port=free_port())
-    fake_discord.gateway.hold_ready(1)  # Discord is slow to bring shard 1 up
+    settings = paddock_settings
+    for shard in (0, 1):
+        fake_discord.gateway.hold_ready(shard)  # Discord is slow to bring the shards up
     async with Services.open(settings.database_path, settings.providers) as services:
         bot = Paddock.build(settings, services)
         async with started(fake_discord, bot):
+            await fake_discord.wait_for(lambda: len(fake_discord.gateway.identified) == 2,
+                                        what="both shards to IDENTIFY")
+            status, body, _ = await get(bot, "/healthz")
+            assert (status, body["checks"]["gateway"]) == (
+                503, "not connected to Discord: shards 0, 1 of 2 not ready")
+
+            fake_discord.gateway.release_ready(0)
+
             status, body = await side_door_when(
                 bot, "/healthz",
                 lambda status, body: body["checks"]["gateway"]
@@ -223,3 +232,18 @@ async def test_healthz_is_ready_only_when_every_shard_of_the_process_is(
             for shard in ("0", "1"):
                 seconds = sample(samples, "paddock_gateway_latency_seconds", shard=shard)
                 assert seconds is not None and 0 <= seconds < 5
+
+
+async def test_healthz_names_the_shards_that_lost_discord(
+    fake_discord: FakeDiscord, paddock: Paddock
+) -> None:
+    status, _, _ = await get(paddock, "/healthz")
+    assert status == 200
+
+    await fake_discord.stop()  # Discord is gone: both shards' sockets close
+
+    status, body = await side_door_when(
+        paddock, "/healthz", lambda status, body: body["checks"]["gateway"]
+        == "not connected to Discord: shards 0, 1 of 2 not ready")
+    assert status == 503
+    assert (body["checks"]["database"], body["checks"]["runner"]) == ("ok", "ok")
