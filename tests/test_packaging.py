@@ -237,7 +237,7 @@ def test_dockerignore_keeps_secrets_and_state_out_but_not_the_code() -> None:
     for path in (".env", ".env.local", "data/paddock.db", "data/paddock.db-wal", ".git/HEAD",
                  "tests/test_check.py", "hh_api/__pycache__/client.cpython-311.pyc"):
         assert ignored(path, patterns), path
-    for path in ("bot.py", "requirements.txt", "hh_api/client.py", "paddock/store.py",
+    for path in ("bot.py", "requirements.txt", "hh_api/client.py", "paddock/store/sqlite.py",
                  "cogs/video.py", ".env.example"):
         assert not ignored(path, patterns), path
 
