@@ -249,19 +249,20 @@ def allowance_for(
 
     Between overrides of the same amount, the one refilled most often wins.
     """
-    roles = [int(r) for r in role_ids]
+    roles = sorted({int(r) for r in role_ids})
     if roles:
+        marks = ", ".join("?" for _ in roles)
         row = db.execute(
-            """
+            f"""
             SELECT allowance, period FROM role_allowances
-             WHERE guild_id = ? AND role_id IN (SELECT value FROM json_each(?))
+             WHERE guild_id = ? AND role_id IN ({marks})
              ORDER BY allowance DESC,
                       CASE period WHEN 'daily' THEN 0 WHEN 'weekly' THEN 1
                                   WHEN 'monthly' THEN 2 ELSE 3 END,
                       role_id
              LIMIT 1
             """,
-            [settings.guild_id, json.dumps(roles)],
+            [settings.guild_id, *roles],
         ).fetchone()
         if row is not None:
             return row[0], Period(row[1])
@@ -291,11 +292,11 @@ def unrefilled_member_account(db: Database, guild_id: int, user_id: int) -> Acco
     """The member's account as stored, created empty (and never filled) if missing."""
     account = fetch_account(db, guild_id, "member", user_id)
     if account is None:
-        cursor = db.execute(
-            "INSERT INTO accounts (guild_id, kind, user_id) VALUES (?, 'member', ?)",
+        row = db.execute(
+            "INSERT INTO accounts (guild_id, kind, user_id) VALUES (?, 'member', ?) RETURNING id",
             [guild_id, user_id],
-        )
-        account = Account(cursor.lastrowid or 0, 0, 0, 0, None, 0)
+        ).fetchone()
+        account = Account(row[0], 0, 0, 0, None, 0)
     return account
 
 
@@ -333,11 +334,11 @@ def refill(
 def pool_account(db: Database, guild_id: int) -> Account:
     account = fetch_account(db, guild_id, "pool", POOL_USER)
     if account is None:
-        cursor = db.execute(
-            "INSERT INTO accounts (guild_id, kind, user_id) VALUES (?, 'pool', ?)",
+        row = db.execute(
+            "INSERT INTO accounts (guild_id, kind, user_id) VALUES (?, 'pool', ?) RETURNING id",
             [guild_id, POOL_USER],
-        )
-        account = Account(cursor.lastrowid or 0, 0, 0, 0, None, 0)
+        ).fetchone()
+        account = Account(row[0], 0, 0, 0, None, 0)
     return account
 
 

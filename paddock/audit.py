@@ -103,7 +103,7 @@ def check_ledger(db: Database) -> CheckReport:
                           FROM holds WHERE state = 'pending'
                         UNION ALL
                         SELECT pool_account, from_pool FROM holds
-                         WHERE state = 'pending' AND pool_account IS NOT NULL)
+                         WHERE state = 'pending' AND pool_account IS NOT NULL) parts
                       GROUP BY account) h
                  ON h.account = a.id
         """

@@ -40,8 +40,9 @@ class Extensions:
 
         def run(db: Database) -> None:
             db.execute(
-                "INSERT OR IGNORE INTO extensions (job_id, parent_job_id, source_url, "
-                "frame_url, parts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO extensions (job_id, parent_job_id, source_url, "
+                "frame_url, parts, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 [extension.job_id, extension.parent_job_id, extension.source_url,
                  extension.frame_url, extension.parts, at],
             )

@@ -149,10 +149,11 @@ class GuildConfig:
             after = update(before)
             if after != before:
                 db.execute("DELETE FROM video_channels WHERE guild_id = ?", [guild_id])
-                db.conn.executemany(
-                    "INSERT INTO video_channels (guild_id, channel_id) VALUES (?, ?)",
-                    [(guild_id, channel) for channel in sorted(after)],
-                )
+                for channel in sorted(after):
+                    db.execute(
+                        "INSERT INTO video_channels (guild_id, channel_id) VALUES (?, ?)",
+                        [guild_id, channel],
+                    )
             return _record(
                 db,
                 now,
@@ -294,11 +295,11 @@ def _record(
         cursor = db.execute(
             """
             INSERT INTO config_changes (at, guild_id, setting, before, after, actor_id, reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id
             """,
             [timestamp(now), guild_id, setting, _dump(before), _dump(after), actor_id, reason],
         )
-        change_id = cursor.lastrowid
+        change_id = cursor.fetchone()[0]
     return ConfigChange(change_id, utc(now), guild_id, setting, before, after, actor_id, reason)
 
 

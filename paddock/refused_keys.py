@@ -57,8 +57,10 @@ class RefusedKeys:
 
         def run(db: Database) -> None:
             db.execute(
-                "INSERT OR REPLACE INTO refused_keys (provider, key_fingerprint, reason, at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO refused_keys (provider, key_fingerprint, reason, at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET"
+                " key_fingerprint = excluded.key_fingerprint, reason = excluded.reason,"
+                " at = excluded.at",
                 [provider, fingerprint(key), reason, at],
             )
 

@@ -53,8 +53,9 @@ class RenderHistory:
             )
             db.execute(
                 "DELETE FROM render_times WHERE provider = ? AND mode = ? "
-                "AND resolution IS ? AND duration IS ? AND id <= (SELECT id FROM render_times "
-                "WHERE provider = ? AND mode = ? AND resolution IS ? AND duration IS ? "
+                "AND resolution IS NOT DISTINCT FROM ? AND duration IS NOT DISTINCT FROM ? "
+                "AND id <= (SELECT id FROM render_times WHERE provider = ? AND mode = ? "
+                "AND resolution IS NOT DISTINCT FROM ? AND duration IS NOT DISTINCT FROM ? "
                 "ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 [*key, *key, KEEP],
             )

@@ -155,16 +155,18 @@ def _hold_credits(
 def _spent_since(db: Database, guild_id: int, user_id: int | None, since: datetime) -> int:
     """Credits held or charged by jobs reserved since ``since`` (refunds, and charges
     returned because the video reached no one, don't count)."""
+    member = "" if user_id is None else "AND h.user_id = :user"
     spend = (
-        "COALESCE(SUM(CASE state WHEN 'pending' THEN amount WHEN 'settled' THEN charged END), 0)"
+        "COALESCE(SUM(CASE h.state WHEN 'pending' THEN h.amount WHEN 'settled' THEN h.charged"
+        " END), 0)"
         " - COALESCE((SELECT SUM(r.d_allowance + r.d_granted) FROM journal r"
         "   JOIN holds h ON h.job_id = r.job_id"
-        "  WHERE r.kind = 'return' AND h.guild_id = :guild"
-        "    AND (:user IS NULL OR h.user_id = :user) AND h.reserved_at >= :since), 0)"
+        f"  WHERE r.kind = 'return' AND h.guild_id = :guild {member}"
+        "    AND h.reserved_at >= :since), 0)"
     )
     sql = (
-        f"SELECT {spend} FROM holds WHERE guild_id = :guild"
-        " AND (:user IS NULL OR user_id = :user) AND reserved_at >= :since"
+        f"SELECT {spend} FROM holds h WHERE h.guild_id = :guild {member}"
+        " AND h.reserved_at >= :since"
     )
     args = {"guild": guild_id, "user": user_id, "since": timestamp(since)}
     return int(db.execute(sql, args).fetchone()[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,8 +21,9 @@ from paddock.errors import (
     UnknownHold,
 )
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import Store, open_store
 from tests.ledger_support import ALICE, BOB, GUILD, MOD, Clock
+from tests.postgres_fixtures import integrity_error
 
 OTHER_GUILD = 2002
 ROLE_VIP, ROLE_MUTED = 501, 502
@@ -35,8 +35,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
-    store = await Store.open(tmp_path / "paddock.db")
+async def store(db_location: str | Path):
+    store = await open_store(db_location)
     yield store
     await store.close()
 
@@ -679,9 +679,9 @@ async def test_check_catches_a_settle_charging_the_member_for_the_pools_share(
 async def test_the_database_refuses_to_resolve_a_hold_twice(ledger: Ledger, store: Store) -> None:
     await ledger.reserve("job-1", GUILD, ALICE, 10, role_ids=())
     await ledger.settle("job-1", 10)
-    with pytest.raises(sqlite3.IntegrityError, match="exactly once"):
+    with pytest.raises(integrity_error(store), match="exactly once"):
         await store.write(lambda db: db.execute("UPDATE holds SET state = 'refunded'"))
-    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+    with pytest.raises(integrity_error(store), match="never deleted"):
         await store.write(lambda db: db.execute("DELETE FROM holds"))
 
 

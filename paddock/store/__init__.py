@@ -1,11 +1,35 @@
-"""Where Paddock keeps its state: SQLite by default (:mod:`paddock.store.sqlite`).
+"""Where Paddock keeps its state: SQLite by default (:mod:`paddock.store.sqlite`), or
+PostgreSQL (:mod:`paddock.store.postgres`) when ``DATABASE_URL`` names a server.
 
-Every caller imports from here, never from a backend module, so the backend is chosen in
-one place.
+Both stores have one interface: ``open``, ``close``, ``write(fn, *args)``,
+``read(fn, *args)``, and a ``dialect`` (``"sqlite"`` or ``"postgresql"``). Callers import
+from here, never from a backend module; :func:`open_store` picks the backend.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from paddock.store.sqlite import DEFAULT_PATH, Store
 
-__all__ = ["DEFAULT_PATH", "Store"]
+if TYPE_CHECKING:
+    from paddock.store.postgres import PostgresStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+__all__ = ["DEFAULT_PATH", "POSTGRES_SCHEMES", "Store", "is_postgres_url", "open_store"]
+
+
+def is_postgres_url(location: str | Path) -> bool:
+    """Whether ``location`` names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+async def open_store(location: str | Path) -> Store | PostgresStore:
+    """Open the store at ``location``: a ``postgresql://`` URL, else a SQLite file path."""
+    if is_postgres_url(location):
+        from paddock.store.postgres import PostgresStore
+
+        return await PostgresStore.open(str(location))
+    return await Store.open(location)

@@ -85,6 +85,8 @@ class Store:
     (or ``async with await Store.open(path) as store``).
     """
 
+    dialect = "sqlite"
+
     def __init__(
         self,
         path: Path,
@@ -214,6 +216,7 @@ class Store:
             self._enter_wal(self._conn)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._db = Database(self._conn, execute_plugins=False)
+            self._db.dialect = "sqlite"  # type: ignore[attr-defined]
         except sqlite3.Error as exc:  # every waiting caller gets it, chained: no traceback here
             log.error("cannot open %s: %s", self.path, exc)
             self._fail_everything(exc)
@@ -368,6 +371,7 @@ class Store:
             with self._reader_lock:
                 self._reader_conns.append(conn)
             db = Database(conn, execute_plugins=False, recursive_triggers=False)
+            db.dialect = "sqlite"  # type: ignore[attr-defined]
             self._reader_local.db = db
         return db
 
