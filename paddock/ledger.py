@@ -230,7 +230,7 @@ class Ledger:
         """Holds, oldest first, optionally for one server and/or in one state."""
 
         def run(db: Database) -> list[Hold]:
-            where, args = ["1"], []
+            where, args = ["TRUE"], []
             if guild_id is not None:
                 where.append("guild_id = ?")
                 args.append(guild_id)

@@ -1,6 +1,6 @@
 """A child process for the ledger's race and crash tests: ``python -m tests.ledger_child``.
 
-``race DB GO_FILE PREFIX COUNT AMOUNT MAX_BATCH``
+``race DB GO_FILE PREFIX COUNT AMOUNT MAX_BATCH`` (DB: a file, or a PostgreSQL URL)
     Print ``ready`` once the store is open, wait for GO_FILE to exist, fire COUNT reserves
     of AMOUNT credits at once for one member, and print a JSON line with how many were
     held and how many refused. MAX_BATCH 1 makes every reserve its own transaction, so the
@@ -25,7 +25,8 @@ from pathlib import Path
 from paddock.errors import InsufficientCredits
 from paddock.jobs import JobStore
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import Store, is_postgres_url
+from paddock.store.postgres import PostgresStore
 
 GUILD = 1001
 RACER = 11
@@ -39,9 +40,12 @@ def _wait_for(path: Path) -> None:
 
 
 async def race(
-    db: Path, go_file: Path, prefix: str, count: int, amount: int, max_batch: int
+    db: str, go_file: Path, prefix: str, count: int, amount: int, max_batch: int
 ) -> None:
-    store = await Store.open(db, max_batch=max_batch)
+    if is_postgres_url(db):
+        store: Store | PostgresStore = await PostgresStore.open(db)
+    else:
+        store = await Store.open(Path(db), max_batch=max_batch)
     ledger = Ledger(store)
     print("ready", flush=True)
     await asyncio.to_thread(_wait_for, go_file)  # start together with the other process
@@ -124,7 +128,7 @@ def main(argv: list[str]) -> None:
     mode, db, *rest = argv
     if mode == "race":
         go_file, prefix, count, amount, max_batch = rest
-        asyncio.run(race(Path(db), Path(go_file), prefix, int(count), int(amount), int(max_batch)))
+        asyncio.run(race(db, Path(go_file), prefix, int(count), int(amount), int(max_batch)))
     elif mode == "crash":
         ack_log, seed = rest
         asyncio.run(crash(Path(db), Path(ack_log), int(seed)))

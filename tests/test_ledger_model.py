@@ -20,9 +20,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from paddock.budget import FundingPolicy, Limits, Period
 from paddock.errors import (
@@ -34,8 +42,9 @@ from paddock.errors import (
     UnknownHold,
 )
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import open_store
 from tests.ledger_support import GUILD, MOD, Clock
+from tests.postgres_fixtures import SharedDatabase
 
 MEMBERS = (1, 2, 3)
 VIP, MUTED = 501, 502
@@ -43,6 +52,7 @@ ROLE_SETS = ((), (VIP,), (MUTED,), (VIP, MUTED))
 PERIOD_ORDER = {"daily": 0, "weekly": 1, "monthly": 2, "none": 3}  # ties: most often wins
 MAX_JOB_COST = 25
 MEMBER_JOBS = 3
+PG_EXAMPLES = 40  # SQLite runs 120; the PostgreSQL run is kept near the same time
 
 
 @dataclass
@@ -88,12 +98,13 @@ def charge(account: Account, amount: int) -> None:
 class LedgerMachine(RuleBasedStateMachine):
     jobs = Bundle("jobs")
 
-    def __init__(self) -> None:
+    def __init__(self, location: str | None = None) -> None:
+        """``location``: an empty PostgreSQL database's URL; None: a new SQLite file."""
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.folder = Path(tempfile.mkdtemp(prefix="ledger-model-"))
         self.clock = Clock()
-        self.store = self.run(Store.open(self.folder / "paddock.db"))
+        self.store = self.run(open_store(location or self.folder / "paddock.db"))
         self.ledger = Ledger(self.store, clock=self.clock)
         self.members: dict[int, Account] = {}
         self.pool = Account()
@@ -389,3 +400,19 @@ LedgerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLedgerModel = LedgerMachine.TestCase
+
+
+@pytest.mark.postgres
+def test_the_ledger_model_holds_on_postgresql(pg_url: str, pg_database: SharedDatabase) -> None:
+    """The same machine on PostgreSQL, fewer examples (each step is a few round trips)."""
+
+    def machine() -> LedgerMachine:
+        pg_database.empty()  # every example starts from empty tables
+        return LedgerMachine(pg_url)
+
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            LedgerMachine.TestCase.settings, max_examples=PG_EXAMPLES, database=None
+        ),
+    )

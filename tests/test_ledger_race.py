@@ -1,4 +1,5 @@
-"""Reserves racing for one balance, from asyncio tasks and from two processes on one file."""
+"""Reserves racing for one balance, from asyncio tasks and from two processes on one database
+(a SQLite file, or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from paddock.errors import InsufficientCredits
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import Store, is_postgres_url
+from paddock.store.postgres import PostgresStore
 from tests.ledger_child import GUILD, RACER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +22,13 @@ COST = 7
 AFFORDABLE = BALANCE // COST  # 142 of the 200 attempts
 
 
-async def funded_ledger(path: Path, max_batch: int = 256) -> tuple[Store, Ledger]:
-    store = await Store.open(path, max_batch=max_batch)
+async def funded_ledger(
+    location: Path | str, max_batch: int = 256
+) -> tuple[Store | PostgresStore, Ledger]:
+    if is_postgres_url(location):
+        store: Store | PostgresStore = await PostgresStore.open(str(location))
+    else:
+        store = await Store.open(location, max_batch=max_batch)
     ledger = Ledger(store)
     await ledger.grant(GUILD, RACER, BALANCE, actor_id=1, reason="race", role_ids=())
     return store, ledger
@@ -36,11 +43,19 @@ async def assert_exactly_affordable_held(ledger: Ledger) -> None:
     assert (await ledger.check()).problems == ()
 
 
-@pytest.mark.parametrize("max_batch", [1, 256], ids=["one-per-commit", "group-commit"])
+@pytest.mark.parametrize(
+    "max_batch",
+    [1, 256, pytest.param(None, marks=pytest.mark.postgres)],
+    ids=["one-per-commit", "group-commit", "postgres"],
+)
 async def test_200_tasks_racing_get_exactly_what_the_balance_allows(
-    tmp_path: Path, max_batch: int
+    tmp_path: Path, max_batch: int | None, request: pytest.FixtureRequest
 ) -> None:
-    store, ledger = await funded_ledger(tmp_path / "race.db", max_batch)
+    if max_batch is None:  # PostgreSQL: every reserve its own SERIALIZABLE transaction
+        location: Path | str = request.getfixturevalue("pg_url")
+    else:
+        location = tmp_path / "race.db"
+    store, ledger = await funded_ledger(location, max_batch or 1)
     try:
         results = await asyncio.gather(
             *(ledger.reserve(f"job-{i}", GUILD, RACER, COST, role_ids=()) for i in range(200)),
@@ -58,10 +73,15 @@ async def test_200_tasks_racing_get_exactly_what_the_balance_allows(
         await store.close()
 
 
-async def test_two_processes_racing_on_one_file_get_exactly_what_it_allows(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_two_processes_racing_on_one_database_get_exactly_what_it_allows(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    path = tmp_path / "race.db"
+    path: Path | str = tmp_path / "race.db"
+    if backend == "postgres":
+        path = request.getfixturevalue("pg_url")
     store, ledger = await funded_ledger(path)
     go = tmp_path / "go"
     children = [

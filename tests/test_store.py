@@ -1,4 +1,6 @@
-"""The SQLite store: migrations, pragmas, transactions, group commit and read-only readers."""
+"""The SQLite store: migrations, pragmas, transactions, group commit and read-only readers;
+the tests taking ``any_store`` run on PostgreSQL too (tests/test_store_postgres.py has
+PostgreSQL's own)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from sqlite_utils.migrations import Migrations
 
 from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.migrations import MIGRATIONS
-from paddock.store import DEFAULT_PATH, Store
+from paddock.store import DEFAULT_PATH, Store, open_store
+from tests.postgres_fixtures import integrity_error, read_only_error
 
 # Every registered migration, in order, as a fresh database would have them pending.
 ALL_MIGRATIONS = [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
@@ -24,6 +27,14 @@ assert ALL_MIGRATIONS[:2] == ["m001_ledger", "m002_jobs"]
 @pytest.fixture
 async def store(tmp_path: Path):
     store = await Store.open(tmp_path / "nested" / "paddock.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def any_store(db_location: Path | str):
+    """The tests that hold for both backends take this one: SQLite, then PostgreSQL."""
+    store = await open_store(db_location)
     yield store
     await store.close()
 
@@ -99,13 +110,15 @@ async def test_write_runs_in_an_immediate_transaction_on_one_thread(store: Store
     assert seen[0][1] != threading.current_thread().name
 
 
-async def test_write_commits_and_returns_the_result(store: Store) -> None:
+async def test_write_commits_and_returns_the_result(any_store: Store) -> None:
+    store = any_store
     await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
     assert await store.write(lambda db: db.execute("INSERT INTO t VALUES (7)").rowcount) == 1
     assert await store.read(lambda db: db.execute("SELECT x FROM t").fetchall()) == [(7,)]
 
 
-async def test_a_failing_write_rolls_back_only_itself(store: Store) -> None:
+async def test_a_failing_write_rolls_back_only_itself(any_store: Store) -> None:
+    store = any_store
     await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
 
     def insert(db: Database, x: int) -> int:
@@ -205,9 +218,13 @@ async def test_a_broken_writer_fails_its_batch_and_every_later_write_fast(tmp_pa
         await asyncio.wait_for(store.close(), HANG)
 
 
-async def test_readers_see_committed_data_in_one_snapshot_and_cannot_write(store: Store) -> None:
+async def test_readers_see_committed_data_in_one_snapshot_and_cannot_write(
+    any_store: Store,
+) -> None:
+    store = any_store
     await store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"))
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    refusal, words = read_only_error(store)
+    with pytest.raises(refusal, match=words):
         await store.read(lambda db: db.execute("INSERT INTO t VALUES (1)"))
 
     started, release = threading.Event(), threading.Event()
@@ -227,21 +244,22 @@ async def test_readers_see_committed_data_in_one_snapshot_and_cannot_write(store
     assert await store.read(lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 1
 
 
-async def test_the_journal_refuses_update_and_delete(store: Store) -> None:
+async def test_the_journal_refuses_update_and_delete(any_store: Store) -> None:
+    store = any_store
     def tamper(db: Database, sql: str) -> None:
         db.execute("INSERT INTO journal (at, guild_id, kind) VALUES ('2025-01-01', 1, 'x')")
         db.execute(sql)
 
     for sql in ("UPDATE journal SET kind = 'y'", "DELETE FROM journal"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(integrity_error(store), match="append-only"):
             await store.write(tamper, sql)
     assert (
         await store.read(lambda db: db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]) == 0
     )
 
 
-async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "p.db")
+async def test_a_closed_store_refuses_work(db_location: Path | str) -> None:
+    store = await open_store(db_location)
     await store.close()
     await store.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):

@@ -139,12 +139,6 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (pg_errors.SerializationFailure, pg_errors.DeadlockDetected))
 
 
-def _unavailable(exc: BaseException) -> StoreUnavailable:
-    error = StoreUnavailable()
-    error.__cause__ = exc
-    return error
-
-
 class PostgresStore:
     """One PostgreSQL database used from asyncio.
 
@@ -159,6 +153,7 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.connections = connections
+        self.connect_timeout = connect_timeout
         self._writers = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
@@ -215,16 +210,14 @@ class PostgresStore:
         return store
 
     def _open_pools(self) -> None:
+        # One direct connection first: the pool would retry until its timeout and then
+        # keep only "couldn't get a connection", where this says why (no such database...).
         try:
+            psycopg.connect(self.url, connect_timeout=max(1, round(self.connect_timeout))).close()
             for pool in (self._writers, self._readers):
                 pool.open(wait=True)
-        except psycopg_pool.PoolTimeout as exc:
-            # The pool keeps only "couldn't get a connection"; one direct try says why.
-            try:
-                psycopg.connect(self.url, connect_timeout=5).close()
-            except psycopg.Error as reason:
-                raise _unavailable(reason) from None
-            raise _unavailable(exc) from None
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreUnavailable() from exc
 
     def _migrate(self, migrations: Any) -> list[str]:
         with self._writers.connection() as conn:
@@ -290,14 +283,14 @@ class PostgresStore:
         try:
             conn = pool.getconn()
         except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
-            raise _unavailable(exc) from None
+            raise StoreUnavailable() from exc
         try:
             value = fn(PostgresDatabase(conn), *args)
             conn.commit()
             return value
         except BaseException as exc:
             if conn.broken:
-                raise _unavailable(exc) from None
+                raise StoreUnavailable() from exc
             conn.rollback()
             raise
         finally:

@@ -1,0 +1,202 @@
+"""The PostgreSQL store's own behaviour: placeholders, migrations beside SQLite's, retried
+serialization failures, and an unreachable server. (The tests that hold for both backends
+are in test_store.py, test_ledger.py and the others, parametrised.)"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlite_utils
+
+from paddock.errors import StoreBusy, StoreUnavailable
+from paddock.migrations import MIGRATIONS as SQLITE_MIGRATIONS
+from paddock.store import Store, open_store
+from paddock.store import postgres as pg_store
+from paddock.store.pg_migrations import MIGRATIONS, Migration, PgMigrations
+from paddock.store.postgres import PostgresDatabase, PostgresStore, to_pyformat
+from tests.pg_cluster import PASSWORD, PostgresCluster
+
+# -- placeholders ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "psycopg_form"),
+    [
+        ("SELECT a FROM t WHERE x = ? AND y = ?", "SELECT a FROM t WHERE x = %s AND y = %s"),
+        ("UPDATE t SET a = a + :da WHERE id = :id",
+         "UPDATE t SET a = a + %(da)s WHERE id = %(id)s"),
+        ("SELECT '?', ':no', 'it''s ?' FROM t WHERE x = ?",
+         "SELECT '?', ':no', 'it''s ?' FROM t WHERE x = %s"),
+        ("SELECT \"odd?name\" FROM t WHERE x = :x", "SELECT \"odd?name\" FROM t WHERE x = %(x)s"),
+        ("SELECT x FROM t WHERE s LIKE '%:%' AND y = ?",
+         "SELECT x FROM t WHERE s LIKE '%%:%%' AND y = %s"),
+        ("SELECT 100 % 7, ?", "SELECT 100 %% 7, %s"),
+        ("SELECT x::bigint FROM t WHERE y = :y", "SELECT x::bigint FROM t WHERE y = %(y)s"),
+        ("SELECT x -- why? because: reasons\n FROM t WHERE y = ?",
+         "SELECT x -- why? because: reasons\n FROM t WHERE y = %s"),
+    ],
+)
+def test_sqlite_placeholders_become_psycopgs_outside_quotes_and_comments(
+    sqlite: str, psycopg_form: str
+) -> None:
+    assert to_pyformat(sqlite) == psycopg_form
+
+
+@pytest.mark.postgres
+async def test_translated_statements_run_on_the_server(pg_url: str) -> None:
+    def run(db: PostgresDatabase) -> list[tuple]:
+        return [
+            db.execute("SELECT ?, '%:%', 7 % 4, CAST(? AS TEXT)", [1, "x"]).fetchone(),
+            db.execute("SELECT :a || '?', :a", {"a": "q"}).fetchone(),
+            # SUM of BIGINT is NUMERIC in PostgreSQL: whole numbers still come back as int.
+            db.execute("SELECT SUM(x), 5 / 2 FROM (VALUES (2::bigint), (3)) v(x)").fetchone(),
+        ]
+
+    async with await PostgresStore.open(pg_url) as store:
+        assert await store.read(run) == [(1, "%:%", 3, "x"), ("q?", "q"), (5, 2)]
+        assert store.dialect == "postgresql"
+        assert await store.read(lambda db: db.dialect) == "postgresql"
+
+
+# -- migrations beside SQLite's --------------------------------------------------------------
+
+
+def test_postgresql_has_sqlites_migrations_with_the_same_names_in_the_same_order() -> None:
+    sqlite_names = [m.name for m in SQLITE_MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
+    assert MIGRATIONS.names == sqlite_names
+    assert sqlite_names[0] == "m001_ledger" and len(sqlite_names) >= 13
+
+
+def _sqlite_schema(path: Path) -> dict[str, list[tuple[str, bool]]]:
+    db = sqlite_utils.Database(path)
+    schema = {}
+    for table in db.table_names():
+        if table.startswith(("_sqlite", "sqlite_")):
+            continue
+        rows = db.execute(f"PRAGMA table_info({table})").fetchall()
+        schema[table] = [(name, bool(notnull) or bool(pk)) for _, name, _, notnull, _, pk in rows]
+    db.close()
+    return schema
+
+
+def _postgres_schema(url: str) -> dict[str, list[tuple[str, bool]]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name, is_nullable FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name NOT LIKE '\\_paddock%'"
+            " ORDER BY table_name, ordinal_position"
+        ).fetchall()
+    schema: dict[str, list[tuple[str, bool]]] = {}
+    for table, column, nullable in rows:
+        schema.setdefault(table, []).append((column, nullable == "NO"))
+    return schema
+
+
+@pytest.mark.postgres
+async def test_both_schemas_have_the_same_tables_and_columns(pg_url: str, tmp_path: Path) -> None:
+    await (await Store.open(tmp_path / "p.db")).close()
+    sqlite = _sqlite_schema(tmp_path / "p.db")
+    postgres = _postgres_schema(pg_url)
+    assert sorted(postgres) == sorted(sqlite)
+    for table, columns in sqlite.items():
+        assert postgres[table] == columns, table
+
+
+@pytest.mark.postgres
+async def test_two_stores_opening_a_fresh_database_at_once_migrate_it_once(
+    pg_cluster: PostgresCluster,
+) -> None:
+    with pg_cluster.database("fresh_twice") as url:
+        opened = await asyncio.gather(
+            PostgresStore.open(url), PostgresStore.open(url), return_exceptions=True
+        )
+        for store in opened:
+            if isinstance(store, PostgresStore):
+                await store.close()
+        assert all(isinstance(store, PostgresStore) for store in opened), opened
+        await (await PostgresStore.open(url)).close()  # reopening applies nothing
+        with psycopg.connect(url) as conn:
+            applied = [name for name, _ in MIGRATIONS.applied(conn)]
+            assert MIGRATIONS.pending(conn) == []
+        assert applied == MIGRATIONS.names
+
+
+@pytest.mark.postgres
+async def test_a_failing_migration_leaves_no_trace(pg_cluster: PostgresCluster) -> None:
+    broken = PgMigrations("broken", [
+        Migration("m001_first", "CREATE TABLE first (x BIGINT)"),
+        Migration("m002_half", "CREATE TABLE half (x BIGINT); SELECT 1/0"),
+    ])
+    with pg_cluster.database("broken_migration") as url:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await PostgresStore.open(url, migrations=broken)
+        with psycopg.connect(url) as conn:
+            assert [name for name, _ in broken.applied(conn)] == ["m001_first"]
+            tables = {r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert "first" in tables and "half" not in tables
+
+
+# -- transactions ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def counter(pg_url: str):
+    store = await PostgresStore.open(pg_url)
+    await store.write(
+        lambda db: db.execute("CREATE TABLE counter (id BIGINT PRIMARY KEY, n BIGINT)")
+    )
+    await store.write(lambda db: db.execute("INSERT INTO counter VALUES (1, 0)"))
+    yield store
+    await store.close()
+
+
+def _bump_with_a_rival(pg_url: str, rival_every_time: bool, calls: list[int]):
+    """A write that reads the counter, lets another connection change it, then writes."""
+
+    def bump(db: PostgresDatabase) -> int:
+        calls.append(1)
+        seen = db.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0]
+        if rival_every_time or len(calls) == 1:
+            with psycopg.connect(pg_url, autocommit=True) as rival:
+                rival.execute("UPDATE counter SET n = n + 100 WHERE id = 1")
+        db.execute("UPDATE counter SET n = ? WHERE id = 1", [seen + 1])
+        return seen + 1
+
+    return bump
+
+
+@pytest.mark.postgres
+async def test_a_write_that_loses_a_serialization_race_runs_again(
+    counter: PostgresStore, pg_url: str
+) -> None:
+    calls: list[int] = []
+    assert await counter.write(_bump_with_a_rival(pg_url, False, calls)) == 101
+    assert len(calls) == 2  # the first run's update was refused, not applied over the rival's
+    assert await counter.read(lambda db: db.execute("SELECT n FROM counter").fetchone()[0]) == 101
+
+
+@pytest.mark.postgres
+async def test_a_write_that_never_wins_its_race_is_reported_busy(
+    counter: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_store, "WRITE_ATTEMPTS", 3)
+    calls: list[int] = []
+    with pytest.raises(StoreBusy):
+        await counter.write(_bump_with_a_rival(pg_url, True, calls))
+    assert len(calls) == 3
+    assert await counter.read(lambda db: db.execute("SELECT n FROM counter").fetchone()[0]) == 300
+
+
+@pytest.mark.postgres
+async def test_a_missing_database_is_unavailable_and_the_password_is_not_said(
+    pg_cluster: PostgresCluster,
+) -> None:
+    with pytest.raises(StoreUnavailable) as raised:
+        await open_store(pg_cluster.url("no_such_database"))
+    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    assert "no_such_database" in str(raised.value.__cause__)
+    assert PASSWORD not in str(raised.value) + str(raised.value.__cause__)
