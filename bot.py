@@ -280,16 +280,16 @@ class ShardedPaddock(Paddock, commands.AutoShardedBot):
 
 async def run(settings: Settings) -> None:
     route_discord(settings)
-    path = settings.database_path
-    if why := database_blocker(path):
+    location = settings.database  # a PostgreSQL URL, or the SQLite file
+    if isinstance(location, Path) and (why := database_blocker(location)):
         raise SettingsError([Problem("DATABASE_PATH", why)])
     async with contextlib.AsyncExitStack() as stack:
         try:
             services = await stack.enter_async_context(Services.open(
-                path, settings.providers, prices=settings.prices, demo=settings.demo))
+                location, settings.providers, prices=settings.prices, demo=settings.demo))
         except (OSError, sqlite3.Error, StoreUnavailable, StoreBusy) as error:
             cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
-            raise SettingsError([database_unusable(path, cause or error)]) from None
+            raise SettingsError([database_unusable(location, cause or error)]) from None
         bot = await stack.enter_async_context(Paddock.build(settings, services))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
@@ -30,15 +31,21 @@ from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.migrations import MIGRATIONS
 from paddock.refused_keys import refused_in
 from paddock.settings import (
+    Problem,
     Settings,
     database_blocker,
+    database_location,
     database_unusable,
     describe_default_provider,
     describe_shards,
     read_settings,
     token_doubt,
 )
-from paddock.store import DEFAULT_PATH, Store
+from paddock.store import Store, open_store
+from paddock.store.pg_migrations import MIGRATIONS as PG_MIGRATIONS
+
+if TYPE_CHECKING:
+    from paddock.store.postgres import PostgresDatabase
 
 
 class Verdict(enum.Enum):
@@ -79,9 +86,11 @@ async def preflight(env: Mapping[str, str], *, packages: Iterable[str] = ()) -> 
     start uses. ``packages`` are imported module by module, to catch a missing dependency.
     """
     findings = check_settings(env)
-    findings.append(await check_database(database_path(env)))
-    if not findings[-1].problem:
-        findings += await check_refused_keys(database_path(env), env)
+    location = database_location(env)
+    if not isinstance(location, Problem):  # else check_settings has said what is wrong
+        findings.append(await check_database(location))
+        if not findings[-1].problem:
+            findings += await check_refused_keys(location, env)
     if packages:
         findings.append(check_imports(packages))
     return findings
@@ -100,10 +109,6 @@ def check_settings(env: Mapping[str, str]) -> list[Finding]:
     findings += _side_door(settings, env)
     findings.append(Finding("log level", settings.log_level))
     return findings
-
-
-def database_path(env: Mapping[str, str]) -> Path:
-    return Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_PATH)
 
 
 def _token(token: str) -> Finding:
@@ -217,9 +222,15 @@ def _applied(db: Database) -> list[tuple[str, datetime]]:
     ]
 
 
-async def check_database(path: Path) -> Finding:
+def _applied_on_postgres(db: PostgresDatabase) -> list[tuple[str, datetime]]:
+    return PG_MIGRATIONS.applied(db.conn)
+
+
+async def check_database(path: Path | str) -> Finding:
     """Open the database as the bot would (applying pending migrations), prove it takes
     a write, and say where its schema stands."""
+    if isinstance(path, str):
+        return await _check_postgres(path)
     known = [migration.name for migration in MIGRATIONS.pending(Database(memory=True))]
     if why := database_blocker(path):
         return Finding("DATABASE_PATH", why, Verdict.PROBLEM)
@@ -251,23 +262,62 @@ async def check_database(path: Path) -> Finding:
             "was used by a newer Paddock",
             Verdict.PROBLEM,
         )
-    new = sum(when >= started for _, when in applied)
-    now = f", {new} applied just now" if new else ""
+    return Finding("database", f"{path} is writable; {_schema(applied, known, started)}")
+
+
+async def _check_postgres(url: str) -> Finding:
+    """``check_database`` for a ``DATABASE_URL``: the server's version too, never the
+    password (the URL is shown through :func:`redact_url`)."""
+    from paddock.store.postgres import PostgresStore
+
+    started = datetime.now(UTC)
+    try:
+        store = await PostgresStore.open(url)
+        try:
+            with contextlib.suppress(_RollBack):
+                await store.write(_probe_write)
+            applied = await store.read(_applied_on_postgres)
+        finally:
+            await store.close()
+    except StoreBusy:
+        return Finding("database", f"{redact_url(url)} stayed busy", Verdict.PROBLEM)
+    except StoreUnavailable as error:
+        problem = database_unusable(url, error.__cause__ or error)
+        return Finding(problem.setting, problem.detail, Verdict.PROBLEM)
+    unknown = [name for name, _ in applied if name not in PG_MIGRATIONS.names]
+    if unknown:
+        return Finding(
+            "database",
+            f"{redact_url(url)} has migrations this version does not know "
+            f"({', '.join(unknown)}): it was used by a newer Paddock",
+            Verdict.PROBLEM,
+        )
     return Finding(
         "database",
-        f"{path} is writable; schema at {names[-1]} ({len(names)} of {len(known)} "
-        f"migrations{now})",
+        f"PostgreSQL {store.server_version} at {redact_url(url)} is writable; "
+        f"{_schema(applied, PG_MIGRATIONS.names, started)}",
     )
 
 
-async def check_refused_keys(path: Path, env: Mapping[str, str]) -> list[Finding]:
+def _schema(applied: list[tuple[str, datetime]], known: list[str], started: datetime) -> str:
+    """Where the schema stands: the last migration, how many of how many, how many new."""
+    new = sum(when >= started for _, when in applied)
+    now = f", {new} applied just now" if new else ""
+    pending = len(known) - len(applied)
+    waiting = f", {pending} pending" if pending > 0 else ""
+    return (
+        f"schema at {applied[-1][0]} ({len(applied)} of {len(known)} migrations{now}{waiting})"
+    )
+
+
+async def check_refused_keys(path: Path | str, env: Mapping[str, str]) -> list[Finding]:
     """A problem for each provider key its provider refused (401/403) while the bot ran,
     as long as that same key is still set (see `paddock.refused_keys`)."""
     try:
         configs = load_providers(env)
     except ConfigurationError:
         return []  # already a finding of its own
-    store = await Store.open(path)
+    store = await open_store(path)
     try:
         refused = await store.read(refused_in, configs)
     finally:

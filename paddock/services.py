@@ -22,7 +22,7 @@ from paddock.extensions import Extensions
 from paddock.guild_config import GuildConfig
 from paddock.jobs import JobStore
 from paddock.ledger import Clock, Ledger
-from paddock.store import Store
+from paddock.store import Store, open_store
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Services:
     @contextlib.asynccontextmanager
     async def open(
         cls,
-        database_path: Path,
+        database: Path | str,
         providers: Mapping[str, ProviderConfig],
         *,
         prices: PriceTable | None = None,
@@ -53,7 +53,7 @@ class Services:
         """Open the database and the provider client. When "demo" is among `providers`,
         the demo backend (`demo` says how it behaves) runs until the services close, and
         the client's "demo" entry points at it."""
-        store = await Store.open(database_path)
+        store = await open_store(database)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 media = MediaWorkers()

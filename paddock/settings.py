@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from hh_api import (
     DEMO_PROVIDER,
@@ -112,6 +112,7 @@ class Settings:
     shard_count: int | None = None  # None: one connection, no sharding (discord.py's Bot)
     shard_ids: tuple[int, ...] | None = None  # this process's shards; None: all of them
     database_path: Path = DEFAULT_PATH
+    database_url: str | None = None  # PostgreSQL; None: SQLite at database_path
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     default_provider: str | None = None  # None: none (from_env turns the demo on instead);
     # "auto": each job goes to the cheapest provider working now (paddock.routing)
@@ -127,7 +128,7 @@ class Settings:
     def __repr__(self) -> str:
         """The settings as a log line may show them: URLs without their credentials."""
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
-        for name in ("discord_api_base", "discord_gateway_url", "public_url"):
+        for name in ("discord_api_base", "discord_gateway_url", "public_url", "database_url"):
             if shown[name]:
                 shown[name] = redact_url(shown[name])
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
@@ -136,6 +137,11 @@ class Settings:
     def sharded(self) -> bool:
         """Whether the bot runs shards (``DISCORD_SHARD_COUNT`` is set)."""
         return self.shard_count is not None
+
+    @property
+    def database(self) -> Path | str:
+        """Where the store lives: the PostgreSQL URL when set, else the SQLite file."""
+        return self.database_url or self.database_path
 
     @property
     def hiapi_callback_url(self) -> str | None:
@@ -177,7 +183,7 @@ class Settings:
 def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     """Read ``DISCORD_TOKEN`` (required), ``DISCORD_API_BASE``, ``DISCORD_GATEWAY_URL``,
     ``DEV_GUILD_ID``, ``DISCORD_GUILD_READY_TIMEOUT``, ``DISCORD_SHARD_COUNT``,
-    ``DISCORD_SHARD_IDS``, ``DATABASE_PATH``, the providers'
+    ``DISCORD_SHARD_IDS``, ``DATABASE_PATH``, ``DATABASE_URL``, the providers'
     keys and settings, ``HH_PROVIDER``, ``DEMO_RENDER_SECONDS``, ``DEMO_FAIL_RATE``, the
     prices, the runner's, the side door's and ``PADDOCK_LOG_LEVEL``.
 
@@ -198,6 +204,10 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
     ready = reader.number("DISCORD_GUILD_READY_TIMEOUT", 2.0, 0, 600)
     shard_count, shard_ids = reader.shards()
     database = Path(reader.text("DATABASE_PATH") or DEFAULT_PATH)  # opening it checks it
+    location = database_location(env)
+    if isinstance(location, Problem):
+        reader.problems.append(location)
+    database_url = location if isinstance(location, str) else None
     providers = reader.hh_api(load_providers)
     keyed = [name for name, config in (providers or {}).items() if config.api_key]
     chosen = reader.text("HH_PROVIDER").lower()
@@ -223,6 +233,7 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
         shard_count=shard_count,
         shard_ids=shard_ids,
         database_path=database,
+        database_url=database_url,
         providers=providers,
         default_provider=default,
         prices=prices,
@@ -261,6 +272,18 @@ def token_doubt(token: str) -> str | None:
     return None
 
 
+def database_location(env: Mapping[str, str]) -> Path | str | Problem:
+    """Where the store lives: ``DATABASE_URL`` when set (PostgreSQL), else the SQLite file
+    at ``DATABASE_PATH``; a problem when ``DATABASE_URL`` is not a PostgreSQL URL."""
+    reader = _Reader(env)
+    url = reader.url(
+        "DATABASE_URL", ("postgresql", "postgres"),
+        "a PostgreSQL URL such as postgresql://user:password@host:5432/paddock")
+    if reader.problems:
+        return reader.problems[0]
+    return url or Path(reader.text("DATABASE_PATH") or DEFAULT_PATH)
+
+
 def database_blocker(path: Path) -> str | None:
     """Why ``path`` cannot be a database file, seen without opening it (the database is
     checked by opening it, at a start and by ``--check``: see :func:`database_unusable`)."""
@@ -271,8 +294,19 @@ def database_blocker(path: Path) -> str | None:
     return None
 
 
-def database_unusable(path: Path, cause: BaseException) -> Problem:
+def database_unusable(path: Path | str, cause: BaseException) -> Problem:
     """The problem of a database that could not be opened and written."""
+    if isinstance(path, str):
+        url = redact_url(path)
+        reason = " ".join(str(cause).split())  # libpq's messages run over several lines
+        if password := urlsplit(path).password:
+            reason = reason.replace(password, "***").replace(unquote(password), "***")
+        return Problem(
+            "DATABASE_URL",
+            f"is {url!r}, which cannot be opened and written ({reason}); the server must be "
+            "running, the database must exist, and the user must be able to create tables "
+            "in it",
+        )
     return Problem(
         "DATABASE_PATH",
         f"is {str(path)!r}, which cannot be opened and written ({cause}); it must be a file "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from paddock.jobs import JobStore
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import Store, open_store
 
 GUILD = 1001
 ALICE = 11
@@ -32,6 +32,7 @@ class Clock:
         return self.current
 
 
-async def open_all(path: Path, clock: Clock) -> tuple[Store, Ledger, JobStore]:
-    store = await Store.open(path)
+async def open_all(location: Path | str, clock: Clock) -> tuple[Store, Ledger, JobStore]:
+    """The store at ``location`` (a SQLite file or a PostgreSQL URL), its ledger and jobs."""
+    store = await open_store(location)
     return store, Ledger(store, clock=clock), JobStore(store, clock=clock)

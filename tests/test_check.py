@@ -20,6 +20,9 @@ import pytest
 from sqlite_utils import Database
 
 from paddock.migrations import MIGRATIONS
+from paddock.store.pg_migrations import MIGRATIONS as PG_MIGRATIONS
+from tests.pg_cluster import PASSWORD as PG_PASSWORD
+from tests.pg_cluster import PostgresCluster
 from tests.settings_docs import ENV_EXAMPLE, documented_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -374,3 +377,44 @@ def test_credentials_in_a_url_are_never_printed(
     assert refused.has(
         "FAIL  DISCORD_GATEWAY_URL: must be a ws(s) URL, not 'gateway?token=***'")
     assert "never-printed" not in "\n".join(checked.lines + refused.lines)
+
+
+@pytest.mark.postgres
+def test_the_check_names_postgresql_its_version_and_migrations_but_not_the_password(
+    pg_cluster: PostgresCluster,
+) -> None:
+    with pg_cluster.database("check_fresh") as url:
+        shown = url.replace(PG_PASSWORD, "***")
+        version = pg_cluster.version.split()[0]
+        first = run_check({"DISCORD_TOKEN": TOKEN, "DATABASE_URL": url})
+        again = run_check({"DISCORD_TOKEN": TOKEN, "DATABASE_URL": url})
+
+    names = PG_MIGRATIONS.names
+    assert first.code == 0, first.lines
+    assert first.has(
+        f"ok    database: PostgreSQL {version} at {shown} is writable; schema at {names[-1]} "
+        f"({len(names)} of {len(names)} migrations, {len(names)} applied just now)"
+    )
+    assert again.has(
+        f"ok    database: PostgreSQL {version} at {shown} is writable; schema at {names[-1]} "
+        f"({len(names)} of {len(names)} migrations)"
+    )
+    assert PG_PASSWORD not in "\n".join(first.lines + again.lines)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_that_cannot_be_opened_fails_without_the_password(
+    pg_cluster: PostgresCluster,
+) -> None:
+    url = pg_cluster.url("no_such_database")
+    checked = run_check({"DISCORD_TOKEN": TOKEN, "DATABASE_URL": url})
+
+    assert checked.code == 1
+    failed = [line for line in checked.lines if line.startswith("FAIL")]
+    assert len(failed) == 1
+    assert failed[0].startswith(
+        f"FAIL  DATABASE_URL: is '{url.replace(PG_PASSWORD, '***')}', which cannot be opened "
+        "and written ("
+    )
+    assert 'database "no_such_database" does not exist' in failed[0]
+    assert PG_PASSWORD not in "\n".join(checked.lines)

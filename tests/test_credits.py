@@ -7,8 +7,10 @@ are known; ``tests/test_quota.py`` imports the same fixtures.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import discord
 import pytest
@@ -41,13 +43,16 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def paddock(
-    fake_discord: FakeDiscord, paddock_settings: Settings, clock: Clock
+    fake_discord: FakeDiscord, paddock_settings: Settings, clock: Clock, db_location: Path | str
 ) -> AsyncIterator[Paddock]:
-    """The real bot, as in ``tests/fakes/discord/fixtures.py``, on ``clock``."""
+    """The real bot, as in ``tests/fakes/discord/fixtures.py``, on ``clock``; its credits
+    in SQLite, then in PostgreSQL (``db_location``)."""
     settings = paddock_settings
+    if isinstance(db_location, str):
+        settings = dataclasses.replace(settings, database_url=db_location)
     async with (
         Services.open(
-            settings.database_path, settings.providers, prices=settings.prices, clock=clock
+            settings.database, settings.providers, prices=settings.prices, clock=clock
         ) as services,
         running_bot(fake_discord, Paddock(settings, services)) as bot,
     ):

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import discord
+import psycopg
 import pytest
 
 from bot import Paddock, Settings, SettingsError, route_discord
@@ -81,6 +82,19 @@ async def test_bot_py_killed_and_restarted_serves_again(fake_discord: FakeDiscor
         reply = await (await alice.slash("help")).reply()
     assert [m for m in alice.seen() if m.embed is not None][-1] is reply
     assert len(fake_discord.gateway.identified) == 2
+
+
+@pytest.mark.postgres
+async def test_bot_py_keeps_credits_in_postgresql_when_database_url_is_set(
+    fake_discord: FakeDiscord, pg_url: str
+) -> None:
+    alice = fake_discord.member("alice")
+    async with bot_process(fake_discord, env={"DATABASE_URL": pg_url}):
+        reply = await (await alice.slash("credits balance")).reply()
+    assert reply.ephemeral
+    with psycopg.connect(pg_url) as conn:
+        accounts = conn.execute("SELECT guild_id, user_id FROM accounts").fetchall()
+    assert accounts == [(fake_discord.guild.id, alice.id)]
 
 
 @pytest.mark.parametrize(

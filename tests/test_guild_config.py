@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 
 from paddock.guild_config import GuildConfig, newest_first
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import Store, open_store
+from tests.postgres_fixtures import integrity_error
 
 GUILD, OTHER_GUILD = 1001, 1002
 MOD, OTHER_MOD = 7, 8
@@ -30,8 +30,8 @@ class Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
-    store = await Store.open(tmp_path / "paddock.db")
+async def store(db_location: Path | str):
+    store = await open_store(db_location)
     yield store
     await store.close()
 
@@ -137,7 +137,7 @@ async def test_the_change_log_is_append_only(config: GuildConfig, store: Store) 
         db.execute(statement)
 
     for statement in ("UPDATE config_changes SET actor_id = 0", "DELETE FROM config_changes"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(integrity_error(store), match="append-only"):
             await store.write(tamper, statement)
     assert [c.actor_id for c in await config.changes(GUILD)] == [MOD]
 

@@ -23,8 +23,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def parts(tmp_path: Path, clock: Clock):
-    store, ledger, jobs = await open_all(tmp_path / "paddock.db", clock)
+async def parts(db_location: Path | str, clock: Clock):
+    store, ledger, jobs = await open_all(db_location, clock)
     await ledger.set_allowance(GUILD, 100, Period.DAILY, actor_id=MOD)
     yield store, ledger, jobs
     await store.close()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from hh_api import RenderTimes, RenderWindow
 from paddock.render_history import KEEP, RenderHistory
-from paddock.store import Store
+from paddock.store import open_store
 
 TEXT_720 = ("joypix", "text", "720p", 5)
 TEXT_1080 = ("joypix", "text", "1080p", 5)
 
 
-async def test_only_the_newest_renders_of_each_kind_are_kept(tmp_path):
-    async with await Store.open(tmp_path / "p.db") as store:
+async def test_only_the_newest_renders_of_each_kind_are_kept(db_location):
+    async with await open_store(db_location) as store:
         history = RenderHistory(store)
         for n in range(KEEP + 5):
             await history.add(TEXT_720, float(n), float(n) + 1)

@@ -36,6 +36,17 @@ BAD_VALUES: dict[str, list[tuple[str, str]]] = {
         ("gateway.local", "must be a ws(s) URL, not 'gateway.local'"),
         ("ftp://gateway.local", "must be a ws(s) URL, not 'ftp://gateway.local'"),
     ],
+    "DATABASE_URL": [
+        ("mysql://paddock:hunter2@db.example.com/paddock",
+         "must be a PostgreSQL URL such as postgresql://user:password@host:5432/paddock, not "
+         "'mysql://paddock:***@db.example.com/paddock'"),
+        ("db.example.com:5432/paddock",
+         "must be a PostgreSQL URL such as postgresql://user:password@host:5432/paddock, not "
+         "'db.example.com:5432/paddock'"),
+        ("postgresql://paddock:hunter2@db.example.com:port/paddock",
+         "must be a PostgreSQL URL such as postgresql://user:password@host:5432/paddock, not "
+         "'postgresql://paddock:***@db.example.com:port/paddock'"),
+    ],
     "DEV_GUILD_ID": [
         ("my-server", "must be a server id (digits), not 'my-server'"),
         ("-5", "must be a server id (digits), not '-5'"),

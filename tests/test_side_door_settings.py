@@ -89,8 +89,11 @@ def test_urls_in_the_settings_repr_show_no_credentials() -> None:
         "DISCORD_TOKEN": "abc",
         "DISCORD_API_BASE": "https://bob:hunter2@proxy.example.org/api/v10",
         "DISCORD_GATEWAY_URL": "wss://gw.example.org/?token=gw-secret",
+        "DATABASE_URL": "postgresql://paddock:db-secret@db.example.org:5432/paddock",
     })
     assert settings.discord_api_base == "https://bob:hunter2@proxy.example.org/api/v10"
+    assert settings.database == "postgresql://paddock:db-secret@db.example.org:5432/paddock"
     shown = repr(settings)
-    assert "hunter2" not in shown and "gw-secret" not in shown
+    assert "hunter2" not in shown and "gw-secret" not in shown and "db-secret" not in shown
     assert "proxy.example.org" in shown and "gw.example.org" in shown
+    assert "db.example.org" in shown

@@ -131,8 +131,9 @@ async def test_a_failing_migration_leaves_no_trace(pg_cluster: PostgresCluster) 
         Migration("m002_half", "CREATE TABLE half (x BIGINT); SELECT 1/0"),
     ])
     with pg_cluster.database("broken_migration") as url:
-        with pytest.raises(psycopg.errors.DivisionByZero):
+        with pytest.raises(StoreUnavailable) as refused:
             await PostgresStore.open(url, migrations=broken)
+        assert isinstance(refused.value.__cause__, psycopg.errors.DivisionByZero)
         with psycopg.connect(url) as conn:
             assert [name for name, _ in broken.applied(conn)] == ["m001_first"]
             tables = {r[0] for r in conn.execute(

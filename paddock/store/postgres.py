@@ -193,7 +193,7 @@ class PostgresStore:
 
         ``migrations`` defaults to Paddock's own schema
         (:data:`paddock.store.pg_migrations.MIGRATIONS`). Raises :class:`StoreUnavailable`
-        (the cause chained) when the server cannot be reached.
+        (the cause chained) when the server cannot be reached or a migration fails.
         """
         if migrations is None:
             from paddock.store.pg_migrations import MIGRATIONS
@@ -204,6 +204,9 @@ class PostgresStore:
             await asyncio.to_thread(store._open_pools)
             store.server_version = await store.read(_server_version)
             await asyncio.to_thread(store._migrate, migrations)
+        except psycopg.Error as exc:  # e.g. no right to create the tables
+            await store.close()
+            raise StoreUnavailable() from exc
         except BaseException:
             await store.close()
             raise

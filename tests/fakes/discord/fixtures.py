@@ -196,7 +196,7 @@ async def paddock(fake_discord: FakeDiscord, paddock_settings: Settings) -> Asyn
 
     settings = paddock_settings
     async with (
-        Services.open(settings.database_path, settings.providers, prices=settings.prices,
+        Services.open(settings.database, settings.providers, prices=settings.prices,
                       demo=settings.demo) as services,
         running_bot(fake_discord, Paddock.build(settings, services)) as bot,
     ):
