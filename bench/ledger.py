@@ -3,6 +3,10 @@
 Run from the repository root: ``python -m bench.ledger`` (or ``python bench/ledger.py``).
 Each member is one asyncio task doing reserve-then-settle in a loop on one database file
 (WAL, synchronous=FULL); every figure is the median of ``--runs`` runs.
+
+``--backend postgres`` runs the same loop on PostgreSQL: a throwaway server started with
+the tests' helper (tests/pg_cluster.py; fsync off, so it measures Paddock and the
+server's work, not the disk), a fresh database for each run.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from paddock.ledger import Ledger
 from paddock.store import Store
+from paddock.store.postgres import DEFAULT_WRITERS, PostgresStore
+from tests.pg_cluster import PostgresCluster
 
 GUILD = 1
 
@@ -34,6 +41,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     pairs: int
+    retries: int = 0  # PostgreSQL: writes run again after a serialization failure
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -41,8 +49,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def one_run(members: int, seconds: float, folder: Path) -> Run:
-    store = await Store.open(folder / f"bench-{members}-{time.monotonic_ns()}.db")
+async def one_run(members: int, seconds: float, folder: Path, cluster: Any = None) -> Run:
+    if cluster is not None:
+        url = cluster.create_database(f"bench_{members}_{time.monotonic_ns()}")
+        store: Any = await PostgresStore.open(url)
+    else:
+        store = await Store.open(folder / f"bench-{members}-{time.monotonic_ns()}.db")
     ledger = Ledger(store)
     for member in range(members):
         await ledger.grant(GUILD, member, 10**12, actor_id=0, reason="bench", role_ids=())
@@ -72,6 +84,7 @@ async def one_run(members: int, seconds: float, folder: Path) -> Run:
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         pairs=len(latencies),
+        retries=getattr(store, "retries", 0),
     )
 
 
@@ -81,24 +94,46 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per member count")
     parser.add_argument("--members", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--dir", type=Path, default=None, help="where to put the files")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
+    cluster = PostgresCluster.start() if args.backend == "postgres" else None
+    try:
+        await measure(args, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
+
+async def measure(args: argparse.Namespace, cluster: Any) -> None:
     print(
         f"cores: {os.cpu_count()}  python {platform.python_version()}  "
         f"sqlite {sqlite3.sqlite_version}  sqlite-utils {version('sqlite-utils')}  "
         f"{platform.system()} {platform.machine()}"
     )
-    print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, one file, WAL, FULL")
-    print(f"{'members':>8} {'pairs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'pairs':>9}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if cluster is not None:
+        print(f"backend: PostgreSQL {cluster.version.split()[0]} on 127.0.0.1 (fsync off), "
+              f"psycopg {version('psycopg')}, {DEFAULT_WRITERS} writer "
+              f"connection(s), SERIALIZABLE")
+        print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, a new database")
+    else:
+        print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, one file, WAL, "
+              "FULL")
+    print(f"{'members':>8} {'pairs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'pairs':>9} "
+          f"{'retries':>8}")
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for members in args.members:
-            runs = [await one_run(members, args.seconds, Path(folder)) for _ in range(args.runs)]
+            runs = [
+                await one_run(members, args.seconds, Path(folder), cluster)
+                for _ in range(args.runs)
+            ]
             print(
                 f"{members:>8} "
                 f"{statistics.median(r.pairs_per_second for r in runs):>10,.0f} "
                 f"{statistics.median(r.p50_ms for r in runs):>8.2f} "
                 f"{statistics.median(r.p99_ms for r in runs):>8.2f} "
-                f"{sum(r.pairs for r in runs):>9,}",
+                f"{sum(r.pairs for r in runs):>9,} "
+                f"{sum(r.retries for r in runs):>8,}",
                 flush=True,
             )
 

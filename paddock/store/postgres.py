@@ -4,7 +4,9 @@ Every write in Paddock is a synchronous SQL program ``fn(db, *args)`` (the ledge
 reserve and settle, a job's transitions, a settings change), shared by both backends.
 Rather than keep a second, async copy of each, this store runs them as they are on a
 bounded pool of worker threads, each borrowing a connection from a
-:mod:`psycopg_pool` pool (psycopg 3), so the event loop never waits on the database.
+:mod:`psycopg_pool` pool (psycopg 3), so the event loop never waits on the database:
+``writers`` threads and connections for writes (one by default, see
+:data:`DEFAULT_WRITERS`), ``readers`` for reads.
 
 ``await store.write(fn, *args)`` runs ``fn(db, *args)`` in one
 ``BEGIN ISOLATION LEVEL SERIALIZABLE`` transaction. SQLite gets its invariants from its
@@ -35,6 +37,7 @@ import functools
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +54,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs the write again, this often
+# Writes at once from one process. One, like SQLite's writer: on a 2-core machine, with
+# reserve+settle pairs of 10 members (bench/ledger.py), 1 writer made 147 pairs/s with no
+# retry, 2 made 101 (235 retries), 4 made 109 (492): SERIALIZABLE's predicate locks are
+# by index page, so concurrent reserves, which all look up and insert holds, clash.
+# Other processes still write at the same time; SERIALIZABLE keeps that correct.
+DEFAULT_WRITERS = 1
+DEFAULT_READERS = 4  # reads at once from one process (a REPEATABLE READ snapshot each)
 _BACKOFF_FIRST = 0.002
 _BACKOFF_MAX = 0.2
 
@@ -149,15 +159,21 @@ class PostgresStore:
     dialect = "postgresql"
 
     def __init__(
-        self, url: str, *, connections: int = 8, connect_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        writers: int = DEFAULT_WRITERS,
+        readers: int = DEFAULT_READERS,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.url = url
-        self.connections = connections
+        self.writers = writers
+        self.readers = readers
         self.connect_timeout = connect_timeout
         self._writers = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
-            max_size=connections,
+            max_size=writers,
             open=False,
             timeout=connect_timeout,
             configure=functools.partial(_configure, read_only=False),
@@ -166,17 +182,19 @@ class PostgresStore:
         self._readers = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
-            max_size=connections,
+            max_size=readers,
             open=False,
             timeout=connect_timeout,
             configure=functools.partial(_configure, read_only=True),
             name="paddock-read",
         )
         # As many threads as connections: a thread never waits for a connection.
-        self._write_threads = ThreadPoolExecutor(connections, "paddock-pg-writer")
-        self._read_threads = ThreadPoolExecutor(connections, "paddock-pg-reader")
+        self._write_threads = ThreadPoolExecutor(writers, "paddock-pg-writer")
+        self._read_threads = ThreadPoolExecutor(readers, "paddock-pg-reader")
         self._closed = False
         self.server_version = ""
+        self.retries = 0  # writes run again after a serialization failure (for benchmarks)
+        self._retries_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -186,7 +204,8 @@ class PostgresStore:
         url: str,
         *,
         migrations: Any = None,
-        connections: int = 8,
+        writers: int = DEFAULT_WRITERS,
+        readers: int = DEFAULT_READERS,
         connect_timeout: float = 10.0,
     ) -> PostgresStore:
         """Connect to ``url`` and apply pending migrations.
@@ -199,7 +218,7 @@ class PostgresStore:
             from paddock.store.pg_migrations import MIGRATIONS
 
             migrations = MIGRATIONS
-        store = cls(url, connections=connections, connect_timeout=connect_timeout)
+        store = cls(url, writers=writers, readers=readers, connect_timeout=connect_timeout)
         try:
             await asyncio.to_thread(store._open_pools)
             store.server_version = await store.read(_server_version)
@@ -273,6 +292,8 @@ class PostgresStore:
             except psycopg.Error as exc:
                 if not _is_retryable(exc):
                     raise
+            with self._retries_lock:
+                self.retries += 1
             time.sleep(random.uniform(0, delay))  # jitter: the rivals don't meet again
             delay = min(delay * 2, _BACKOFF_MAX)
         raise StoreBusy()
