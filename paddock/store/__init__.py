@@ -8,8 +8,11 @@ from here, never from a backend module; :func:`open_store` picks the backend.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psycopg
 
 from paddock.store.sqlite import DEFAULT_PATH, Store
 
@@ -17,8 +20,18 @@ if TYPE_CHECKING:
     from paddock.store.postgres import PostgresStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# What either database raises from a write or read it refused (a constraint, a trigger,
+# a lost connection), for the few callers that report such errors rather than raise them.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
-__all__ = ["DEFAULT_PATH", "POSTGRES_SCHEMES", "Store", "is_postgres_url", "open_store"]
+__all__ = [
+    "DATABASE_ERRORS",
+    "DEFAULT_PATH",
+    "POSTGRES_SCHEMES",
+    "Store",
+    "is_postgres_url",
+    "open_store",
+]
 
 
 def is_postgres_url(location: str | Path) -> bool:

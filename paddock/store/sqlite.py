@@ -169,7 +169,8 @@ class Store:
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(db, *args)`` on the writer thread in ``BEGIN IMMEDIATE`` ... ``COMMIT``.
 
-        ``db`` is a :class:`sqlite_utils.Database`. An exception from ``fn`` rolls back
+        ``db`` is a :class:`sqlite_utils.Database` (``db.dialect`` is ``"sqlite"``; see
+        :mod:`paddock.store.postgres` for the other). An exception from ``fn`` rolls back
         everything ``fn`` wrote and is raised here; otherwise ``fn``'s return value is
         returned once the transaction is committed. Raises :class:`StoreBusy` when another
         process holds the write lock for longer than the busy timeout.
