@@ -15,9 +15,11 @@ from tests.settings_docs import (
 
 
 def test_the_scan_finds_literal_and_built_names() -> None:
-    assert {"DISCORD_TOKEN", "DATABASE_PATH"} <= names_read_literally()
+    assert {"DISCORD_TOKEN", "HH_PROVIDER"} <= names_read_literally()
     built = names_asked_by_the_readers()
     assert {"JOYPIX_API_KEY", "HIAPI_PRICE_1080P", "WAVESPEED_REFERENCE_MODEL"} <= built
+    # Read through settings.database_location, which --check and a start share.
+    assert {"DATABASE_PATH", "DATABASE_URL"} <= built
 
 
 def test_every_setting_the_code_reads_is_in_env_example() -> None:
