@@ -158,14 +158,23 @@ class PostgresCluster:
     def url(self, dbname: str) -> str:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{dbname}"
 
-    def create_database(self, name: str, *, template: str | None = None) -> str:
-        """Create database ``name`` (a copy of ``template``) and return its URL."""
+    def create_database(
+        self, name: str, *, template: str | None = None, icu_locale: str | None = None
+    ) -> str:
+        """Create database ``name`` (a copy of ``template``) and return its URL.
+
+        ``icu_locale`` (such as ``en-US``) sorts its text the way that language does, as
+        on most servers, where the cluster itself sorts by bytes (``--no-locale``).
+        """
         import psycopg
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             sql = f'CREATE DATABASE "{name}"'
             if template is not None:
                 sql += f' TEMPLATE "{template}"'
+            elif icu_locale is not None:
+                sql += (f" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu"
+                        f" ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'")
             conn.execute(sql)
         return self.url(name)
 

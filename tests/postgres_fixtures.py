@@ -89,7 +89,9 @@ class SharedDatabase:
 
 @pytest.fixture(scope="session")
 def pg_database(pg_cluster: PostgresCluster) -> SharedDatabase:
-    return SharedDatabase(pg_cluster.create_database(_DATABASE))
+    # Sorted as English is (ICU), like most servers' databases and unlike SQLite's bytes:
+    # the schema's COLLATE "C" must make both sort and compare text the same way.
+    return SharedDatabase(pg_cluster.create_database(_DATABASE, icu_locale="en-US"))
 
 
 @pytest.fixture

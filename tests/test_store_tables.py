@@ -65,3 +65,19 @@ async def test_the_metrics_totals_are_whole_numbers(db_location: Path | str) -> 
         totals = await store.read(read_totals)
         assert (totals.reserved, totals.settled, totals.refunded, totals.held) == (35, 7, 23, 5)
         assert all(type(n) is int for n in (totals.reserved, totals.settled, totals.held))
+
+
+async def test_text_sorts_and_compares_by_bytes_on_both(db_location: Path | str) -> None:
+    """SQLite compares text byte by byte; so does the PostgreSQL schema (COLLATE "C"), even
+    in a database whose own locale sorts 'b' before 'B' (the tests' is English, by ICU)."""
+    async with await open_store(db_location) as store:
+        refused = RefusedKeys(store, clock=lambda: NOON)
+        for provider in ("b", "B", "a-c", "ab"):
+            await refused.remember(provider, Secret(provider), "401 Unauthorized")
+
+        def read(db) -> tuple[list, int]:
+            order = db.execute("SELECT provider FROM refused_keys ORDER BY provider").fetchall()
+            below = db.execute("SELECT COUNT(*) FROM refused_keys WHERE provider < 'a'")
+            return [row[0] for row in order], below.fetchone()[0]
+
+        assert await store.read(read) == (["B", "a-c", "ab", "b"], 1)
