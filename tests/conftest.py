@@ -11,6 +11,7 @@ from tests.postgres_fixtures import (
     pg_url,
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_runtest_makereport,
     pytest_terminal_summary,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "probe_bot",
     "pytest_collection_modifyitems",
     "pytest_configure",
+    "pytest_runtest_makereport",
     "pytest_terminal_summary",
 ]

@@ -13,6 +13,7 @@ started they are skipped with the reason, and the summary always ends with one
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from tests.pg_cluster import ClusterUnavailable, PostgresCluster
 POSTGRES = "postgres"
 _VERSION_PROPERTY = "postgres_server"
 _DATABASE = "paddock_tests"
+_NOT_STARTED = "PostgreSQL not started: "
+_skip_line = 0  # where pg_cluster skipped, in this test process
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,7 +47,9 @@ def pg_cluster() -> Iterator[PostgresCluster]:
     try:
         cluster = PostgresCluster.start()
     except ClusterUnavailable as why:
-        pytest.skip(f"PostgreSQL not started: {why}")
+        global _skip_line
+        _skip_line = sys._getframe().f_lineno + 1
+        pytest.skip(f"{_NOT_STARTED}{why}")
     try:
         yield cluster
     finally:
@@ -126,6 +131,20 @@ def read_only_error(store: object) -> tuple[type[Exception], str]:
     return sqlite3.OperationalError, "readonly"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """Every skip for want of a server, reported at one place: ``-ra`` folds them into one
+    line (pytest would name each test's own line)."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if reason.removeprefix("Skipped: ").startswith(_NOT_STARTED):
+            report.longrepr = (__file__, _skip_line, reason)
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line, always: how many tests ran on which PostgreSQL, or why none did."""
     ran: set[str] = set()
@@ -147,7 +166,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not ran and not skipped:
         line = "PostgreSQL: no PostgreSQL tests were selected"
     elif not ran:
-        line = f"PostgreSQL: {'; '.join(sorted(reasons))}: {len(skipped)} tests skipped"
+        why = "; ".join(sorted(r.removeprefix(_NOT_STARTED) for r in reasons))
+        line = f"PostgreSQL: not started ({why}): {len(skipped)} tests skipped"
     else:
         on = ", ".join(sorted(versions)) or "an unknown version"
         line = f"PostgreSQL: {len(ran)} tests ran on PostgreSQL {on}"
