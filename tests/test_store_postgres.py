@@ -5,6 +5,7 @@ are in test_store.py, test_ledger.py and the others, parametrised.)"""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import psycopg
@@ -201,3 +202,30 @@ async def test_a_missing_database_is_unavailable_and_the_password_is_not_said(
     assert isinstance(raised.value.__cause__, psycopg.OperationalError)
     assert "no_such_database" in str(raised.value.__cause__)
     assert PASSWORD not in str(raised.value) + str(raised.value.__cause__)
+
+
+def _end_every_other_connection(url: str) -> None:
+    """What a server restart or a proxy does to a store's idle connections; returns once
+    those backends are gone."""
+    others = "datname = current_database() AND pid <> pg_backend_pid()"
+    with psycopg.connect(url, autocommit=True) as admin:
+        ended = admin.execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"
+        ).fetchall()
+        assert ended and all(row[0] for row in ended)
+        count = f"SELECT COUNT(*) FROM pg_stat_activity WHERE {others}"
+        while admin.execute(count).fetchone()[0]:
+            time.sleep(0.01)  # until the backends are gone: a state, not a timed guess
+
+
+@pytest.mark.postgres
+async def test_connections_lost_while_idle_are_replaced_without_losing_a_write(
+    pg_url: str,
+) -> None:
+    async with await PostgresStore.open(pg_url, readers=2) as store:
+        await store.write(lambda db: db.execute("CREATE TABLE t (x BIGINT)"))
+        await store.read(lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone())
+        await asyncio.to_thread(_end_every_other_connection, pg_url)
+
+        await store.write(lambda db: db.execute("INSERT INTO t VALUES (1)"))
+        assert await store.read(lambda db: db.execute("SELECT x FROM t").fetchall()) == [(1,)]

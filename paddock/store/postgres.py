@@ -304,21 +304,35 @@ class PostgresStore:
     def _in_transaction(
         self, pool: psycopg_pool.ConnectionPool, fn: Callable[..., T], args: tuple[Any, ...]
     ) -> T:
-        try:
-            conn = pool.getconn()
-        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailable() from exc
-        try:
-            value = fn(PostgresDatabase(conn), *args)
-            conn.commit()
-            return value
-        except BaseException as exc:
-            if conn.broken:
+        """Run ``fn`` in a transaction on a pooled connection, and commit.
+
+        A pooled connection may have died while idle (the server restarted, a proxy
+        dropped it): when it turns out broken before COMMIT was sent, nothing was written,
+        so ``fn`` runs once more on a fresh connection. A connection lost during COMMIT
+        leaves the outcome unknown, and is :class:`StoreUnavailable`, as is a second loss.
+        """
+        for last_try in (False, True):
+            try:
+                conn = pool.getconn()
+            except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
                 raise StoreUnavailable() from exc
-            conn.rollback()
-            raise
-        finally:
-            pool.putconn(conn)  # the pool discards a broken connection
+            committing = False
+            try:
+                value = fn(PostgresDatabase(conn), *args)
+                committing = True
+                conn.commit()
+                return value
+            except BaseException as exc:
+                if not conn.broken:
+                    conn.rollback()
+                    raise
+                if committing or last_try:
+                    raise StoreUnavailable() from exc
+            finally:
+                pool.putconn(conn)  # the pool discards a broken connection
+            log.warning("a pooled connection to the database was lost; trying a new one")
+            pool.check()  # drop the other idle connections that died with it
+        raise AssertionError("unreachable")
 
 
 def _configure(conn: psycopg.Connection[Any], *, read_only: bool) -> None:
