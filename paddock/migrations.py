@@ -2,6 +2,10 @@
 
 Never edit a migration that has shipped: add ``m003_...`` instead. :class:`paddock.store.Store`
 applies each pending migration in its own ``BEGIN IMMEDIATE`` transaction.
+
+Each migration has a PostgreSQL twin of the same name in :mod:`paddock.store.pg_migrations`;
+add both (tests/test_store_postgres.py holds the names, their order and the two schemas'
+tables and columns together).
 """
 
 from __future__ import annotations

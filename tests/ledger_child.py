@@ -6,7 +6,7 @@
     held and how many refused. MAX_BATCH 1 makes every reserve its own transaction, so the
     two processes fight for SQLite's write lock on every single one.
 
-``crash DB ACK_LOG SEED``
+``crash DB ACK_LOG SEED`` (DB: a file, or a PostgreSQL URL)
     Run generation jobs through the job store forever (accept, record the submit attempt,
     submit, run, succeed or fail, deliver, sometimes cancel or abandon, also between the
     submit attempt and the provider's answer), appending a line to ACK_LOG after each
@@ -25,7 +25,7 @@ from pathlib import Path
 from paddock.errors import InsufficientCredits
 from paddock.jobs import JobStore
 from paddock.ledger import Ledger
-from paddock.store import Store, is_postgres_url
+from paddock.store import Store, is_postgres_url, open_store
 from paddock.store.postgres import PostgresStore
 
 GUILD = 1001
@@ -62,8 +62,8 @@ async def race(
     print(json.dumps({"held": held, "refused": refused, "other": count - held - refused}))
 
 
-async def crash(db: Path, ack_log: Path, seed: int) -> None:
-    store = await Store.open(db)
+async def crash(db: str, ack_log: Path, seed: int) -> None:
+    store = await open_store(db)
     jobs = JobStore(store)
     log = ack_log.open("a", buffering=1)  # line-buffered: one write() per acknowledged step
 
@@ -131,7 +131,7 @@ def main(argv: list[str]) -> None:
         asyncio.run(race(db, Path(go_file), prefix, int(count), int(amount), int(max_batch)))
     elif mode == "crash":
         ack_log, seed = rest
-        asyncio.run(crash(Path(db), Path(ack_log), int(seed)))
+        asyncio.run(crash(db, Path(ack_log), int(seed)))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

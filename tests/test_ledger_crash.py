@@ -19,18 +19,23 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from paddock.budget import utcnow
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import open_store
 from tests.ledger_child import CRASH_MEMBERS, GUILD
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 25
+KILLS_ON_POSTGRES = 10  # each restart migrates nothing but still starts a Python
 GRANT = 100_000
 
 
-async def run_child_and_kill(db: Path, ack_log: Path, seed: int, rng: random.Random) -> None:
+async def run_child_and_kill(
+    db: Path | str, ack_log: Path, seed: int, rng: random.Random
+) -> None:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.ledger_child", "crash", str(db), str(ack_log), str(seed),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE,
@@ -63,8 +68,8 @@ def read_acks(ack_log: Path) -> dict[str, list[list[str]]]:
     return steps
 
 
-async def verify_after_restart(db: Path, ack_log: Path) -> None:
-    store = await Store.open(db)
+async def verify_after_restart(db: Path | str, ack_log: Path) -> None:
+    store = await open_store(db)
     try:
         ledger, jobs = Ledger(store), JobStore(store)
         assert (await ledger.check()).problems == ()
@@ -129,9 +134,18 @@ async def verify_after_restart(db: Path, ack_log: Path) -> None:
         await store.close()
 
 
-async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
-    db, ack_log = tmp_path / "crash.db", tmp_path / "acks.log"
-    store = await Store.open(db)
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_sigkill_at_random_moments_loses_nothing(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    db: Path | str = tmp_path / "crash.db"
+    kills = KILLS
+    if backend == "postgres":  # the server rolls back what the killed process left open
+        db, kills = request.getfixturevalue("pg_url"), KILLS_ON_POSTGRES
+    ack_log = tmp_path / "acks.log"
+    store = await open_store(db)
     ledger = Ledger(store)
     for member in CRASH_MEMBERS:
         await ledger.grant(GUILD, member, GRANT, actor_id=1, reason="crash test", role_ids=())
@@ -139,13 +153,13 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
 
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    for kill in range(KILLS):
+    for kill in range(kills):
         await run_child_and_kill(db, ack_log, seed + kill, rng)
         try:
             await verify_after_restart(db, ack_log)
         except AssertionError as error:
             raise AssertionError(f"after kill {kill + 1} (seed {seed})") from error
     steps = read_acks(ack_log)
-    assert len(steps) > KILLS  # the children really worked between kills
+    assert len(steps) > kills  # the children really worked between kills
     kinds = [{words[0] for words in job_steps} for job_steps in steps.values()]
     assert any("submitting" in k and "submitted" not in k for k in kinds)  # sent, never answered
