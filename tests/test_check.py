@@ -418,3 +418,21 @@ def test_a_postgresql_database_that_cannot_be_opened_fails_without_the_password(
     )
     assert 'database "no_such_database" does not exist' in failed[0]
     assert PG_PASSWORD not in "\n".join(checked.lines)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_that_cannot_be_opened_stops_a_start_in_one_line(
+    pg_cluster: PostgresCluster,
+) -> None:
+    url = pg_cluster.url("no_such_database")
+    started = start({"DISCORD_TOKEN": TOKEN, "DATABASE_URL": url})
+
+    assert started.returncode == 1
+    assert "Traceback" not in started.stderr, started.stderr
+    last = started.stderr.splitlines()[-1]
+    assert last.startswith(
+        f"paddock: DATABASE_URL is '{url.replace(PG_PASSWORD, '***')}', which cannot be "
+        "opened and written ("
+    )
+    assert 'database "no_such_database" does not exist' in last
+    assert PG_PASSWORD not in started.stdout + started.stderr
