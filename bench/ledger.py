@@ -49,10 +49,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def one_run(members: int, seconds: float, folder: Path, cluster: Any = None) -> Run:
+async def one_run(
+    members: int, seconds: float, folder: Path, cluster: Any = None, writers: int = 1
+) -> Run:
     if cluster is not None:
         url = cluster.create_database(f"bench_{members}_{time.monotonic_ns()}")
-        store: Any = await PostgresStore.open(url)
+        store: Any = await PostgresStore.open(url, writers=writers)
     else:
         store = await Store.open(folder / f"bench-{members}-{time.monotonic_ns()}.db")
     ledger = Ledger(store)
@@ -95,6 +97,8 @@ async def main() -> None:
     parser.add_argument("--members", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--dir", type=Path, default=None, help="where to put the files")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--writers", type=int, default=DEFAULT_WRITERS,
+                        help="PostgreSQL: writes at once (connections)")
     args = parser.parse_args()
     cluster = PostgresCluster.start() if args.backend == "postgres" else None
     try:
@@ -113,7 +117,7 @@ async def measure(args: argparse.Namespace, cluster: Any) -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if cluster is not None:
         print(f"backend: PostgreSQL {cluster.version.split()[0]} on 127.0.0.1 (fsync off), "
-              f"psycopg {version('psycopg')}, {DEFAULT_WRITERS} writer "
+              f"psycopg {version('psycopg')}, {args.writers} writer "
               f"connection(s), SERIALIZABLE")
         print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, a new database")
     else:
@@ -124,7 +128,7 @@ async def measure(args: argparse.Namespace, cluster: Any) -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for members in args.members:
             runs = [
-                await one_run(members, args.seconds, Path(folder), cluster)
+                await one_run(members, args.seconds, Path(folder), cluster, args.writers)
                 for _ in range(args.runs)
             ]
             print(
