@@ -8,7 +8,9 @@ reaching the fake. Discord allows 3 s. The mix is what a busy server sends: thre
 four are ``/video text`` (checks, a credit reservation and the public job message), the
 rest ``/credits balance`` and ``/jobs list``. ``--bare`` runs a bare discord.py bot
 (``bench/bare_bot.py``) alternately with Paddock at 200, 20 and 1 commands and prints
-Paddock / bare.
+Paddock / bare; ``--before DIR`` adds an earlier commit's ``bot.py`` (unpacked with
+``git archive COMMIT | tar -x -C DIR``) and compares when the job card shows. The card's
+first state is "Reserving credits…"; "filled in" is when the reservation has replaced it.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from _common import (
     table,
 )
 
-from tests.fakes.discord import FakeDiscord, Interaction
+from tests.fakes.discord import FakeDiscord, Interaction, Message
 from tests.fakes.providers import ProviderEmulator
 
+RESERVING = "Reserving credits"  # the job card's status until the reservation fills it in
 MIX = ("video text", "video text", "video text", "credits balance", "video text",
        "video text", "video text", "jobs list")
 
@@ -59,14 +62,21 @@ async def one_run(
             spy = await start_profiler(bot.process.pid, profile) if profile else None
             sent: list[Interaction] = []
             card_at: dict[int, float] = {}
+            filled_at: dict[int, float] = {}
 
             def answered() -> bool:
-                # runs on every change of the fake's state: notes when each card shows
+                # runs on every change of the fake's state: notes when each card shows,
+                # and when it is filled in (past "Reserving credits…", or refused)
                 now = time.perf_counter()
                 for i in sent:
-                    if i.id not in card_at and any(not m.thinking for m in i.answered):
+                    if i.id in filled_at:
+                        continue
+                    shown = [m for m in i.answered if not m.thinking]
+                    if i.id not in card_at and shown:
                         card_at[i.id] = now
-                return len(card_at) == len(sent)
+                    if any(m.ephemeral or not reserving(m) for m in shown):
+                        filled_at[i.id] = now
+                return len(filled_at) == len(sent)
 
             cpu_before = process_cpu(bot.process.pid)
             for n in range(commands):
@@ -89,7 +99,15 @@ async def one_run(
         if interaction.command_name == "video text":
             card = (card_at[interaction.id] - interaction.sent_at) * 1000
             figures.setdefault("card", []).append(card)
+            filled = (filled_at[interaction.id] - interaction.sent_at) * 1000
+            figures.setdefault("card filled in", []).append(filled)
     return figures, bot_cpu * 1000 / commands
+
+
+def reserving(message: Message) -> bool:
+    """Whether a job card still says it is reserving the credits."""
+    return any(str(f.get("value", "")).startswith(RESERVING)
+               for e in message.embed_payloads for f in e.get("fields") or ())
 
 
 async def start_profiler(
@@ -121,31 +139,45 @@ def summary(runs: list[dict[str, list[float]]], kind: str) -> tuple[float, float
             median([percentile(r, 0.99) for r in per_run]))
 
 
-async def bare_comparison(runs: int, folder: Path) -> None:
-    """Paddock and the bare discord.py bot, alternately, at each load of ``LOADS``."""
+async def bare_comparison(runs: int, folder: Path, before: Path | None = None) -> None:
+    """Paddock and the bare discord.py bot, alternately, at each load of ``LOADS``; with
+    ``before`` (a checkout of an earlier commit), that commit's ``bot.py`` too."""
     print(f"Paddock against a bare discord.py bot (bench/bare_bot.py), alternating, "
           f"median over {runs} runs; aim: p99 ratio <= 1.2 (<= 2 for one command)")
-    rows = []
+    contenders = [("paddock", "bot.py"), ("bare", "bench/bare_bot.py")]
+    if before is not None:
+        contenders.append(("before", str(before / "bot.py")))
+    rows, card_rows = [], []
     for commands, members in LOADS:
-        paddock: list[dict[str, list[float]]] = []
-        bare: list[dict[str, list[float]]] = []
-        cpu: dict[str, list[float]] = {"paddock": [], "bare": []}
+        figures: dict[str, list[dict[str, list[float]]]] = {name: [] for name, _ in contenders}
+        cpu: dict[str, list[float]] = {name: [] for name, _ in contenders}
         for _ in range(runs):
-            for name, script, into in (("paddock", "bot.py", paddock),
-                                       ("bare", "bench/bare_bot.py", bare)):
-                figures, cpu_ms = await one_run(commands, members, folder, script=script)
-                into.append(figures)
+            for name, script in contenders:
+                run, cpu_ms = await one_run(commands, members, folder, script=script)
+                figures[name].append(run)
                 cpu[name].append(cpu_ms)
+        paddock, bare = figures["paddock"], figures["bare"]
         (p50, p99), (b50, b99) = summary(paddock, "all"), summary(bare, "all")
-        card50, card99 = summary(paddock, "card") if "card" in paddock[0] else (p50, p99)
+        card50, card99 = summary(paddock, "card")
         load = f"{commands} from {members}" if commands > 1 else "one command"
         rows.append((load, f"{b50:.1f} / {b99:.1f}", f"{p50:.1f} / {p99:.1f}",
                      f"{p50 / b50:.2f}x / {p99 / b99:.2f}x", f"{card50:.1f} / {card99:.1f}",
                      # one command is below the kernel's CPU clock tick (10 ms)
                      f"{median(cpu['bare']):.2f} / {median(cpu['paddock']):.2f}"
                      if commands >= 20 else "-"))
+        if before is not None:
+            (o50, o99), (f50, f99) = summary(figures["before"], "card"), summary(
+                paddock, "card filled in")
+            card_rows.append((load, f"{o50:.1f} / {o99:.1f}", f"{card50:.1f} / {card99:.1f}",
+                              f"{card50 / o50:.2f}x / {card99 / o99:.2f}x",
+                              f"{f50:.1f} / {f99:.1f}"))
     print(table(("load", "bare p50 / p99 ms", "Paddock p50 / p99 ms", "Paddock / bare",
                  "job card p50 / p99 ms", "CPU ms/command bare / Paddock"), rows))
+    if before is not None:
+        print(f"\nThe job card (/video text): {before}'s bot.py against this one, same runs; "
+              "aim: within 1.2x of before")
+        print(table(("load", "before p50 / p99 ms", "now p50 / p99 ms", "now / before",
+                     "now, filled in p50 / p99 ms"), card_rows))
 
 
 async def main() -> None:
@@ -156,11 +188,15 @@ async def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a py-spy profile of one run here")
     parser.add_argument("--bare", action="store_true",
                         help="compare with a bare discord.py bot at 200, 20 and 1 commands")
+    parser.add_argument("--before", type=Path,
+                        help="with --bare: also run the bot.py of this earlier checkout "
+                             "(git archive COMMIT | tar -x -C DIR) and compare job cards")
     args = parser.parse_args()
     print(machine_line())
     if args.bare:
         with tempfile.TemporaryDirectory() as folder:
-            await bare_comparison(args.runs, Path(folder))
+            await bare_comparison(args.runs, Path(folder),
+                                  args.before.resolve() if args.before else None)
         return
     print(f"{args.commands} commands from {args.members} members at once; "
           f"median over {args.runs} runs of each run's figure; aim: p99 < 100 ms")

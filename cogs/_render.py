@@ -34,7 +34,6 @@ def progress_embed(
     job: Job, progress: Progress, *, provider_title: str, credits_left: int | None = None
 ) -> discord.Embed:
     """The job's public message while it is queued, sent or rendering."""
-    request = VideoRequest.from_dict(job.request)
     if progress.phase == "queued":
         state = "Queued" + (f" (position {progress.position})" if progress.position else "")
     elif progress.phase == "submitted":
@@ -42,21 +41,44 @@ def progress_embed(
     else:
         started = int(progress.started_at or datetime.now().timestamp())
         state = f"Rendering on {provider_title}, started <t:{started}:R>"
+    cost = _cost(job.estimated_credits, job.price_at(job.provider) if job.provider else None,
+                 routed=job.routed, provider_title=provider_title)
+    if credits_left is not None:
+        cost += f" ({credits_left} left)"
+    return _working_card(VideoRequest.from_dict(job.request), state, cost,
+                         user_id=job.user_id, job_id=job.id)
+
+
+def reserving_embed(
+    request: VideoRequest, *, job_id: str, user_id: int, held: int, price: int,
+    routed: bool, provider_title: str,
+) -> discord.Embed:
+    """The job card as the command's first answer, built from the interaction and memory
+    alone (the prompt, the settings, the price table's estimate) while the credits are
+    reserved; :func:`progress_embed` replaces it."""
+    cost = _cost(held, price, routed=routed, provider_title=provider_title)
+    return _working_card(request, "Reserving credits…", cost, user_id=user_id, job_id=job_id)
+
+
+def _cost(held: int, price: int | None, *, routed: bool, provider_title: str) -> str:
+    if routed and price is not None:  # provider: auto
+        return (f"{price} credits at {provider_title}, chosen "
+                f"automatically ({held} held; the rest comes back)")
+    return f"{held} credits"
+
+
+def _working_card(
+    request: VideoRequest, state: str, cost: str, *, user_id: int, job_id: str
+) -> discord.Embed:
     embed = discord.Embed(
         title=f"🎬 {MODE_NAMES[request.mode]}", description=_quoted(request.prompt),
         colour=COLOUR["working"],
     )
     embed.add_field(name="Status", value=state, inline=False)
     embed.add_field(name="Settings", value=settings_line(request))
-    cost = f"{job.estimated_credits} credits"
-    if job.routed and job.provider is not None:  # provider: auto
-        cost = (f"{job.price_at(job.provider)} credits at {provider_title}, chosen "
-                f"automatically ({job.estimated_credits} held; the rest comes back)")
-    if credits_left is not None:
-        cost += f" ({credits_left} left)"
     embed.add_field(name="Cost", value=cost)
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
-    embed.set_footer(text=f"Job {job.id}")
+    embed.add_field(name="Requested by", value=f"<@{user_id}>")
+    embed.set_footer(text=f"Job {job_id}")
     return _limits.checked(embed)
 
 

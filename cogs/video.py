@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -13,7 +14,7 @@ from discord.ext import commands
 
 from cogs import _limits
 from cogs._checks import is_moderator
-from cogs._render import progress_embed
+from cogs._render import progress_embed, reserving_embed
 from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
 from paddock.jobs import Job
@@ -208,9 +209,10 @@ class VideoCog(commands.Cog, name="Video"):
         job_id: str | None = None,
         **options: object,
     ) -> None:
-        """Check what memory can, answer at once, reserve, show the job card, hand the job
-        to the runner; or refuse ephemerally (removing the placeholder if one was shown).
-        `job_id`: the new job's id when it was chosen before (Extend records it first)."""
+        """Check what memory can, answer at once with the job card (built from memory),
+        reserve, fill the card in, hand the job to the runner; or refuse ephemerally
+        (removing the public card or placeholder if one was shown). `job_id`: the new
+        job's id when it was chosen before (Extend records it first)."""
         bot = self.bot
         services = bot.services
         assert interaction.guild_id is not None and interaction.channel_id is not None
@@ -245,7 +247,9 @@ class VideoCog(commands.Cog, name="Video"):
             # It may repeat what the member typed (a value, a file name): escaped, once.
             await _refuse(interaction, _limits.escape(str(refusal)))
             return
-        await _acknowledge(interaction)
+        job_id = job_id or uuid.uuid4().hex
+        if not interaction.response.is_done():  # (a Re-roll, Remix, Extend answered before)
+            await _show_card_first(interaction, order, route, job_id)
         card_id = interaction.extras.get(PLACEHOLDER)
         try:
             accepted = await services.jobs.accept(
@@ -496,6 +500,23 @@ async def _acknowledge(interaction: discord.Interaction[Paddock]) -> None:
     if not interaction.response.is_done():
         answer = await interaction.response.defer(thinking=True)
         interaction.extras[PLACEHOLDER] = answer.message_id if answer is not None else None
+
+
+async def _show_card_first(
+    interaction: discord.Interaction[Paddock], order: Order,
+    route: list[dict[str, object]] | None, job_id: str,
+) -> None:
+    """Answer with the job card, from memory alone ("Reserving credits…"): the member sees
+    the job at once; the reservation edits it, or a refusal removes it (:func:`_refuse`)."""
+    price = next((int(str(r["credits"])) for r in route or ()
+                  if r["provider"] == order.provider), order.credits)
+    embed = reserving_embed(
+        order.request, job_id=job_id, user_id=interaction.user.id, held=order.credits,
+        price=price, routed=route is not None,
+        provider_title=interaction.client.services.hh.provider(order.provider).title,
+    )
+    answer = await interaction.response.send_message(embed=embed)
+    interaction.extras[PLACEHOLDER] = answer.message_id if answer is not None else None
 
 
 async def _refuse(interaction: discord.Interaction[Paddock], text: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from tests.fakes.discord import Interaction, Message
+from tests.fakes.waiting import WAIT_LIMIT
+
 
 async def give_credits(bot, member, amount: int) -> None:
     """A moderator's grant, straight through the ledger."""
@@ -18,3 +21,31 @@ async def available(bot, member) -> int:
 
 async def holds(bot, state: str = "pending") -> list:
     return await bot.services.ledger.holds(state=state)
+
+
+RESERVING = "Reserving credits…"  # the job card's status while its credits are reserved
+
+
+async def decided(asked: Interaction, timeout: float = WAIT_LIMIT) -> Message:
+    """What the member reads once a ``/video`` has been decided: the public job card
+    filled in after the reservation (no longer "Reserving credits…"), or the private
+    answer (a refusal). The card is the command's first answer, shown while the credits
+    are reserved, so ``asked.reply()`` alone would return before the reservation."""
+
+    def answer() -> Message | None:
+        for message in asked.answered:
+            if message.deleted or message.thinking:
+                continue
+            if message.ephemeral or _status(message) != RESERVING:
+                return message
+        return None
+
+    return await asked.fake.wait_for(answer, timeout=timeout, what=f"a decision for {asked!r}")
+
+
+def _status(message: Message) -> str | None:
+    for embed in message.embed_payloads:
+        for field in embed.get("fields") or ():
+            if field.get("name") == "Status":
+                return field.get("value")
+    return None

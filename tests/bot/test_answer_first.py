@@ -9,11 +9,15 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import RESERVING, available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
-from tests.fakes.discord import Upload
+from tests.fakes.discord import Message, Upload
 
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE = 4, 5
+
+
+def fields(message: Message) -> dict[str, str]:
+    return {f.name: f.value for f in message.embed.fields}
 
 
 @contextlib.contextmanager
@@ -29,41 +33,70 @@ def writer_held(database: Path) -> Iterator[None]:
         other.close()
 
 
-async def test_a_video_is_acknowledged_before_any_credit_is_reserved(
+async def test_the_job_card_is_the_first_answer_before_any_credit_is_reserved(
     fake_discord, paddock, providers
 ) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
     with writer_held(paddock.settings.database_path):
-        asked = await alice.slash("video text", prompt="a horse in the snow")
-        # acknowledged publicly while no reservation can be written: the answer came first
-        assert await asked.acknowledgement() == DEFERRED_CHANNEL_MESSAGE
-        assert asked.thinking and not asked.original.ephemeral
+        asked = await alice.slash("video text", prompt="a horse in the snow", seed=7)
+        # answered with the job card itself while no reservation can be written
+        assert await asked.acknowledgement() == CHANNEL_MESSAGE
+        card = await asked.reply()
+        assert card is asked.original and not card.ephemeral
+        assert "a horse in the snow" in card.embed.description
+        shown = fields(card)
+        assert shown["Status"] == RESERVING
+        assert shown["Settings"] == "720p · 16:9 · 5 s · seed 7"  # the provider's default shape
+        assert shown["Cost"] == "70 credits"  # the price table's estimate, from memory
+        assert shown["Requested by"] == f"<@{alice.user.id}>"
+        assert await holds(paddock) == []  # nothing reserved yet
+        assert await paddock.services.jobs.list_for_member(
+            fake_discord.guild.id, alice.user.id) == []
 
-    card = await asked.reply()
-    assert card is asked.original  # the job card replaced the placeholder
-    assert not card.ephemeral and "a horse in the snow" in card.embed.description
-    assert card.embed.fields[0].value.startswith("Queued")
+    assert await decided(asked) is card  # the reservation fills the same card in
+    assert fields(card)["Status"].startswith("Queued")
+    assert fields(card)["Cost"] == "70 credits (130 left)"
     assert [h.amount for h in await holds(paddock)] == [70]
     [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.user.id)
     assert job.progress_message_id == card.id  # the runner edits the card, not a new one
+    assert card.embed.footer.text == f"Job {job.id}"  # the id shown from the first answer
+    assert [v["embeds"][0]["footer"]["text"] for v in card.versions][:1] == [f"Job {job.id}"]
 
 
-async def test_a_refused_reservation_removes_the_placeholder_and_answers_privately(
+async def test_an_auto_routed_card_shows_the_first_provider_and_the_held_price_at_once(
+    fake_discord, paddock, providers
+) -> None:
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 500)
+
+    with writer_held(paddock.settings.database_path):
+        asked = await alice.slash("video text", prompt="a kite", provider="auto")
+        card = await asked.reply()
+        reserving = fields(card)
+    assert reserving["Status"] == RESERVING
+    settled = fields(await decided(asked))
+    # the same estimate before and after the reservation, only the balance added
+    assert settled["Cost"].startswith(reserving["Cost"] + " (")
+    assert "chosen automatically" in reserving["Cost"]
+
+
+async def test_a_refused_reservation_removes_the_card_and_answers_privately(
     fake_discord, paddock, providers
 ) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 10)
 
     asked = await alice.slash("video text", prompt="a horse", duration=5)
-    reply = await asked.reply()
+    reply = await decided(asked)
 
-    assert await asked.acknowledgement() == DEFERRED_CHANNEL_MESSAGE  # answered first
+    assert await asked.acknowledgement() == CHANNEL_MESSAGE  # the card came first
+    assert fields(asked.original)["Status"] == RESERVING
     assert reply.ephemeral
     assert "this needs 70 and your balance has 10 available" in reply.content
-    assert asked.original.deleted  # the public placeholder is gone
-    assert fake_discord.member("bob").seen() == []  # nobody else sees anything
+    assert asked.original.deleted  # the public card is gone
+    assert fake_discord.member("bob").seen() == []  # nobody else sees anything now
     assert alice.seen() == [reply]
     assert await available(paddock, alice) == 10
     assert await holds(paddock) == []
@@ -105,16 +138,16 @@ async def test_a_channel_change_is_seen_by_the_next_video_at_once(
     owner = fake_discord.owner
     videos = fake_discord.channel("videos")
     await give_credits(paddock, alice, 500)
-    first = await (await alice.slash("video text", prompt="one", channel="general")).reply()
+    first = await decided(await alice.slash("video text", prompt="one", channel="general"))
     assert not first.ephemeral  # allowed everywhere, and now known to the bot
 
     await (await owner.slash("quota channels", action="allow", video_channel=videos)).reply()
-    refused = await (await alice.slash("video text", prompt="two", channel="general")).reply()
+    refused = await decided(await alice.slash("video text", prompt="two", channel="general"))
     assert refused.ephemeral
     assert refused.content == f"Videos aren't made in this channel. Use <#{videos.id}>."
 
     await (await owner.slash("quota channels", action="everywhere")).reply()
-    again = await (await alice.slash("video text", prompt="three", channel="general")).reply()
+    again = await decided(await alice.slash("video text", prompt="three", channel="general"))
     assert not again.ephemeral
 
 
@@ -124,7 +157,7 @@ async def test_a_reroll_is_acknowledged_before_the_job_is_read_or_reserved(
     alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
     await give_credits(paddock, alice, 200)
     await give_credits(paddock, bob, 10)  # too few for a second video
-    await (await alice.slash("video text", prompt="a fox")).reply()
+    await decided(await alice.slash("video text", prompt="a fox"))
     post = await finished_post(fake_discord, alice)
 
     with writer_held(paddock.settings.database_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload
 
@@ -15,8 +15,8 @@ async def test_reroll_charges_whoever_presses_and_keeps_the_settings_with_a_new_
     alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
     await give_credits(paddock, alice, 200)
     await give_credits(paddock, bob, 200)
-    await (await alice.slash("video text", prompt="a fox", resolution="1080p", duration=3,
-                             aspect_ratio="9:16", seed=11)).reply()
+    await decided(await alice.slash("video text", prompt="a fox", resolution="1080p", duration=3,
+                                    aspect_ratio="9:16", seed=11))
     post = await finished_post(fake_discord, alice)
 
     reply = await (await bob.press(post, "Re-roll")).reply()
@@ -41,9 +41,9 @@ def unsigned(url: str) -> str:
 async def test_remix_changes_only_the_prompt(fake_discord, paddock, providers) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
-    await (await alice.slash("video reference", prompt="[Image 1] walks",
-                             image1=Upload.image("knight.png", 640, 640),
-                             aspect_ratio="1:1", provider="wavespeed")).reply()
+    await decided(await alice.slash("video reference", prompt="[Image 1] walks",
+                                    image1=Upload.image("knight.png", 640, 640),
+                                    aspect_ratio="1:1", provider="wavespeed"))
     post = await finished_post(fake_discord, alice)
     assert any(a.filename == "references.png" for a in post.attachments)  # the sheet
 
@@ -64,7 +64,7 @@ async def test_a_remix_to_an_invisible_prompt_is_refused_and_costs_nothing(
 ) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
-    await (await alice.slash("video text", prompt="a horse")).reply()
+    await decided(await alice.slash("video text", prompt="a horse"))
     post = await finished_post(fake_discord, alice)
     left = await available(paddock, alice)
 
@@ -84,7 +84,7 @@ async def test_delete_is_for_the_member_who_asked_or_a_moderator(
 ) -> None:
     alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
     await give_credits(paddock, alice, 100)
-    await (await alice.slash("video text", prompt="x")).reply()
+    await decided(await alice.slash("video text", prompt="x"))
     post = await finished_post(fake_discord, alice)
 
     refused = await (await bob.press(post, "Delete")).reply()
@@ -101,7 +101,7 @@ async def test_jobs_list_shows_a_members_own_jobs(fake_discord, paddock, provide
     await give_credits(paddock, alice, 100)
     empty = await (await alice.slash("jobs list")).reply()
     assert empty.ephemeral and "no jobs yet" in empty.content
-    await (await alice.slash("video text", prompt="a quiet lake")).reply()
+    await decided(await alice.slash("video text", prompt="a quiet lake"))
     await finished_post(fake_discord, alice)
     await paddock.runner.wait_idle()
 
@@ -120,9 +120,9 @@ async def test_a_queued_job_can_be_cancelled_and_its_credits_return(
     emulator.steps = ["pending"] * 100000  # the first job holds the only slot
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
-    await (await alice.slash("video text", prompt="first")).reply()
+    await decided(await alice.slash("video text", prompt="first"))
     await emulator.wait_for_requests("status", 1)  # the first job is at the provider
-    second = await (await alice.slash("video text", prompt="second")).reply()
+    second = await decided(await alice.slash("video text", prompt="second"))
     assert "position 1" in {f.name: f.value for f in second.embed.fields}["Status"]
 
     choices = await alice.autocomplete("jobs cancel", "job", "")

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import discord
 import pytest
 
-from tests.bot.support import available, give_credits
+from tests.bot.support import available, decided, give_credits
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload
 
@@ -29,8 +29,8 @@ async def start_job(fake, paddock, member, emulator, *, channel: str = "general"
     """A 5 s 720p JoyPix job, started and held at the provider; returns (card, task id)."""
     emulator.steps = ["pending"] + ["processing"] * 100000
     await give_credits(paddock, member, 100)
-    card = await (await member.slash("video text", channel=channel, duration=5,
-                                     **{"prompt": "a horse", **options})).reply()
+    card = await decided(await member.slash("video text", channel=channel, duration=5,
+                                            **{"prompt": "a horse", **options}))
     await fake.wait_for(lambda: not status_of(card).startswith("Queued"))  # at JoyPix now
     [task_id] = emulator.tasks
     return card, task_id
@@ -218,8 +218,8 @@ async def test_an_older_jobs_expired_picture_links_are_refreshed_before_the_prov
     emulator.fetch_pictures = True  # the provider downloads each link, as the real one does
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
-    await (await alice.slash("video image", prompt="the cat waves", duration=3,
-                             image=Upload.image("cat.png", 640, 480))).reply()
+    await decided(await alice.slash("video image", prompt="the cat waves", duration=3,
+                                    image=Upload.image("cat.png", 640, 480)))
     post = await finished_post(fake_discord, alice)
     [(first_link, first_status)] = emulator.picture_fetches
     assert first_status == 200
@@ -253,7 +253,7 @@ async def test_a_masked_link_in_a_prompt_is_shown_as_typed_not_as_a_link(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    card = await (await alice.slash("video text", prompt=MASKED_LINK, duration=5)).reply()
+    card = await decided(await alice.slash("video text", prompt=MASKED_LINK, duration=5))
     post = await finished_post(fake_discord, alice)
     listed = await (await alice.slash("jobs list")).reply()
 
@@ -291,8 +291,8 @@ async def test_a_5000_character_option_value_gets_a_clipped_specific_answer(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    answer = await (await alice.slash("video text", prompt="a horse",
-                                      **{option: "9" * 5000})).reply()
+    answer = await decided(await alice.slash("video text", prompt="a horse",
+                                             **{option: "9" * 5000}))
 
     assert answer.ephemeral
     assert len(answer.content) < 400

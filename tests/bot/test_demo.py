@@ -14,7 +14,7 @@ import pytest
 from bot import Settings, SettingsError
 from hh_api import demo_video
 from tests.bot.conftest import FAST_RUNNER
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_restarts import grant
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload, bot_process
@@ -38,7 +38,7 @@ async def test_with_no_key_a_text_video_is_the_bundled_clip_and_is_charged(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
-    reply = await (await alice.slash("video text", prompt="a horse gallops on a beach")).reply()
+    reply = await decided(await alice.slash("video text", prompt="a horse gallops on a beach"))
     assert not reply.ephemeral
     fields = {f.name: f.value for f in reply.embed.fields}
     assert fields["Cost"] == "70 credits (130 left)"  # the real table: 14 credits/s x 5 s
@@ -61,7 +61,7 @@ async def test_a_fail_prompt_posts_the_reason_and_returns_the_credits(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    await (await alice.slash("video text", prompt="show me a failure #fail")).reply()
+    await decided(await alice.slash("video text", prompt="show me a failure #fail"))
     post = await finished_post(fake_discord, alice)
 
     assert post.embed.title == "Video failed"
@@ -80,13 +80,13 @@ async def test_an_image_video_runs_and_pictures_are_checked_as_on_joypix(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
 
-    small = await (await alice.slash("video image", prompt="x",
-                                     image=Upload.image("tiny.png", 200, 200))).reply()
+    small = await decided(await alice.slash("video image", prompt="x",
+                                            image=Upload.image("tiny.png", 200, 200)))
     assert small.ephemeral and "shortest side must be at least 300 px" in small.content
 
-    await (await alice.slash("video image", prompt="the horse turns its head",
-                             image=Upload.image("horse.png", 640, 480),
-                             resolution="1080p")).reply()
+    await decided(await alice.slash("video image", prompt="the horse turns its head",
+                                    image=Upload.image("horse.png", 640, 480),
+                                    resolution="1080p"))
     post = await finished_post(fake_discord, alice)
     assert [a.data for a in post.attachments] == [demo_video()]
     assert {f.name: f.value for f in post.embed.fields}["Credits charged"] == "120"
@@ -113,7 +113,7 @@ async def test_bot_py_with_no_key_says_it_uses_the_demo_and_delivers(
     await grant(database, fake_discord.guild.id, alice.user.id, 100)
 
     async with bot_process(fake_discord, env=env) as bot:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
         post = await finished_post(fake_discord, alice)
         assert [a.data for a in post.attachments] == [demo_video()]
     assert "no provider key is set, so videos come from the free demo provider" in bot.output

@@ -9,7 +9,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_buttons_and_jobs import unsigned
 from tests.clips import make_clip, play
 
@@ -36,7 +36,7 @@ def video_of(message) -> bytes:
 async def first_video(fake, paddock, providers, member, credits: int = 500):
     providers["joypix"].video_bytes = FIRST
     await give_credits(paddock, member, credits)
-    await (await member.slash("video text", prompt="a horse on a beach", duration=5)).reply()
+    await decided(await member.slash("video text", prompt="a horse on a beach", duration=5))
     return await member.wait_to_see(lambda m: m.pings(member) and bool(m.attachments))
 
 
@@ -174,7 +174,7 @@ async def test_a_video_posted_as_a_link_has_no_extend(fake_discord, paddock, pro
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
     providers["joypix"].video_bytes = FIRST
-    await (await alice.slash("video text", prompt="x")).reply()
+    await decided(await alice.slash("video text", prompt="x"))
 
     post = await alice.wait_to_see(lambda m: m.pings(alice) and bool(m.embeds))
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.fakes.discord import Upload
 
 
@@ -23,8 +23,8 @@ async def test_no_extend_button_without_an_image_mode_provider(
 ) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
-    await (await alice.slash("video reference", prompt="[Image 1] flies a kite",
-                             image1=Upload.image("hero.png", 800, 800))).reply()
+    await decided(await alice.slash("video reference", prompt="[Image 1] flies a kite",
+                                    image1=Upload.image("hero.png", 800, 800)))
 
     post = await alice.wait_to_see(lambda m: m.pings(alice) and bool(m.attachments))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 
+from tests.bot.support import decided
 from tests.bot.test_extend import FIRST
 from tests.bot.test_restarts import bot_env, grant, ledger_figures
 from tests.fakes.discord import bot_process
@@ -26,7 +27,7 @@ async def test_a_restart_between_the_frame_and_the_submit_does_not_submit_twice(
                 if any(a.filename == "last-frame.png" for a in m.attachments)]
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a lighthouse", duration=5)).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse", duration=5))
         post = await alice.wait_to_see(lambda m: m.pings(alice) and bool(m.attachments),
                                        timeout=15)
         emulator.fault("hang", on="submit")  # the continuation's submit gets no answer

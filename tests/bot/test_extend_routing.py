@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from tests.bot.support import available, give_credits
+from tests.bot.support import available, decided, give_credits
 from tests.bot.test_extend import CONTINUATION, FIRST, extend, play, video_of
 from tests.fakes.discord import Upload
 
@@ -24,9 +24,9 @@ async def test_extend_goes_to_the_cheapest_image_provider_when_the_videos_has_no
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 1000)
     providers["pixeldojo"].video_bytes = FIRST
-    await (await alice.slash("video reference", prompt="[Image 1] on a beach", duration=5,
-                             resolution="1080p",
-                             image1=Upload.image("hero.png", 800, 800))).reply()
+    await decided(await alice.slash("video reference", prompt="[Image 1] on a beach", duration=5,
+                                    resolution="1080p",
+                                    image1=Upload.image("hero.png", 800, 800)))
     post = await alice.wait_to_see(lambda m: m.pings(alice) and bool(m.attachments))
     before = await available(paddock, alice)
     for emulator in providers.values():

@@ -12,7 +12,7 @@ import pytest
 
 from paddock.jobs import JobState
 from tests.bot.conftest import FAST_RUNNER
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.bot.test_restarts import bot_env, grant
 from tests.fakes.discord import bot_process
 
@@ -29,10 +29,10 @@ async def test_bob_who_asks_once_goes_before_alices_ten(fake_discord, paddock, p
     await give_credits(paddock, alice, 70 * 10)
     await give_credits(paddock, bob, 70)
     for n in range(10):
-        await (await alice.slash("video text", prompt=f"alice {n}")).reply()
+        await decided(await alice.slash("video text", prompt=f"alice {n}"))
     await joypix.wait_for_requests("submit", 2)  # her two at once, though 8 slots are free
 
-    asked = await (await bob.slash("video text", prompt="bob")).reply()
+    asked = await decided(await bob.slash("video text", prompt="bob"))
 
     await joypix.wait_for_requests("submit", 3)
     first_two, third = prompts(joypix)[:2], prompts(joypix)[2]  # the two go out together
@@ -61,12 +61,12 @@ class TestOneSlot:
         alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
         await give_credits(paddock, alice, 70 * 10)
         await give_credits(paddock, bob, 70)
-        replies = [await (await alice.slash("video text", prompt=f"alice {n}")).reply()
+        replies = [await decided(await alice.slash("video text", prompt=f"alice {n}"))
                    for n in range(10)]
         await joypix.wait_for_requests("submit", 1)
         await fake_discord.wait_for(lambda: "Queued (position 9)" in replies[-1].text)
 
-        asked = await (await bob.slash("video text", prompt="bob")).reply()
+        asked = await decided(await bob.slash("video text", prompt="bob"))
 
         assert "Queued (position 1)" in asked.text
         await fake_discord.wait_for(lambda: "Queued (position 10)" in replies[-1].text)
@@ -84,7 +84,7 @@ async def test_moderators_change_a_members_jobs_at_once_with_quota_limits(
     mod = fake_discord.member("mod", permissions=discord.Permissions(manage_guild=True))
     await give_credits(paddock, alice, 70 * 5)
     for n in range(5):
-        await (await alice.slash("video text", prompt=f"alice {n}")).reply()
+        await decided(await alice.slash("video text", prompt=f"alice {n}"))
     await joypix.wait_for_requests("submit", 2)
 
     raised = await (await mod.slash("quota limits", member_slots=4)).reply()
@@ -112,9 +112,9 @@ async def test_the_fair_line_is_the_same_after_a_restart(fake_discord, providers
 
     async with bot_process(fake_discord, env=env) as first:
         for n in range(3):
-            await (await alice.slash("video text", prompt=f"alice {n}")).reply()
+            await decided(await alice.slash("video text", prompt=f"alice {n}"))
         await joypix.wait_for_requests("submit", 1)
-        asked = await (await bob.slash("video text", prompt="bob")).reply()
+        asked = await decided(await bob.slash("video text", prompt="bob"))
         assert "Queued (position 1)" in asked.text
         assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
 

@@ -14,7 +14,7 @@ import pytest
 from paddock.delivery import FitKind, fit_to_limit, plan_encode, probe
 from paddock.delivery import fit as fitting
 from paddock.delivery.workers import ENCODES_AT_ONCE
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.bot.test_video import finished_post
 from tests.clips import make_clip, play, top_level_boxes
 
@@ -46,7 +46,7 @@ async def test_an_oversize_video_is_reencoded_under_the_limit_and_still_plays(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    await (await alice.slash("video text", prompt="a horse on a beach")).reply()
+    await decided(await alice.slash("video text", prompt="a horse on a beach"))
     post = await finished_post(fake_discord, alice, timeout=60)
 
     data = posted_video(post)
@@ -79,7 +79,7 @@ async def test_a_video_that_fits_is_posted_byte_for_byte(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    await (await alice.slash("video text", prompt="x")).reply()
+    await decided(await alice.slash("video text", prompt="x"))
     post = await finished_post(fake_discord, alice, timeout=30)
 
     assert posted_video(post) == clip_small
@@ -94,7 +94,7 @@ async def test_a_limit_too_small_for_a_decent_encode_gets_the_link(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    await (await alice.slash("video text", prompt="x")).reply()
+    await decided(await alice.slash("video text", prompt="x"))
     post = await finished_post(fake_discord, alice, timeout=30)
 
     assert post.attachments == []
@@ -113,7 +113,7 @@ async def test_members_are_answered_while_videos_are_reencoded(
     members = [fake_discord.member(name) for name in ("alice", "carol", "dave")]
     for member in members:
         await give_credits(paddock, member, 100)
-        await (await member.slash("video text", prompt="x")).reply()
+        await decided(await member.slash("video text", prompt="x"))
     media = paddock.services.media
     await fake_discord.wait_for(lambda: len(media.encoding) == ENCODES_AT_ONCE, timeout=30)
     paused = list(media.encoding)

@@ -3,7 +3,7 @@ member gets the video and pays once, and HiAPI made (and bills) one task."""
 
 from __future__ import annotations
 
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
 from tests.fakes.providers import FAKE_MP4
 
@@ -18,8 +18,8 @@ async def test_a_lost_submit_answer_still_ends_in_one_task_one_charge_and_the_vi
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
 
-    await (await alice.slash("video text", prompt="a foal in the snow", duration=3,
-                             provider="hiapi")).reply()
+    await decided(await alice.slash("video text", prompt="a foal in the snow", duration=3,
+                                    provider="hiapi"))
     post = await finished_post(fake_discord, alice)
 
     [video] = [a for a in post.attachments if a.filename.endswith(".mp4")]
@@ -54,8 +54,8 @@ async def test_a_key_still_in_flight_after_hh_apis_retries_is_sent_again_not_ref
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
 
-    await (await alice.slash("video text", prompt="a foal in the rain", duration=3,
-                             provider="hiapi")).reply()
+    await decided(await alice.slash("video text", prompt="a foal in the rain", duration=3,
+                                    provider="hiapi"))
     post = await finished_post(fake_discord, alice)
 
     assert any(a.filename.endswith(".mp4") for a in post.attachments)

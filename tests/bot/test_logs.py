@@ -18,6 +18,7 @@ import aiohttp
 
 from hh_api import sign_hiapi
 from tests.bot.side_door_support import free_port
+from tests.bot.support import decided
 from tests.bot.test_restarts import grant
 from tests.fakes.discord import FakeDiscord, bot_process
 from tests.fakes.providers import emulators
@@ -55,8 +56,8 @@ async def test_a_jobs_life_is_in_the_log_and_no_secret_is(tmp_path) -> None:
 
         async with bot_process(fake, env=env) as bot:
             for provider in ("joypix", "wavespeed", "hiapi"):
-                await (await alice.slash("video text", prompt=f"a {provider} horse",
-                                         provider=provider)).reply()
+                await decided(await alice.slash("video text", prompt=f"a {provider} horse",
+                                                provider=provider))
             channel = fake.channel("general")
             await fake.wait_for(
                 lambda: len([m for m in channel.visible if m.pings(alice) and m.embeds]) == 3,

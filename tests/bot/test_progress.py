@@ -15,7 +15,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.bot.support import give_credits
+from tests.bot.support import RESERVING, decided, give_credits
 from tests.fakes.discord import Message
 
 EVERY = 0.3  # seconds between two edits of one job's message
@@ -30,10 +30,11 @@ def paddock_settings(paddock_settings):
 
 
 def edits(message: Message) -> list[tuple[float, str]]:
-    """Each edit of ``message``, oldest first: when the fake received it, and the Status
-    it showed. A version is the message as it was before an edit, so it carries the
-    time of the edit before that one."""
-    states = [*message.versions[1:], message.payload()]
+    """Each of the runner's edits of ``message`` (after "Reserving credits…" and the
+    reservation's "Queued"), oldest first: when the fake received it, and the Status it
+    showed. A version is the message as it was before an edit, so it carries the time of
+    the edit before that one."""
+    states = [*message.versions[2:], message.payload()]
     return [
         (datetime.fromisoformat(state["edited_timestamp"]).timestamp(), status(state))
         for state in states
@@ -58,7 +59,7 @@ async def test_job_message_edits_are_throttled_and_end_on_the_result(
     await give_credits(paddock, alice, 100)
     sent_at = fake_discord.clock.now()
 
-    job_message = await (await alice.slash("video text", prompt="a horse")).reply()
+    job_message = await decided(await alice.slash("video text", prompt="a horse"))
     await emulator.wait_for_requests("status", 30)
     [task_id] = emulator.tasks
     emulator.finish(task_id)
@@ -67,7 +68,9 @@ async def test_job_message_edits_are_throttled_and_end_on_the_result(
 
     *progress, (_, final) = edits(job_message)
     assert final.startswith(f"Done: https://discord.com/channels/{fake_discord.guild.id}/")
-    assert status(job_message.versions[0]).startswith("Queued")  # the answer to /video
+    # the answer to /video, then the reservation's edit
+    assert status(job_message.versions[0]) == RESERVING
+    assert status(job_message.versions[1]).startswith("Queued")
     shown = [text for _, text in progress]
     assert shown[0] == "Sent to JoyPix, waiting for it to start"
     assert all(text.startswith("Rendering on JoyPix, started <t:") for text in shown[1:])
@@ -90,7 +93,7 @@ async def test_a_state_that_arrives_between_edits_still_shows(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    job_message = await (await alice.slash("video text", prompt="a horse")).reply()
+    job_message = await decided(await alice.slash("video text", prompt="a horse"))
     await fake_discord.wait_for(
         lambda: status(job_message.payload()).startswith("Rendering on JoyPix")
     )
@@ -103,5 +106,5 @@ async def test_a_state_that_arrives_between_edits_still_shows(
     [task_id] = emulator.tasks
     emulator.finish(task_id)
     await fake_discord.wait_for(lambda: status(job_message.payload()).startswith("Done:"))
-    assert len(job_message.versions) == 3  # Queued → Sent → Rendering → Done
+    assert len(job_message.versions) == 4  # Reserving → Queued → Sent → Rendering → Done
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.bot.test_progress import edits, phase, status
 from tests.fakes.discord import RecordedCall
 
@@ -40,7 +40,7 @@ async def test_a_state_held_back_by_the_throttle_never_lands_after_the_result(
     # while the job is still being delivered.
     slow_result = fake_discord.hold(EDIT, lambda call: shows(call, "Done:"))
 
-    job_message = await (await alice.slash("video text", prompt="a horse")).reply()
+    job_message = await decided(await alice.slash("video text", prompt="a horse"))
     await fake_discord.wait_for(lambda: status(job_message.payload()).startswith("Sent to"))
     await emulator.wait_for_requests("status", 2)  # "processing" seen: Rendering held back
     [task_id] = emulator.tasks

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from hh_api import ProviderConfig
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
 
 
@@ -49,7 +49,7 @@ async def test_an_unreachable_provider_is_explained_without_its_address(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
     with caplog.at_level(logging.INFO):
-        await (await alice.slash("video text", prompt="a horse")).reply()
+        await decided(await alice.slash("video text", prompt="a horse"))
         post = await finished_post(fake_discord, alice)
 
     reason = {f.name: f.value for f in post.embed.fields}["What happened"]
@@ -72,7 +72,7 @@ async def test_a_dropped_submit_is_explained_without_details(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
     with caplog.at_level(logging.INFO):
-        await (await alice.slash("video text", prompt="a horse", provider="wavespeed")).reply()
+        await decided(await alice.slash("video text", prompt="a horse", provider="wavespeed"))
         post = await finished_post(fake_discord, alice)
 
     reason = {f.name: f.value for f in post.embed.fields}["What happened"]
@@ -97,8 +97,8 @@ async def test_a_video_link_that_cannot_be_reached_is_explained_without_the_erro
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
     with caplog.at_level(logging.INFO):
-        reply = await (await alice.slash("video text", prompt="a horse",
-                                         provider="wavespeed")).reply()
+        reply = await decided(await alice.slash("video text", prompt="a horse",
+                                                provider="wavespeed"))
         await fake_discord.wait_for(lambda: "Not posted" in reply.text, timeout=30)
         await paddock.runner.wait_idle()
 

@@ -9,7 +9,7 @@ import pytest
 
 from paddock.runner import SHOWN_PLACES
 from tests.bot.conftest import FAST_RUNNER
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ async def test_only_the_first_places_in_a_long_line_are_updated(
     messages = []
     for n in range(lined_up + 1):
         interaction = await alice.slash("video text", prompt=f"take {n}")
-        messages.append(await interaction.reply())
+        messages.append(await decided(interaction))
     await joypix.wait_for_requests("submit", 1)
     last = messages[-1]
     await fake_discord.wait_for(lambda: "Queued (position 27)" in last.text)
@@ -44,4 +44,5 @@ async def test_only_the_first_places_in_a_long_line_are_updated(
     # after the second move it is 25th and shows it (wait for that edit: the runner makes
     # it after the one to messages[-2] that the loop waited for)
     await fake_discord.wait_for(lambda: "Queued (position 25)" in last.text)
-    assert ["Queued (position 27)" in str(v) for v in last.versions] == [True]
+    # Reserving credits…, then its place once: never edited again until it moved up
+    assert ["Queued (position 27)" in str(v) for v in last.versions] == [False, True]

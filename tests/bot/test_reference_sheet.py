@@ -9,7 +9,7 @@ import zlib
 from PIL import Image
 
 from paddock.sheet import GAP, PLACEHOLDER, THUMB
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload
 
@@ -37,9 +37,9 @@ async def test_a_13000_pixel_picture_gets_a_plain_tile_instead_of_being_decoded(
     giant = Upload("giant.png", huge_png(13_000))
     assert (giant.width, giant.height) == (13_000, 13_000)
 
-    await (await alice.slash(
-        "video reference", prompt="[Image 1] meets [Image 2]", image1=giant,
-        image2=Upload.image("small.png", 800, 800, color=(200, 30, 30)))).reply()
+    await decided(await alice.slash(
+               "video reference", prompt="[Image 1] meets [Image 2]", image1=giant,
+               image2=Upload.image("small.png", 800, 800, color=(200, 30, 30))))
     post = await finished_post(fake_discord, alice)
 
     [sheet] = [a for a in post.attachments if a.filename == "references.png"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from tests.bot.support import decided
 from tests.bot.test_restarts import bot_env, grant
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import bot_process
@@ -21,11 +22,11 @@ async def test_render_times_are_kept_and_loaded_again_after_a_restart(
         assert "render times: 0 kept from earlier runs" in first.output
         for n in range(3):
             before = len(fake_discord.channel("general").files)
-            await (await alice.slash("video text", prompt=f"a lighthouse, take {n}")).reply()
+            await decided(await alice.slash("video text", prompt=f"a lighthouse, take {n}"))
             await fake_discord.wait_for(
                 lambda b=before: len(fake_discord.channel("general").files) > b, timeout=30)
-        await (await alice.slash("video text", prompt="a lighthouse at 1080p",
-                                 resolution="1080p")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse at 1080p",
+                                        resolution="1080p"))
         await finished_post(fake_discord, alice)
         await fake_discord.wait_for(lambda: len(fake_discord.channel("general").files) == 4)
 

@@ -8,6 +8,7 @@ import pytest
 
 from paddock.ledger import Ledger
 from paddock.store import Store
+from tests.bot.support import decided
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import bot_process
 
@@ -58,7 +59,7 @@ async def test_a_bot_killed_while_rendering_posts_the_video_once_after_restart(
     env = bot_env(fake_discord, providers, database)
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
         await emulator.wait_for_requests("status", 3)
         assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
     [task_id] = emulator.tasks
@@ -91,7 +92,7 @@ async def test_a_bot_killed_mid_submit_never_sends_a_job_twice(
     env = bot_env(fake_discord, providers, database)
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a harbour", provider=provider)).reply()
+        await decided(await alice.slash("video text", prompt="a harbour", provider=provider))
         await emulator.wait_for_requests("submit", 1)
         await first.stop(signal.SIGKILL)
 
@@ -120,7 +121,7 @@ async def test_buttons_keep_working_after_a_restart(fake_discord, providers, tmp
     await grant(database, fake_discord.guild.id, alice.user.id, 200)
     env = bot_env(fake_discord, providers, database)
     async with bot_process(fake_discord, env=env):
-        await (await alice.slash("video text", prompt="a mill", seed=3)).reply()
+        await decided(await alice.slash("video text", prompt="a mill", seed=3))
         post = await finished_post(fake_discord, alice)
 
     async with bot_process(fake_discord, env=env):
@@ -142,7 +143,7 @@ async def test_sigterm_closes_cleanly_and_the_job_finishes_after_restart(
     env = bot_env(fake_discord, providers, database)
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a bridge", provider="wavespeed")).reply()
+        await decided(await alice.slash("video text", prompt="a bridge", provider="wavespeed"))
         await emulator.wait_for_requests("status", 2)
         assert await first.stop(signal.SIGTERM) == 0  # a clean exit, not a crash
         assert "runner stopped; unfinished jobs resume at the next start" in first.output

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from hh_api import PriceTable
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_restarts import bot_env, grant, ledger_figures
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import CommandHidden, Upload, bot_process
@@ -49,8 +49,8 @@ async def test_a_1080p_job_goes_to_the_cheapest_provider_and_the_difference_come
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
-    reply = await (await alice.slash("video text", prompt="a kite over dunes",
-                                     resolution="1080p", duration=5)).reply()
+    reply = await decided(await alice.slash("video text", prompt="a kite over dunes",
+                                            resolution="1080p", duration=5))
 
     assert not reply.ephemeral
     assert fields(reply.embed)["Cost"] == (
@@ -78,7 +78,7 @@ async def test_a_503_moves_the_job_on_with_exactly_one_task_and_the_next_job_ski
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
 
-    await (await alice.slash("video text", prompt="a storm at sea", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a storm at sea", resolution="1080p"))
     post = await finished_post(fake_discord, alice)
 
     assert fields(post.embed)["Provider"].startswith("JoyPix")
@@ -93,7 +93,7 @@ async def test_a_503_moves_the_job_on_with_exactly_one_task_and_the_next_job_ski
     ]
 
     # WaveSpeed is cooling down now: the next job never goes near it.
-    await (await alice.slash("video text", prompt="a calm sea", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a calm sea", resolution="1080p"))
     await fake_discord.wait_for(lambda: len(providers["joypix"].tasks) == 2)
     await paddock.runner.wait_idle()
     assert len(wavespeed.submits()) == 4
@@ -112,7 +112,7 @@ async def test_a_job_whose_turn_comes_while_its_provider_cools_goes_elsewhere_un
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 400)
     for prompt in ("first", "second", "third"):  # all three wait for WaveSpeedAI's one slot
-        await (await alice.slash("video text", prompt=prompt, resolution="1080p")).reply()
+        await decided(await alice.slash("video text", prompt=prompt, resolution="1080p"))
     await wavespeed.wait_for_requests("status", 1)
     wavespeed.fault(503, on="submit", times=4)
     [holder] = wavespeed.tasks
@@ -144,7 +144,7 @@ async def test_a_keyed_submit_whose_outcome_is_unknown_never_moves_and_finds_its
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
-    await (await alice.slash("video text", prompt="a lantern", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a lantern", resolution="1080p"))
     post = await finished_post(fake_discord, alice)
 
     assert fields(post.embed)["Provider"].startswith("HiAPI")
@@ -162,7 +162,7 @@ async def test_a_429_moves_the_job_at_once_and_rests_the_provider_as_long_as_it_
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
 
-    await (await alice.slash("video text", prompt="a heron", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a heron", resolution="1080p"))
     post = await finished_post(fake_discord, alice)
 
     assert fields(post.embed)["Provider"].startswith("JoyPix")
@@ -177,8 +177,8 @@ async def test_an_explicit_choice_is_never_moved_and_is_refunded_when_it_fails(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
-    await (await alice.slash("video text", prompt="a harbour", resolution="1080p",
-                             provider="wavespeed")).reply()
+    await decided(await alice.slash("video text", prompt="a harbour", resolution="1080p",
+                                    provider="wavespeed"))
     post = await finished_post(fake_discord, alice)
 
     assert post.embed.title == "Video failed"
@@ -197,7 +197,7 @@ async def test_a_render_that_fails_at_the_provider_moves_once_but_not_for_the_me
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
 
-    await (await alice.slash("video text", prompt="a waterfall", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a waterfall", resolution="1080p"))
     post = await finished_post(fake_discord, alice)
 
     assert fields(post.embed)["Provider"].startswith("JoyPix")
@@ -209,7 +209,7 @@ async def test_a_render_that_fails_at_the_provider_moves_once_but_not_for_the_me
     wavespeed.fail_with = "content policy violation"
     bob = fake_discord.member("bob")
     await give_credits(paddock, bob, 300)
-    await (await bob.slash("video text", prompt="something", resolution="1080p")).reply()
+    await decided(await bob.slash("video text", prompt="something", resolution="1080p"))
     refused = await finished_post(fake_discord, bob)
     assert refused.embed.title == "Video failed"
     assert "content policy violation" in fields(refused.embed)["What happened"]
@@ -225,7 +225,7 @@ async def test_when_every_provider_rests_the_member_is_told_and_nothing_is_charg
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
-    reply = await (await alice.slash("video text", prompt="a fox")).reply()
+    reply = await decided(await alice.slash("video text", prompt="a fox"))
 
     assert reply.ephemeral
     assert "Every provider that can make this video is resting" in reply.content
@@ -240,9 +240,9 @@ async def test_auto_keeps_to_providers_that_offer_every_option_given(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
     # A seed rules out HiAPI, a negative prompt everyone but PixelDojo.
-    await (await alice.slash("video reference", prompt="[Image 1] dances",
-                             image1=Upload.image("a.png"),
-                             negative_prompt="blur", seed=7)).reply()
+    await decided(await alice.slash("video reference", prompt="[Image 1] dances",
+                                    image1=Upload.image("a.png"),
+                                    negative_prompt="blur", seed=7))
     post = await finished_post(fake_discord, alice)
     assert fields(post.embed)["Provider"].startswith("PixelDojo")
     assert tasks_created(providers) == {"joypix": 0, "wavespeed": 0, "pixeldojo": 1, "hiapi": 0}
@@ -276,7 +276,7 @@ async def test_a_restart_in_the_middle_of_a_failover_neither_loses_nor_repeats_t
         del env[f"{name.upper()}_API_KEY"]
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a ferry", resolution="1080p")).reply()
+        await decided(await alice.slash("video text", prompt="a ferry", resolution="1080p"))
         await joypix.wait_for_requests("status", 2, timeout=15)  # moved, and rendering
         await first.stop(signal.SIGKILL)
     [task_id] = joypix.tasks
@@ -305,7 +305,7 @@ async def test_moderators_see_each_providers_state_prices_and_record(
     paddock.router.health.key_refused("hiapi", "hiapi refused the API key (HTTP 401)")
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
-    await (await alice.slash("video text", prompt="a mill", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a mill", resolution="1080p"))
     await finished_post(fake_discord, alice)
     mod = fake_discord.member("mod", permissions=MANAGE_GUILD)
 
@@ -335,11 +335,11 @@ async def test_a_refused_key_moves_the_job_on_and_check_tells_the_owner_until_it
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
 
-    await (await alice.slash("video text", prompt="an owl", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="an owl", resolution="1080p"))
     post = await finished_post(fake_discord, alice)
     assert fields(post.embed)["Provider"].startswith("JoyPix")
     assert len(wavespeed.submits()) == 1  # a 401 is not retried
-    await (await alice.slash("video text", prompt="an owl again", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="an owl again", resolution="1080p"))
     await fake_discord.wait_for(lambda: len(providers["joypix"].tasks) == 2)
     assert len(wavespeed.submits()) == 1  # out of auto routing now
 
@@ -363,7 +363,7 @@ async def test_a_re_roll_of_an_automatic_job_is_automatic_too(
 ) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 300)
-    await (await alice.slash("video text", prompt="a lark", resolution="1080p")).reply()
+    await decided(await alice.slash("video text", prompt="a lark", resolution="1080p"))
     post = await finished_post(fake_discord, alice)
     providers["wavespeed"].fault(503, on="submit", times=4)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
 
 
@@ -20,11 +20,11 @@ async def test_the_server_jobs_limit_refuses_the_next_member_until_a_job_finishe
     for member in (alice, bob, carol):
         await give_credits(paddock, member, 500)
     for member in (alice, bob):
-        accepted = await (await member.slash("video text", prompt=f"{member.name}'s")).reply()
+        accepted = await decided(await member.slash("video text", prompt=f"{member.name}'s"))
         assert not accepted.ephemeral
     await emulator.wait_for_requests("submit", 2)
 
-    refused = await (await carol.slash("video text", prompt="carol's")).reply()
+    refused = await decided(await carol.slash("video text", prompt="carol's"))
 
     assert refused.ephemeral
     assert refused.content == "This server already has 2 jobs running, its limit is 2."
@@ -38,7 +38,7 @@ async def test_the_server_jobs_limit_refuses_the_next_member_until_a_job_finishe
     emulator.finish(alices_job.provider_task_id)
     await finished_post(fake_discord, alice)  # charged before it is posted: one job runs now
 
-    again = await (await carol.slash("video text", prompt="carol's")).reply()
+    again = await decided(await carol.slash("video text", prompt="carol's"))
     assert not again.ephemeral
     await emulator.wait_for_requests("submit", 3)
     assert sorted(h.user_id for h in await holds(paddock)) == sorted([bob.id, carol.id])

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.bot.side_door_support import free_port, get, metric_samples, post, sample
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.bot.test_delivery import start_job
 from tests.fakes.discord import bot_process
 
@@ -83,8 +83,8 @@ async def test_metrics_count_jobs_credits_and_provider_calls(
     joypix.fault(503, on="status")  # retried: one error, then the job goes on
     wavespeed.fail_with = "content policy"
 
-    await (await alice.slash("video text", prompt="a lighthouse")).reply()
-    await (await alice.slash("video text", prompt="a bridge", provider="wavespeed")).reply()
+    await decided(await alice.slash("video text", prompt="a lighthouse"))
+    await decided(await alice.slash("video text", prompt="a bridge", provider="wavespeed"))
     channel = fake_discord.channel("general")
     await fake_discord.wait_for(
         lambda: len([m for m in channel.visible if m.pings(alice) and m.embeds]) == 2)

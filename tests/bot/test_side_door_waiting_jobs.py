@@ -17,7 +17,7 @@ from hh_api import PollPolicy, Secret, sign_hiapi
 from paddock.jobs import JobState
 from tests.bot.conftest import FAST_RUNNER
 from tests.bot.side_door_support import free_port, get, metric_samples, post, sample
-from tests.bot.support import give_credits
+from tests.bot.support import decided, give_credits
 from tests.bot.test_video import finished_post
 
 SECRET = "whsec-paddock-tests"
@@ -44,7 +44,7 @@ async def hiapi_job(fake_discord, paddock, providers, prompt: str = "a lighthous
     poll; its task id."""
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
-    message = await (await alice.slash("video text", prompt=prompt, provider="hiapi")).reply()
+    message = await decided(await alice.slash("video text", prompt=prompt, provider="hiapi"))
     await fake_discord.wait_for(lambda: "Sent to HiAPI" in message.text)
     [task_id] = providers["hiapi"].tasks
     return alice, task_id
@@ -135,9 +135,9 @@ async def test_metrics_show_a_job_waiting_in_line(fake_discord, paddock, provide
     joypix.steps = ["processing"] * 1000
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
-    await (await alice.slash("video text", prompt="first")).reply()
+    await decided(await alice.slash("video text", prompt="first"))
     await joypix.wait_for_requests("submit", 1)
-    await (await alice.slash("video text", prompt="second")).reply()  # the one slot is taken
+    await decided(await alice.slash("video text", prompt="second"))  # the one slot is taken
 
     _, text, _ = await get(paddock, "/metrics")
     samples = metric_samples(text)
@@ -157,7 +157,7 @@ async def test_a_callback_that_arrives_before_the_submit_answer_is_not_lost(
     hiapi.latency = 0.3  # HiAPI's answer to the submit is slow; its callback is not
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
-    await (await alice.slash("video text", prompt="a quick one", provider="hiapi")).reply()
+    await decided(await alice.slash("video text", prompt="a quick one", provider="hiapi"))
     await hiapi.wait_for_requests("submit", 1)
     task_id = "tsk_000001"  # the id the emulator gives its first task
     body = json.dumps({"code": 200, "data": {"taskId": task_id, "status": "success"}}).encode()

@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 
 from paddock.jobs import TIMED_OUT, JobState
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
 from tests.test_credits import clock, paddock
 
@@ -21,7 +21,7 @@ async def rendering_job(fake_discord, paddock, providers, alice):
     joypix = providers["joypix"]
     joypix.steps = ["processing"] * 100_000
     await give_credits(paddock, alice, 200)
-    reply = await (await alice.slash("video text", prompt="a horse")).reply()
+    reply = await decided(await alice.slash("video text", prompt="a horse"))
     await fake_discord.wait_for(lambda: "Rendering on JoyPix" in reply.text)
     [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.user.id)
     [task_id] = joypix.tasks
@@ -97,7 +97,7 @@ async def test_the_sweep_fails_a_job_whose_submit_is_still_on_its_way_and_that_i
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
     joypix.fault("hang", on="submit")  # the submit stays on its way until released
-    reply = await (await alice.slash("video text", prompt="a horse")).reply()
+    reply = await decided(await alice.slash("video text", prompt="a horse"))
     await joypix.wait_for_requests("submit", 1)
     [job] = await paddock.services.jobs.list_for_member(fake_discord.guild.id, alice.user.id)
 

@@ -7,7 +7,7 @@ import asyncio
 import discord
 import pytest
 
-from tests.bot.support import available, give_credits, holds
+from tests.bot.support import available, decided, give_credits, holds
 from tests.fakes.discord import Upload
 from tests.fakes.providers import FAKE_MP4
 
@@ -32,8 +32,8 @@ async def test_a_text_video_goes_from_command_to_channel_and_is_charged_once(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
 
-    reply = await (await alice.slash("video text", prompt="a horse gallops on a beach",
-                                     duration=5)).reply()
+    reply = await decided(await alice.slash("video text", prompt="a horse gallops on a beach",
+                                            duration=5))
 
     assert not reply.ephemeral  # the job is public
     job_embed = reply.embed
@@ -107,7 +107,7 @@ async def test_bad_input_gets_a_clear_ephemeral_answer_and_costs_nothing(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, credits)
     options = dict(options)
-    reply = await (await alice.slash(options.pop("command"), **options)).reply()
+    reply = await decided(await alice.slash(options.pop("command"), **options))
 
     assert reply.ephemeral
     assert words in reply.content
@@ -125,7 +125,7 @@ async def test_a_blocked_member_is_told_so(fake_discord, paddock, providers) -> 
     await paddock.services.ledger.block(fake_discord.guild.id, alice.user.id, actor_id=1,
                                         reason="spam")
     interaction = await alice.slash("video text", prompt="x")
-    reply = await interaction.reply()
+    reply = await decided(interaction)
     assert reply.ephemeral and "blocked" in reply.content.lower()
     await asyncio.sleep(0.05)  # room for a second, wrong answer to arrive
     assert alice.seen() == [reply]  # one answer, not a second "something went wrong"
@@ -142,7 +142,7 @@ async def test_a_failed_video_explains_the_reason_and_returns_the_credits(
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
 
-    await (await alice.slash("video text", prompt="x", provider="wavespeed")).reply()
+    await decided(await alice.slash("video text", prompt="x", provider="wavespeed"))
     post = await finished_post(fake_discord, alice)
 
     assert post.embed.title == "Video failed"
@@ -161,7 +161,7 @@ async def test_a_video_over_the_upload_limit_is_posted_as_a_link(
     fake_discord.guild.upload_limit = 2048  # smaller than the emulator's video
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
-    await (await alice.slash("video text", prompt="x")).reply()
+    await decided(await alice.slash("video text", prompt="x"))
 
     post = await finished_post(fake_discord, alice)
     assert post.attachments == []
@@ -183,7 +183,7 @@ async def test_a_job_that_outlives_the_token_replies_in_the_channel(
     emulator.steps = ["pending"] + ["processing"] * 100000
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
-    reply = await (await alice.slash("video text", prompt="x")).reply()
+    reply = await decided(await alice.slash("video text", prompt="x"))
     await emulator.wait_for_requests("status", 2)
 
     fake_discord.clock.advance(16 * 60)  # the interaction token is dead now
@@ -207,10 +207,10 @@ async def test_a_reference_video_works_on_every_provider(
 ) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 100)
-    await (await alice.slash(
+    await decided(await alice.slash(
         "video reference", prompt="[Image 1] walks through [Image 2]",
         image1=Upload.image("hero.png", 800, 800), image2=Upload.image("town.jpg", 1200, 800),
-        provider=provider)).reply()
+        provider=provider))
 
     post = await finished_post(fake_discord, alice)
     assert any(a.filename.endswith(".mp4") for a in post.attachments)
@@ -230,10 +230,10 @@ async def test_video_is_refused_outside_the_allowed_channels(
     videos = fake_discord.channel("videos")
     await paddock.services.config.allow_channel(fake_discord.guild.id, videos.id, actor_id=1)
 
-    refused = await (await alice.slash("video text", prompt="x", channel="general")).reply()
+    refused = await decided(await alice.slash("video text", prompt="x", channel="general"))
     assert refused.ephemeral
     assert f"Videos aren't made in this channel. Use <#{videos.id}>." == refused.content
-    accepted = await (await alice.slash("video text", prompt="x", channel="videos")).reply()
+    accepted = await decided(await alice.slash("video text", prompt="x", channel="videos"))
     assert not accepted.ephemeral
     await fake_discord.wait_for(lambda: any(m.attachments for m in videos.visible))
     assert len(providers["joypix"].submits()) == 1  # only the allowed one reached it
@@ -250,9 +250,9 @@ async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
     emulator.steps = ["pending"] * 100000
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
-    await (await alice.slash("video text", prompt="one")).reply()
+    await decided(await alice.slash("video text", prompt="one"))
 
-    refused = await (await alice.slash("video text", prompt="two")).reply()
+    refused = await decided(await alice.slash("video text", prompt="two"))
     assert refused.ephemeral
     assert refused.content == "You already have 1 jobs running; this server allows 1."
     await emulator.wait_for_requests("submit", 1)
@@ -260,7 +260,7 @@ async def test_too_many_jobs_at_once_is_refused_until_one_finishes(
     emulator.finish(task_id)
     await finished_post(fake_discord, alice)
     await paddock.runner.wait_idle()
-    again = await (await alice.slash("video text", prompt="two")).reply()
+    again = await decided(await alice.slash("video text", prompt="two"))
     assert not again.ephemeral
 
 
@@ -273,7 +273,7 @@ async def test_the_first_refusal_on_a_new_server_says_what_a_moderator_runs(
     owner = fake_discord.member("owner", permissions=discord.Permissions(manage_guild=True))
     bob = fake_discord.member("bob")
 
-    first = await (await owner.slash("video text", prompt="a horse")).reply()
+    first = await decided(await owner.slash("video text", prompt="a horse"))
 
     assert first.ephemeral
     assert "this needs 70 and your balance has 0 available" in first.content
@@ -287,9 +287,9 @@ async def test_the_first_refusal_on_a_new_server_says_what_a_moderator_runs(
     # what the answer says works: the owner runs it, and the next /video is accepted
     told = await (await owner.slash("quota allowance", amount=100, period="daily")).reply()
     assert told.ephemeral
-    accepted = await (await owner.slash("video text", prompt="a horse")).reply()
+    accepted = await decided(await owner.slash("video text", prompt="a horse"))
     assert not accepted.ephemeral and "a horse" in accepted.embed.description
     # once the server has a budget, a short balance gets the ordinary advice
-    short = await (await bob.slash("video text", prompt="a horse", resolution="1080p")).reply()
+    short = await decided(await bob.slash("video text", prompt="a horse", resolution="1080p"))
     assert short.ephemeral and "Nobody on this server" not in short.content
     assert "Try 720p or a shorter video" in short.content
