@@ -53,6 +53,10 @@ log = logging.getLogger("paddock")
 
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
 DISCORD_CONNECTIONS = 64  # HTTP connections to Discord at once
+# Only the servers, their channels and roles: commands and buttons arrive whatever the
+# intents, and every message the bot reads it fetches. With the default intents each job
+# card the bot posts or edits would come back as a MESSAGE_CREATE/UPDATE to parse.
+INTENTS = discord.Intents(guilds=True)
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # Discord lets a bot IDENTIFY max_concurrency shards per 5 s: one per bucket, a shard's
 # bucket being shard_id % max_concurrency (GET /gateway/bot says max_concurrency).
@@ -121,7 +125,7 @@ class Paddock(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
-            intents=discord.Intents.default(),
+            intents=INTENTS,
             tree_cls=PaddockTree,
             guild_ready_timeout=settings.guild_ready_timeout,
             # discord.py's default pool is unbounded, so a burst of commands opens a new

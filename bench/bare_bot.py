@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot import DISCORD_CONNECTIONS, Settings, route_discord  # noqa: E402
+from bot import DISCORD_CONNECTIONS, INTENTS, Settings, route_discord  # noqa: E402
 
 log = logging.getLogger("bare")
 
@@ -37,7 +37,7 @@ class Bare(commands.Bot):
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned, help_command=None,
-            intents=discord.Intents.default(), guild_ready_timeout=settings.guild_ready_timeout,
+            intents=INTENTS, guild_ready_timeout=settings.guild_ready_timeout,
             connector=aiohttp.TCPConnector(limit=DISCORD_CONNECTIONS),
         )
         self.settings = settings

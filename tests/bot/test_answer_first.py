@@ -5,6 +5,7 @@ reads that decide nothing new take no write."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,19 @@ async def test_a_reroll_is_acknowledged_before_the_job_is_read_or_reserved(
     assert pressed.original.deleted
     assert pressed.original not in alice.seen()  # nobody else sees the placeholder
     assert await available(paddock, bob) == 10
+
+
+async def test_the_bot_is_not_sent_its_own_job_cards_back(
+    fake_discord, paddock, providers
+) -> None:
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 200)
+    await decided(await alice.slash("video text", prompt="a horse"))
+    post = await finished_post(fake_discord, alice)  # the card posted, edited, then the video
+    assert post.attachments
+
+    [session] = fake_discord.gateway.live_sessions()
+    events = {json.loads(frame)["t"] for _, frame in session.sent}
+    assert "INTERACTION_CREATE" in events
+    # its own posts and edits would each come back to be parsed, with nothing to learn
+    assert not events & {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"}
