@@ -194,6 +194,7 @@ class Runner:
         self._read_member_slots = member_slots
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
+        self._placed: dict[str, int] = {}  # the last place in line shown (or on its way)
         self._waiting: dict[str, Job] = {}  # jobs in a provider's line, as accepted
         self._early_wakes: OrderedDict[str, None] = OrderedDict()  # task ids woken too soon
         self._background: set[asyncio.Task[None]] = set()
@@ -413,6 +414,7 @@ class Runner:
             queue = self._queue(job.provider)
             await queue.wait_turn(job.id)
             self._waiting.pop(job.id, None)
+            self._placed.pop(job.id, None)
             try:
                 job = await self._send(job.id, job.provider)
             finally:
@@ -753,7 +755,9 @@ class Runner:
             if position > SHOWN_PLACES:
                 break
             job = self._waiting.get(job_id)
-            if job is not None and job_id in self._tasks:
+            # a place already asked for needs no task: a burst moves a line on every join
+            if job is not None and job_id in self._tasks and self._placed.get(job_id) != position:
+                self._placed[job_id] = position
                 self._in_background(self._progress(job, Progress("queued", position=position)))
 
     def _in_background(self, work: Coroutine[object, object, None]) -> None:
@@ -764,6 +768,7 @@ class Runner:
 
     def _forget(self, job_id: str) -> None:
         self._waiting.pop(job_id, None)
+        self._placed.pop(job_id, None)
         throttle = self._throttles.pop(job_id, None)
         if throttle is not None and throttle.timer is not None:
             throttle.timer.cancel()
