@@ -188,6 +188,8 @@ async def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a py-spy profile of one run here")
     parser.add_argument("--bare", action="store_true",
                         help="compare with a bare discord.py bot at 200, 20 and 1 commands")
+    parser.add_argument("--bot", type=Path, default=Path("bot.py"),
+                        help="without --bare: the bot to measure (another checkout's bot.py)")
     parser.add_argument("--before", type=Path,
                         help="with --bare: also run the bot.py of this earlier checkout "
                              "(git archive COMMIT | tar -x -C DIR) and compare job cards")
@@ -204,7 +206,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for n in range(args.runs):
             profile = args.profile if n == 0 else None
-            figures, cpu_ms = await one_run(args.commands, args.members, Path(folder), profile)
+            figures, cpu_ms = await one_run(args.commands, args.members, Path(folder), profile,
+                                            script=str(args.bot.resolve()))
             runs.append(figures)
             cpu.append(cpu_ms)
     rows = []
