@@ -317,7 +317,8 @@ class HappyHorse:
             key = RenderTimes.key(provider, request)
         if sent is None and submitted_at is not None:
             sent = self._clock() - (datetime.now(UTC) - submitted_at).total_seconds()
-        window = self.render_times.window(key) if key is not None else None
+        window = None if key is None else (
+            self.render_times.window(key) or self.render_times.floor(key))
         policy = poll or self.poll
         schedule = policy.schedule(window)
         last: TaskState | None = None

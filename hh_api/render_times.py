@@ -4,7 +4,9 @@ A provider's render time for one kind of job (provider, mode, resolution, durati
 steady from one job to the next. Once a few have finished, `RenderTimes.window` says
 when the next one will most likely be done: from ``soonest`` (few finish sooner) to
 ``latest`` (most have finished by then), in seconds after submission. `PollPolicy`
-(in ``client.py``) uses the window to check rarely before it and often inside it.
+(in ``client.py``) uses the window to check rarely before it and often inside it. A kind
+not learned yet borrows a floor from its provider's renders that should be no slower
+(shorter, or no sharper): none of those finished sooner, so neither will this one.
 
 A poller never sees the moment a render ends, only that it was still running at one
 check and done at the next; both are kept (``after`` and ``by``), so a window learned
@@ -73,12 +75,47 @@ class RenderTimes:
         latest = _quantile(sorted(by for _, by in seen), self.high)
         return RenderWindow(soonest, latest)
 
+    def floor(self, key: RenderKey) -> RenderWindow | None:
+        """For a kind not learned yet: when renders that should be no slower (the same
+        provider and mode, no longer, no sharper) have finished, soonest; a window that
+        opens and closes there, so polling waits for it and then starts over. None until
+        `least` of those were seen."""
+        provider, mode, resolution, duration = key
+        afters = sorted(
+            after
+            for (p, m, r, d), seen in self._seen.items()
+            if p == provider and m == mode and _no_slower(r, d, resolution, duration)
+            for after, _ in seen
+        )
+        if len(afters) < self.least:
+            return None
+        soonest = _quantile(afters, self.low)
+        return RenderWindow(soonest, soonest)
+
     def seen(self, provider: str) -> list[float]:
         """Every render time kept for `provider` (seconds to done), whatever its kind."""
         return [by for key, seen in self._seen.items() if key[0] == provider for _, by in seen]
 
     def __len__(self) -> int:
         return sum(len(seen) for seen in self._seen.values())
+
+
+def _no_slower(resolution: str | None, duration: int | None,
+               than_resolution: str | None, than_duration: int | None) -> bool:
+    """Whether a render of this resolution and duration should take no longer than one of
+    the others: no more seconds and no more lines (unknown ones only match themselves)."""
+    if duration != than_duration and (duration is None or than_duration is None
+                                      or duration > than_duration):
+        return False
+    if resolution == than_resolution:
+        return True
+    lines, than_lines = _lines(resolution), _lines(than_resolution)
+    return lines is not None and than_lines is not None and lines <= than_lines
+
+
+def _lines(resolution: str | None) -> int | None:
+    digits = (resolution or "").removesuffix("p")
+    return int(digits) if digits.isdigit() else None
 
 
 def _quantile(ordered: list[float], fraction: float) -> float:

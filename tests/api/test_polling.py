@@ -150,3 +150,38 @@ async def test_a_resumed_task_uses_the_window_of_its_request_and_submission_time
         pauses[told] = list(clock.pauses)
     # 62 s into a render that takes 60-70 s: check every second, not after 2 s then 3 s
     assert pauses == {False: [2, 3], True: [1.0, 1.0]}
+
+
+def test_a_kind_not_learned_borrows_the_floor_of_renders_that_should_be_no_slower():
+    times = RenderTimes(least=5)
+    for seconds in (56, 57, 58, 55, 60):
+        times.record(RenderTimes.key("joypix", REQUEST), seconds, seconds + 15)
+    longer = dataclasses.replace(REQUEST, duration=10)
+    sharper = dataclasses.replace(REQUEST, resolution="1080p")
+    assert times.floor(RenderTimes.key("joypix", longer)) == RenderWindow(55.2, 55.2)
+    assert times.floor(RenderTimes.key("joypix", sharper)) == RenderWindow(55.2, 55.2)
+    # a shorter video, another mode or provider may well be quicker: nothing borrowed
+    shorter = dataclasses.replace(REQUEST, duration=3)
+    image = dataclasses.replace(REQUEST, mode=Mode.IMAGE)
+    assert times.floor(RenderTimes.key("joypix", shorter)) is None
+    assert times.floor(RenderTimes.key("joypix", image)) is None
+    assert times.floor(RenderTimes.key("wavespeed", longer)) is None
+
+
+async def test_a_longer_video_waits_for_the_shorter_ones_floor_before_checking_often(joypix):
+    clock = MovingClock()
+    words = ("pending", "processing", "completed")
+    longer = dataclasses.replace(REQUEST, duration=10)
+    async with client(joypix, clock) as hh:
+        joypix.steps = polls_until_done(words, 8)  # 5 s renders: done by the 8th check
+        for _ in range(5):
+            await hh.wait("joypix", (await hh.submit("joypix", REQUEST)).task_id)
+        joypix.steps = polls_until_done(words, 9)
+        submission = await hh.submit("joypix", longer)
+        clock.pauses.clear()
+        await hh.wait("joypix", submission.task_id)
+    # no 10 s render seen yet, but no 5 s one ended before 56.375 s: three early checks,
+    # straight to there, then growing again; the default took 7 checks to get that far
+    assert clock.pauses[:4] == [2, 6, 18, 30.375]
+    assert clock.pauses[4:] == [1.0, 1.5, 2.25, 3.375, 5.0625]
+    assert sum(clock.pauses[:4]) == 56.375
