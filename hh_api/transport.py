@@ -326,7 +326,8 @@ class Transport:
                 ProviderUnavailableError(f"{provider} {what}", provider=provider, detail=detail),
                 reached=True,
             ) from None
-        log.debug("provider=%s %s %s -> %d", provider, method, redact_url(url), status)
+        if log.isEnabledFor(logging.DEBUG):  # the URL is redacted only to be printed
+            log.debug("provider=%s %s %s -> %d", provider, method, redact_url(url), status)
 
         payload = _json_or_none(raw)
         if enveloped and 200 <= status < 300 and isinstance(payload, dict):
