@@ -17,7 +17,11 @@ Modes:
   when a render ends and the bot fetches the result at once.
 
 Figures for the bot's process while the jobs render: resident memory (peak), CPU time
-per minute of waiting (as a share of one core), provider requests per job (submit and
+per minute of waiting (as a share of one core, and per job) from the moment every job is
+at the provider to the first render ending; the same per job from the moment every job's
+card says "Rendering" (its submit, first check, state change and card edit done: only
+the waiting is left; "-" when the first render ends too soon after, under 10 s, so
+give longer ``--render`` times for more jobs); provider requests per job (submit and
 status checks), and the delay from a render ending at the provider to its video being
 in the channel (p50, p99).
 """
@@ -63,6 +67,15 @@ async def ask(fake: FakeDiscord, jobs: int, tag: str) -> list[Interaction]:
     return asked
 
 
+def rendering(asked: Interaction) -> bool:
+    """Whether a job's card says it is rendering: its submit, its first status check, its
+    state change and the card's edit are behind it, and what is left is waiting."""
+    card = asked.original
+    return card is not None and any(
+        str(f.get("value", "")).startswith("Rendering on")
+        for e in card.embed_payloads for f in e.get("fields") or ())
+
+
 async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[object]:
     provider = "hiapi" if mode == "callback" else "joypix"
     callbacks = {"callback_secret": SECRET} if mode == "callback" else {}
@@ -76,7 +89,9 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
             f"{provider.upper()}_API_KEY": emulator.api_key,
             f"{provider.upper()}_BASE_URL": emulator.base_url,
             "HH_PROVIDER": provider,
-            "PADDOCK_PROVIDER_CONCURRENCY": str(args.jobs + 100),
+            # every job at the provider at once, up to the setting's most (1,000): beyond
+            # it the rest wait in the bot's line, where nothing is polled
+            "PADDOCK_PROVIDER_CONCURRENCY": str(min(args.jobs + 100, 1000)),
             "PADDOCK_JOB_TIMEOUT_MINUTES": "60",
         }
         if mode == "callback":  # the emulator stands in for the HTTPS proxy in front
@@ -109,11 +124,19 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
                     f".{mode}{args.profile.suffix}"), rate=100)
             cpu_start, wall_start = process_cpu(bot.process.pid), time.monotonic()
             peak_rss = process_rss(bot.process.pid)
+            steady: tuple[float, float] | None = None  # (CPU, time) once all are rendering
             while time.monotonic() < first_end - 1:
                 await asyncio.sleep(0.5)
                 peak_rss = max(peak_rss, process_rss(bot.process.pid))
-            cpu_waiting = process_cpu(bot.process.pid) - cpu_start
-            waited = time.monotonic() - wall_start
+                if steady is None and all(rendering(i) for i in asked):
+                    steady = process_cpu(bot.process.pid), time.monotonic()
+            cpu_end, wall_end = process_cpu(bot.process.pid), time.monotonic()
+            cpu_waiting, waited = cpu_end - cpu_start, wall_end - wall_start
+            if steady is not None and wall_end - steady[1] >= 10:
+                steady_ms = 60_000 * (cpu_end - steady[0]) / (wall_end - steady[1]) / len(asked)
+                steady_note = f"{steady_ms:.2f} ({wall_end - steady[1]:.0f} s)"
+            else:  # the first renders ended before the last jobs' cards said so
+                steady_note = "-"
             if spy is not None:
                 await stop_profiler(spy)
             files = len(channel.files)
@@ -131,7 +154,7 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         delays.append(shown - (task.created + task.render_seconds))
     return [
         mode, len(measured), peak_rss, 60 * cpu_waiting / waited, 100 * cpu_waiting / waited,
-        60_000 * cpu_waiting / waited / len(measured),
+        60_000 * cpu_waiting / waited / len(measured), steady_note,
         len(requests) / len(measured), percentile(delays, 0.5), percentile(delays, 0.99),
     ]
 
@@ -156,7 +179,8 @@ async def main() -> None:
         for mode in args.modes:
             rows.append(await one_mode(mode, args, Path(folder)))
     print(table(("mode", "jobs", "peak RSS MB", "CPU s/min", "% of a core",
-                 "CPU ms/job/min", "requests/job", "delay p50 s", "delay p99 s"), rows))
+                 "CPU ms/job/min", "... all rendering (for)", "requests/job", "delay p50 s",
+                 "delay p99 s"), rows))
 
 
 if __name__ == "__main__":
