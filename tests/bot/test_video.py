@@ -124,10 +124,14 @@ async def test_a_blocked_member_is_told_so(fake_discord, paddock, providers) -> 
     await give_credits(paddock, alice, 500)
     await paddock.services.ledger.block(fake_discord.guild.id, alice.user.id, actor_id=1,
                                         reason="spam")
+    # The command's handler returning is discord.py's "completion"; a handler that raised
+    # would not complete, but answer a second time ("something went wrong") from on_error.
+    completed = asyncio.ensure_future(paddock.wait_for(
+        "app_command_completion", check=lambda i, _: i.user.id == alice.user.id, timeout=10))
     interaction = await alice.slash("video text", prompt="x")
     reply = await decided(interaction)
     assert reply.ephemeral and "blocked" in reply.content.lower()
-    await asyncio.sleep(0.05)  # room for a second, wrong answer to arrive
+    await completed
     assert alice.seen() == [reply]  # one answer, not a second "something went wrong"
     assert providers["joypix"].requests == []
 
