@@ -89,9 +89,9 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
             f"{provider.upper()}_API_KEY": emulator.api_key,
             f"{provider.upper()}_BASE_URL": emulator.base_url,
             "HH_PROVIDER": provider,
-            # every job at the provider at once, up to the setting's most (1,000): beyond
-            # it the rest wait in the bot's line, where nothing is polled
-            "PADDOCK_PROVIDER_CONCURRENCY": str(min(args.jobs + 100, 1000)),
+            # every job at the provider at once, up to the setting's most (10,000):
+            # beyond it the rest wait in the bot's line, where nothing is polled
+            "PADDOCK_PROVIDER_CONCURRENCY": str(min(args.jobs + 100, 10_000)),
             "PADDOCK_JOB_TIMEOUT_MINUTES": "60",
         }
         if mode == "callback":  # the emulator stands in for the HTTPS proxy in front

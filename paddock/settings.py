@@ -424,7 +424,7 @@ class _Reader:
     def runner(self) -> RunnerSettings:
         """``PADDOCK_PROVIDER_CONCURRENCY``, ``PADDOCK_JOB_TIMEOUT_MINUTES``,
         ``PADDOCK_POLL_SECONDS`` (the first status check; it then grows to 15 s)."""
-        slots = self.whole("PADDOCK_PROVIDER_CONCURRENCY", 8, 1, 1000)
+        slots = self.whole("PADDOCK_PROVIDER_CONCURRENCY", 8, 1, 10_000)
         minutes = self.number("PADDOCK_JOB_TIMEOUT_MINUTES", 30, 1, 7 * 24 * 60)
         poll = self.number("PADDOCK_POLL_SECONDS", 2.0, 0.001, 600)
         return RunnerSettings(

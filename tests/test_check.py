@@ -229,7 +229,7 @@ def test_every_malformed_setting_gets_its_own_line(tmp_path: Path) -> None:
         "FAIL  HH_PROVIDER: is wavespeed, but WAVESPEED_API_KEY is not set",
         "FAIL  DEMO_FAIL_RATE: must be a share between 0 and 1, such as 0.2, not '1.5'",
         "FAIL  JOYPIX_PRICE_720P: must be credits per second (a number >= 0), not 'cheap'",
-        "FAIL  PADDOCK_PROVIDER_CONCURRENCY: must be a whole number from 1 to 1000, not "
+        "FAIL  PADDOCK_PROVIDER_CONCURRENCY: must be a whole number from 1 to 10000, not "
         "'many'",
         "FAIL  PADDOCK_POLL_SECONDS: must be a number from 0.001 to 600, not '0'",
         "FAIL  PADDOCK_HTTP_PORT: must be a port number from 0 (any free port) to 65535, not "
@@ -298,10 +298,10 @@ def start(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
     [
         {"DISCORD_GUILD_READY_TIMEOUT": ("-5", "must be a number from 0 to 600, not '-5'"),
          "PADDOCK_PROVIDER_CONCURRENCY": (
-             "nan", "must be a whole number from 1 to 1000, not 'nan'"),
+             "nan", "must be a whole number from 1 to 10000, not 'nan'"),
          "PADDOCK_JOB_TIMEOUT_MINUTES": ("inf", "must be a number from 1 to 10080, not 'inf'")},
         {"PADDOCK_PROVIDER_CONCURRENCY": (
-            "inf", "must be a whole number from 1 to 1000, not 'inf'"),
+            "inf", "must be a whole number from 1 to 10000, not 'inf'"),
          "PADDOCK_JOB_TIMEOUT_MINUTES": ("nan", "must be a number from 1 to 10080, not 'nan'")},
     ],
     ids=["-5, nan, inf", "inf, nan"],

@@ -103,8 +103,8 @@ BAD_VALUES: dict[str, list[tuple[str, str]]] = {
          "paths are added to it), not 'https://user:***@proxy.example.com/v1'"),
     ],
     "PADDOCK_PROVIDER_CONCURRENCY": [
-        (value, f"must be a whole number from 1 to 1000, not '{value}'")
-        for value in ("many", "0", "2.5", "inf", "nan", "1001")
+        (value, f"must be a whole number from 1 to 10000, not '{value}'")
+        for value in ("many", "0", "2.5", "inf", "nan", "10001")
     ],
     "PADDOCK_JOB_TIMEOUT_MINUTES": [
         (value, f"must be a number from 1 to 10080, not '{value}'")
