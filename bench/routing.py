@@ -60,7 +60,7 @@ class Recorded:
     async def progress(self, job: Job, progress: Progress) -> None:
         return None
 
-    async def deliver(self, job: Job) -> None:
+    async def deliver(self, job: Job, *, earlier: bool = False) -> None:
         self.finished[job.id] = job
 
 

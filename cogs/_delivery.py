@@ -63,13 +63,14 @@ class DiscordDelivery:
         embed = progress_embed(job, progress, provider_title=self._title(job))
         await self._job_message(job).edit(embed=embed)
 
-    async def deliver(self, job: Job) -> None:
+    async def deliver(self, job: Job, *, earlier: bool = False) -> None:
         if job.channel_id is None:
             raise DeliveryError("the job has no channel", retry=False)
         # A job finished before this process started may have been posted before a crash,
-        # and a post whose answer was lost (a 5xx, a broken connection) may have landed.
+        # a job taken over from another process (`earlier`) by that process, and a post
+        # whose answer was lost (a 5xx, a broken connection) may have landed.
         finished_earlier = job.finished_at is not None and job.finished_at < self.started_at
-        if finished_earlier or job.delivery_attempts:
+        if finished_earlier or earlier or job.delivery_attempts:
             posted = await self._already_posted(job)
             if posted is not None:
                 log.info("%s result already posted (before a restart, or by an attempt "

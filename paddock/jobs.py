@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -105,6 +105,9 @@ _STAMPS = {
     JobState.CANCELLED: "finished_at",
     JobState.DELIVERED: "delivered_at",
 }
+
+# A job that ends gives up its lease in the write that ends it (see paddock.leases).
+_RELEASED = {"lease_owner": None, "lease_until": None}
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 DEFAULT_ACCEPT_GRACE = timedelta(minutes=2)
@@ -228,6 +231,11 @@ def _job(row: tuple[Any, ...]) -> Job:
     values["route"] = None if values["route"] is None else json.loads(values["route"])
     values["state"] = JobState(values["state"])
     return Job(**values)
+
+
+def select_jobs(db: Database, where: str, args: list[Any]) -> list[Job]:
+    """The jobs matching the SQL condition `where` (``?`` placeholders), in no order."""
+    return [_job(r) for r in db.execute(f"{_SELECT} WHERE {where}", args).fetchall()]
 
 
 def _get(db: Database, job_id: str) -> Job:
@@ -417,9 +425,36 @@ class JobStore:
     def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
         self.store = store
         self._clock = clock
+        # Leases (see paddock.leases): the columns that lease a new job to the runner of
+        # this process, and the check every write of a driver makes first.
+        self._new_lease: Callable[[], dict[str, Any]] | None = None
+        self._fence: Callable[[Database, str], None] | None = None
 
     def now(self) -> datetime:
         return utc(self._clock())
+
+    def lease_new_jobs(self, lease: Callable[[], dict[str, Any]]) -> None:
+        """Lease every job accepted from now on with the columns `lease()` gives, in the
+        write that accepts it (the runner of this process drives it)."""
+        self._new_lease = lease
+
+    def fenced(self, fence: Callable[[Database, str], None]) -> JobStore:
+        """This store for a driver: each change of a job's state first runs
+        ``fence(db, job_id)`` in its transaction (it raises when the lease is lost)."""
+        driven = JobStore(self.store, clock=self._clock)
+        driven._new_lease, driven._fence = self._new_lease, fence
+        return driven
+
+    async def _drive(self, job_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(db, now, *args)`` in one write, behind the fence when there is one."""
+        fence = self._fence
+
+        def run(db: Database, now: datetime, *rest: Any) -> Any:
+            if fence is not None:
+                fence(db, job_id)
+            return fn(db, now, *rest)
+
+        return await self.store.write(run, self.now(), *args)
 
     async def accept(
         self,
@@ -473,6 +508,7 @@ class JobStore:
             "idempotency_key": idempotency_key,
             "route": None if route is None else json.dumps(route, sort_keys=True),
             "progress_message_id": progress_message_id,
+            **(self._new_lease() if self._new_lease is not None else {}),
         }
         return await self.store.write(_accept, now, fields, tuple(role_ids))
 
@@ -490,7 +526,7 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "accepted", task_id=provider_task_id)
             return job
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def mark_submitting(self, job_id: str) -> Job:
         """Record, before the request leaves, that a submit is being sent.
@@ -512,13 +548,13 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "sent")
             return _get(db, job_id)
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def mark_running(self, job_id: str) -> Job:
         def run(db: Database, now: datetime) -> Job:
             return _transition(db, now, job_id, JobState.RUNNING)[1]
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def mark_succeeded(self, job_id: str, *, result_url: str, charged: int) -> Job:
         """The video is ready; charge ``charged`` credits (at most what is held)."""
@@ -538,7 +574,7 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "rendered", task_id=job.provider_task_id)
             return job
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def mark_failed(
         self, job_id: str, *, error: str, charged: int = 0, attempt: str | None = None
@@ -548,7 +584,7 @@ class JobStore:
         ``attempt``: how its last submit ended (``refused``, ``unknown``, ``render_failed``),
         stored with the job in the same transaction.
         """
-        return await self.store.write(_fail, self.now(), job_id, error, charged, attempt)
+        return await self._drive(job_id, _fail, job_id, error, charged, attempt)
 
     async def move(
         self, job_id: str, *, provider: str, outcome: str, detail: str | None = None
@@ -595,7 +631,7 @@ class JobStore:
             )
             return _get(db, job_id)
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def attempts(self, job_id: str) -> list[Attempt]:
         """Every event of the job's submits, oldest first."""
@@ -611,7 +647,7 @@ class JobStore:
         def run(db: Database, now: datetime) -> Job:
             if _movable(db, job_id, JobState.CANCELLED).submit_attempted_at is not None:
                 raise InvalidTransition(job_id, "being sent to the provider", "cancelled")
-            _, job = _transition(db, now, job_id, JobState.CANCELLED)
+            _, job = _transition(db, now, job_id, JobState.CANCELLED, **_RELEASED)
             refund_in(db, now, job_id)
             return job
 
@@ -621,11 +657,10 @@ class JobStore:
         """Delivery is over: the result (or failure) reached the member, or we gave up."""
 
         def run(db: Database, now: datetime) -> Job:
-            return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error)[
-                1
-            ]
+            return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error,
+                               **_RELEASED)[1]
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def fail_unusable(self, job_id: str, *, error: str) -> Job:
         """The provider's "video" is not one (a web page, an empty or cut file): fail the
@@ -637,7 +672,7 @@ class JobStore:
             return _transition(db, now, job_id, JobState.FAILED, error=error,
                                charged_credits=None)[1]
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def mark_undelivered(self, job_id: str, *, delivery_error: str) -> Job:
         """The video exists but Discord took it nowhere: delivery is over, the charge is
@@ -649,9 +684,10 @@ class JobStore:
                 raise InvalidTransition(job_id, job.state.value, "undelivered")
             return_charge_in(db, now, job_id, f"the video could not be posted: {delivery_error}")
             return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error,
-                               charged_credits=None, undelivered_at=timestamp(now))[1]
+                               charged_credits=None, undelivered_at=timestamp(now),
+                               **_RELEASED)[1]
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def record_delivery_failure(self, job_id: str, error: str) -> Job:
         """Count a failed delivery attempt; the job stays undelivered for a retry."""
@@ -667,7 +703,7 @@ class JobStore:
             )
             return _get(db, job_id)
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def refresh_result_url(self, job_id: str, url: str) -> Job:
         """Replace a succeeded job's video link (the provider gave a fresh one)."""
@@ -682,7 +718,7 @@ class JobStore:
             )
             return _get(db, job_id)
 
-        return await self.store.write(run, self.now())
+        return await self._drive(job_id, run)
 
     async def set_progress_message(self, job_id: str, message_id: int) -> Job:
         def run(db: Database, now: datetime) -> Job:

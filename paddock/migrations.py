@@ -395,3 +395,25 @@ def m014_extensions(db: Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m015_leases(db: Database) -> None:
+    """Leases: which process drives a job, until when; and callbacks kept for the owner.
+
+    ``lease_owner`` is a process's random id (see `paddock.leases`), ``lease_until`` the
+    Unix time its lease ends unless renewed; both NULL for a job nobody drives. A row of
+    ``job_wakes`` is a provider callback that arrived at a process that does not drive the
+    task: the owner takes it at its next heartbeat and polls at once.
+    """
+    db.execute("ALTER TABLE jobs ADD COLUMN lease_owner TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION")
+    db.execute("CREATE INDEX jobs_lease_owner ON jobs (lease_owner)")
+    db.execute(
+        """
+        CREATE TABLE job_wakes (
+            task_id TEXT PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )

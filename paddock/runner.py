@@ -40,6 +40,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal, Protocol
 
 from hh_api import (
@@ -62,6 +63,7 @@ from hh_api import (
 from hh_api.render_times import RenderKey
 from paddock.errors import AlreadyFinished, InvalidTransition
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
+from paddock.leases import DEFAULT_TTL, LeaseLost, Leases, RunnerLock
 from paddock.provider_line import MemberSlots, ProviderQueue
 from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
@@ -124,8 +126,11 @@ class Delivery(Protocol):
 
     async def progress(self, job: Job, progress: Progress) -> None: ...
 
-    async def deliver(self, job: Job) -> None:
-        """Post the video (succeeded) or the reason and refund (failed); raise DeliveryError."""
+    async def deliver(self, job: Job, *, earlier: bool = False) -> None:
+        """Post the video (succeeded) or the reason and refund (failed); raise DeliveryError.
+
+        ``earlier``: the job finished under another process (or before a restart), which
+        may have posted it already."""
 
     async def undelivered(self, job: Job, reason: str) -> None:
         """The outcome can't be posted: tell the member by what remains (with the video's
@@ -143,6 +148,7 @@ class RunnerSettings:
     delivery_backoff: float = 2.0  # seconds, doubled per attempt
     sweep_every: float = 60.0
     job_timeout: timedelta = timedelta(minutes=30)
+    lease_ttl: float = DEFAULT_TTL  # seconds; renewed every third of it (paddock.leases)
 
 
 @dataclass
@@ -174,12 +180,20 @@ class Runner:
         member_slots: Callable[[int], Awaitable[int | None]] | None = None,
         router: Router | None = None,
         refused_keys: RefusedKeys | None = None,
+        leases: Leases | None = None,
     ) -> None:
         """`member_slots(guild_id)` reads a server's cap on one member's jobs at providers
         at once (None: no cap); without it every server has the default cap. `router`
         chooses and changes the provider of ``provider: auto`` jobs; `refused_keys` keeps
-        the keys providers refused across restarts."""
-        self.jobs = jobs
+        the keys providers refused across restarts. `leases`: this process's leases on
+        jobs (by default made on the job store's database with ``settings.lease_ttl``);
+        every job accepted through `jobs` from now on is leased to this runner."""
+        self.leases = leases or Leases(jobs.store, ttl=settings.lease_ttl)
+        jobs.lease_new_jobs(self.leases.new_job_lease)
+        self.jobs = jobs.fenced(self.leases.fence)
+        database = getattr(jobs.store, "path", None)
+        self._lock = RunnerLock(database if isinstance(database, Path) else None)
+        self._heartbeat: asyncio.Task[None] | None = None
         self.hh = hh
         self.router = router
         self.provider_health = router.health if router is not None else Health()
@@ -220,18 +234,28 @@ class Runner:
                           refused.at.isoformat(timespec="seconds"), refused.reason,
                           refused.provider.upper())
         await self.sweep()
-        unfinished = await self.jobs.list_unfinished()
+        # Alone on the file: every lease in it is a dead process's, take them all back now.
+        alone = await self._lock.acquire()
+        try:
+            unfinished = await self.leases.claim_lapsed(every_lease=alone)
+        finally:
+            self._lock.share()
         for job in unfinished:
             self._spawn(job, resumed=True)
+        self.leases.takeovers += len(unfinished)
         self._accepting = True
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="paddock sweep")
-        log.info("runner started; resumed %d unfinished job(s)", len(unfinished))
+        self._heartbeat = asyncio.create_task(self._keep_leases(), name="paddock leases")
+        log.info("runner started as lease owner %s; resumed %d unfinished job(s)%s",
+                 self.leases.owner, len(unfinished),
+                 "" if alone else " (others' jobs once their leases end)")
         return len(unfinished)
 
     async def stop(self) -> None:
         """Stop taking jobs and cancel the work in memory; the database keeps every job."""
         self._accepting = False
-        tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
+        tasks = [t for t in (self._sweeper, self._heartbeat, *self._tasks.values())
+                 if t is not None]
         tasks += [t.timer for t in self._throttles.values() if t.timer is not None]
         tasks += self._background
         for task in tasks:
@@ -239,6 +263,13 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._idle.set()
+        try:
+            released = await self.leases.release_all()
+        except Exception:  # the leases end by themselves after their time
+            log.warning("could not release this process's leases", exc_info=True)
+        else:
+            log.info("released %d lease(s)", released)
+        self._lock.release()
         log.info("runner stopped; unfinished jobs resume at the next start")
 
     @property
@@ -249,12 +280,12 @@ class Runner:
         """None while the runner takes jobs and its sweeper runs; otherwise what is wrong."""
         if not self._accepting:
             return "the runner is not running (not started yet, or stopped)"
-        sweeper = self._sweeper
-        if sweeper is None or sweeper.done():
-            error = None
-            if sweeper is not None and not sweeper.cancelled():
-                error = sweeper.exception()
-            return f"the sweeper stopped: {error!r}" if error else "the sweeper stopped"
+        for name, task in (("sweeper", self._sweeper), ("lease heartbeat", self._heartbeat)):
+            if task is None or task.done():
+                error = None
+                if task is not None and not task.cancelled():
+                    error = task.exception()
+                return f"the {name} stopped: {error!r}" if error else f"the {name} stopped"
         return None
 
     # -- what the bot calls -------------------------------------------------------------
@@ -281,6 +312,13 @@ class Runner:
         """Poll `task_id` at once (a provider said it finished); False if nobody waits on it
         yet, in which case the wake is kept for a while: a callback can arrive before the
         runner has stored the task id its submit returned."""
+        if self._wake_here(task_id):
+            return True
+        # Another process may drive it: keep the wake where its heartbeat finds it.
+        self._in_background(self._record_wake(task_id))
+        return False
+
+    def _wake_here(self, task_id: str) -> bool:
         event = self._wakes.get(task_id)
         if event is None:
             self._early_wakes[task_id] = None
@@ -289,6 +327,13 @@ class Runner:
             return False
         event.set()
         return True
+
+    async def _record_wake(self, task_id: str) -> None:
+        try:
+            await self.leases.record_wake(task_id)
+        except Exception:  # the owner still polls it on its own schedule
+            log.warning("could not record the callback of task=%s for its owner", task_id,
+                        exc_info=True)
 
     async def refresh_member_slots(self, guild_id: int) -> None:
         """Read the server's cap on one member's jobs at once again (a moderator changed
@@ -308,17 +353,21 @@ class Runner:
         """Cancel a job still waiting in line, refunding it.
 
         Raises InvalidTransition when the job is already being sent or is at the provider.
+        The cancel is stored first: the job leaves the line only once it is, so a failed
+        write leaves it waiting and driven, never orphaned. A job waiting in another
+        process's line is cancelled in the database; that process finds it so at its turn.
         """
         job = await self.jobs.get(job_id)
         queue = self._queues.get(job.provider or "")
-        if job.state is JobState.ACCEPTED and queue is not None and queue.leave(job_id):
+        waiting = queue is not None and job_id in queue.line
+        if job.state is not JobState.ACCEPTED or (job.id in self._tasks and not waiting):
+            raise InvalidTransition(job_id, job.state.value, "cancelled")
+        # jobs.cancel refuses once a submit is recorded, in the transaction that cancels
+        cancelled = await self.jobs.cancel(job_id)
+        if queue is not None and queue.leave(job_id):
             task = self._tasks.get(job_id)
             if task is not None:
                 task.cancel()
-        elif job.state is not JobState.ACCEPTED or job.id in self._tasks:
-            raise InvalidTransition(job_id, job.state.value, "cancelled")
-        # else: not driven here, so nothing can send it
-        cancelled = await self.jobs.cancel(job_id)
         log.info("%s cancelled while queued; %d credits refunded", job_fields(cancelled),
                  cancelled.estimated_credits)
         return cancelled
@@ -358,15 +407,18 @@ class Runner:
         task = asyncio.create_task(self._drive(job, resumed=resumed), name=f"job {job.id}")
         self._tasks[job.id] = task
         self._idle.clear()
-        task.add_done_callback(lambda _: self._finished(job.id))
+        task.add_done_callback(lambda done: self._finished(job.id, done))
         return position
 
-    def _finished(self, job_id: str) -> None:
-        self._tasks.pop(job_id, None)
+    def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
         if not self._tasks:
             self._idle.set()
 
     async def _drive(self, job: Job, *, resumed: bool = False) -> None:
+        # Finished before this process took it: an earlier driver may have posted it.
+        earlier = resumed and job.state in (JobState.SUCCEEDED, JobState.FAILED)
         try:
             if resumed and job.state is JobState.SUCCEEDED:
                 job = await self._fresh_link(job)
@@ -383,14 +435,21 @@ class Runner:
                     job = await self._submit(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
                 await self._end_progress(job.id)
-                await self._deliver(job)
+                await self._deliver(job, earlier=earlier)
         except asyncio.CancelledError:
             raise
+        except LeaseLost as lost:
+            log.warning("%s lost its lease to %s while %s here; stopped driving it (that "
+                        "process finishes it)", job_fields(job), lost.holder or "nobody",
+                        job.state.value)
         except InvalidTransition as first:
             # Another path ended the job while this one was on its way (the sweep failed it
             # past its deadline while its submit was still out): that outcome stands, and
             # nobody else will post it, since the sweep leaves jobs driven here alone.
             job = await self.jobs.get(job.id)
+            if job.state is JobState.CANCELLED:  # cancelled before its submit was stored
+                log.info("%s was cancelled before it was sent", job_fields(job))
+                return
             if job.state not in (JobState.SUCCEEDED, JobState.FAILED):
                 log.exception("%s stopped unexpectedly in state %s; it resumes at the next "
                               "start", job_fields(job), job.state.value)
@@ -398,7 +457,7 @@ class Runner:
             log.warning("%s was already %s when this went on to %s; that outcome stands",
                         job_fields(job), first.current, first.wanted)
             await self._end_progress(job.id)
-            await self._deliver(job)
+            await self._deliver(job, earlier=earlier)
         except Exception:
             # A bug or a database fault: the job stays as stored and resumes at next start.
             log.exception("%s stopped unexpectedly in state %s; it resumes at the next start",
@@ -653,14 +712,17 @@ class Runner:
         log.info("%s failed; %d credits refunded", job_fields(job), failed.estimated_credits)
         return failed
 
-    async def _deliver(self, job: Job) -> None:
+    async def _deliver(self, job: Job, *, earlier: bool = False) -> None:
         """Post the outcome; never leave a member charged for a video they did not get."""
         delay = self.settings.delivery_backoff
         attempt = 0
         while attempt < self.settings.delivery_attempts:
             attempt += 1
+            # A post cannot be fenced by a write: renew the lease just before it, so a
+            # process that lost the job (it paused past the lease time) posts nothing.
+            await self.leases.confirm(job.id)
             try:
-                await self.delivery.deliver(job)
+                await self.delivery.deliver(job, earlier=earlier)
             except VideoUnusable as error:
                 log.warning("%s the provider's video is unusable; failing and returning its "
                             "credits: %s", job_fields(job), error)
@@ -794,7 +856,10 @@ class Runner:
             log.warning("%s failed by the sweep (past its deadline or never sent); refunded",
                         job_fields(job))
             if job_id not in self._tasks and self._accepting:
-                self._spawn(job)
+                # Its failure is posted by whoever holds it; by this process if nobody does.
+                claimed = await self.leases.claim(job_id)
+                if claimed is not None:
+                    self._spawn(claimed)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -804,6 +869,47 @@ class Runner:
             except Exception:
                 log.exception("the sweep failed; trying again in %.0f s",
                               self.settings.sweep_every)
+
+    # -- leases ------------------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        every = self.leases.ttl / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("renewing the leases failed; trying again in %.1f s", every)
+
+    async def heartbeat(self) -> None:
+        """Renew this process's leases (on a timer): stop driving the jobs another process
+        took, poll the tasks whose callback arrived elsewhere, and take over the jobs whose
+        lease ended."""
+        beat = await self.leases.renew()
+        for job_id, task in list(self._tasks.items()):
+            if job_id in beat.held or task.done():
+                continue
+            job = await self.jobs.get(job_id)
+            if job.state in (JobState.DELIVERED, JobState.CANCELLED):
+                continue  # it ended (and gave its lease up) since the renewal
+            log.warning("%s lost its lease (another process took it over); stopped driving "
+                        "it here", job_fields(job))
+            del self._tasks[job_id]
+            task.cancel()
+            if not self._tasks:
+                self._idle.set()
+        for task_id in beat.woken:
+            log.info("task=%s called back at another process; checking its status now",
+                     task_id)
+            self._wake_here(task_id)
+        if not self._accepting:
+            return
+        for job in await self.leases.claim_lapsed():
+            if job.id in self._tasks:
+                continue
+            log.info("%s taken over: its lease ended", job_fields(job))
+            self.leases.takeovers += 1
+            self._spawn(job, resumed=True)
 
     def _title(self, provider: str) -> str:
         return self.hh.provider(provider).title

@@ -32,6 +32,7 @@ from hh_api import (
     load_providers,
     redact_url,
 )
+from paddock.leases import DEFAULT_TTL
 from paddock.routing import AUTO
 from paddock.runner import RunnerSettings
 from paddock.store import DEFAULT_PATH
@@ -423,14 +424,17 @@ class _Reader:
 
     def runner(self) -> RunnerSettings:
         """``PADDOCK_PROVIDER_CONCURRENCY``, ``PADDOCK_JOB_TIMEOUT_MINUTES``,
-        ``PADDOCK_POLL_SECONDS`` (the first status check; it then grows to 15 s)."""
+        ``PADDOCK_POLL_SECONDS`` (the first status check; it then grows to 15 s),
+        ``PADDOCK_LEASE_SECONDS`` (how long a process's hold on a job lasts unless renewed)."""
         slots = self.whole("PADDOCK_PROVIDER_CONCURRENCY", 8, 1, 10_000)
         minutes = self.number("PADDOCK_JOB_TIMEOUT_MINUTES", 30, 1, 7 * 24 * 60)
         poll = self.number("PADDOCK_POLL_SECONDS", 2.0, 0.001, 600)
+        lease = self.number("PADDOCK_LEASE_SECONDS", DEFAULT_TTL, 1, 3600)
         return RunnerSettings(
             provider_slots=slots or 8,
             job_timeout=timedelta(minutes=minutes),
             poll=PollPolicy(initial=poll, maximum=max(15.0, poll)),
+            lease_ttl=lease,
         )
 
     def side_door(self, *, hiapi_keyed: bool) -> dict[str, object]:

@@ -114,6 +114,10 @@ BAD_VALUES: dict[str, list[tuple[str, str]]] = {
         (value, f"must be a number from 0.001 to 600, not '{value}'")
         for value in ("often", "0", "inf", "nan", "601")
     ],
+    "PADDOCK_LEASE_SECONDS": [
+        (value, f"must be a number from 1 to 3600, not '{value}'")
+        for value in ("long", "0.5", "0", "-1", "inf", "nan", "3601")
+    ],
     "PADDOCK_HTTP_PORT": [
         (value, f"must be a port number from 0 (any free port) to 65535, not '{value}'")
         for value in ("http", "-1", "65536", "80.5", "inf")
