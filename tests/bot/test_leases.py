@@ -1,0 +1,99 @@
+"""Two `python bot.py` processes on one SQLite file: jobs belong to no process.
+
+Process A accepts the jobs; process B runs beside it on the same database. When A dies
+(SIGKILL) or stops answering (SIGSTOP past its lease), B takes A's jobs over once their
+leases end: it polls them (never submits again), posts each video once, charges once.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from tests.bot.test_restarts import bot_env, grant, ledger_figures
+from tests.fakes.discord import bot_process
+
+LEASE = "2"  # seconds: short, so a takeover comes soon after a death
+
+
+def lease_env(fake, providers, database) -> dict[str, str]:
+    return {**bot_env(fake, providers, database), "PADDOCK_LEASE_SECONDS": LEASE}
+
+
+def video_posts(fake, member) -> list:
+    return [m for m in fake.channel("general").visible if m.pings(member) and m.attachments]
+
+
+async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    for member in (alice, bob):
+        await grant(database, fake_discord.guild.id, member.user.id, 100)
+    env = lease_env(fake_discord, providers, database)
+
+    async with bot_process(fake_discord, env=env) as first:
+        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await (await bob.slash("video text", prompt="a windmill")).reply()
+        await fake_discord.wait_for(
+            lambda: len(emulator.tasks) == 2 and all(t.polls for t in emulator.tasks.values()))
+        async with bot_process(fake_discord, env=env) as second:
+            await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
+            polls_before = len(emulator.polls())
+            assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+            # B polls A's tasks once their leases end; it never submits them again.
+            await second.wait_for_output("taken over: its lease ended", timeout=30)
+            await emulator.wait_for_requests("status", polls_before + 2, timeout=30)
+            for task_id in emulator.tasks:
+                emulator.finish(task_id)
+            await fake_discord.wait_for(
+                lambda: video_posts(fake_discord, alice) and video_posts(fake_discord, bob),
+                timeout=30)
+            assert second.output.count("taken over: its lease ended") == 2
+
+    assert len(video_posts(fake_discord, alice)) == len(video_posts(fake_discord, bob)) == 1
+    assert len(emulator.submits()) == 2
+    for member in (alice, bob):
+        left, pending, settled, report = await ledger_figures(
+            database, fake_discord.guild.id, member.user.id)
+        assert (left, pending) == (30, [])
+        assert report.ok, report.problems
+    _, _, settled, _ = await ledger_figures(database, fake_discord.guild.id, alice.user.id)
+    assert sorted(h.charged for h in settled) == [70, 70]  # one charge per job, no more
+
+
+async def test_a_paused_process_loses_its_job_and_posts_nothing_for_it(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 100)
+    env = lease_env(fake_discord, providers, database)
+
+    async with bot_process(fake_discord, env=env) as first:
+        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await emulator.wait_for_requests("status", 1)
+        async with bot_process(fake_discord, env=env) as second:
+            await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
+            first.process.send_signal(signal.SIGSTOP)
+            try:
+                await second.wait_for_output("taken over: its lease ended", timeout=30)
+                [task_id] = emulator.tasks
+                emulator.finish(task_id)
+                await fake_discord.wait_for(lambda: video_posts(fake_discord, alice),
+                                            timeout=30)
+            finally:
+                first.process.send_signal(signal.SIGCONT)
+            # A wakes up, finds at its next write or heartbeat that B holds the job, stops.
+            await first.wait_for_output("lost its lease", timeout=30)
+
+    assert len(video_posts(fake_discord, alice)) == 1
+    assert len(emulator.submits()) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
+    assert report.ok, report.problems

@@ -1,0 +1,140 @@
+"""Leases on one database shared by two processes' stores: claims, heartbeats, fencing.
+
+Two `Leases` with different owners stand for two processes; a settable clock moves time
+past a lease's end without waiting for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paddock.budget import Period
+from paddock.jobs import JobState, JobStore
+from paddock.leases import LeaseLost, Leases
+from tests.ledger_support import ALICE, GUILD, MOD, Clock, open_all
+
+REQUEST = {"mode": "text", "prompt": "a lighthouse", "resolution": "720p", "duration": 5}
+TTL = 30.0
+
+
+class Seconds:
+    """A Unix-time clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def parts(tmp_path: Path):
+    store, ledger, jobs = await open_all(tmp_path / "paddock.db", Clock())
+    await ledger.set_allowance(GUILD, 100, Period.DAILY, actor_id=MOD)
+    yield store, ledger, jobs
+    await store.close()
+
+
+@pytest.fixture
+def seconds() -> Seconds:
+    return Seconds()
+
+
+@pytest.fixture
+def two(parts, seconds) -> tuple[Leases, Leases]:
+    store = parts[0]
+    return (Leases(store, ttl=TTL, clock=seconds, owner="a"),
+            Leases(store, ttl=TTL, clock=seconds, owner="b"))
+
+
+async def accepted_by(jobs: JobStore, leases: Leases, provider: str = "joypix") -> str:
+    jobs.lease_new_jobs(leases.new_job_lease)
+    accepted = await jobs.accept(guild_id=GUILD, user_id=ALICE, channel_id=77,
+                                 request=REQUEST, estimated_credits=30, role_ids=(),
+                                 provider=provider)
+    return accepted.job.id
+
+
+async def test_a_new_job_is_leased_to_the_process_that_accepts_it(parts, two) -> None:
+    _, _, jobs = parts
+    a, b = two
+    job_id = await accepted_by(jobs, a)
+    assert await b.claim(job_id) is None  # held, lease not over
+    assert await b.claim_lapsed() == []
+    assert (await a.claim(job_id)) is not None  # its own: claimed again
+    assert (await a.renew()).held == {job_id}
+
+
+async def test_another_process_takes_a_job_once_its_lease_ends_and_the_first_is_fenced(
+    parts, two, seconds
+) -> None:
+    _, ledger, jobs = parts
+    a, b = two
+    job_id = await accepted_by(jobs, a)
+    driver_a, driver_b = jobs.fenced(a.fence), jobs.fenced(b.fence)
+    await driver_a.mark_submitting(job_id)
+    await driver_a.mark_submitted(job_id, provider_task_id="task-1")
+
+    seconds.now += TTL + 1  # A stopped renewing (killed, or paused)
+    [taken] = await b.claim_lapsed()
+    assert (taken.id, taken.state, taken.provider_task_id) == (job_id, JobState.SUBMITTED,
+                                                               "task-1")
+    # A wakes up: each write it tries is refused, and changes nothing.
+    with pytest.raises(LeaseLost):
+        await driver_a.mark_running(job_id)
+    with pytest.raises(LeaseLost):
+        await driver_a.mark_failed(job_id, error="it timed out here")
+    with pytest.raises(LeaseLost):
+        await a.confirm(job_id)
+    assert (await a.renew()).held == frozenset()
+    assert (await jobs.get(job_id)).state is JobState.SUBMITTED
+    assert [h.state for h in await ledger.holds(GUILD)] == ["pending"]  # nothing charged
+
+    await driver_b.mark_running(job_id)
+    await driver_b.mark_succeeded(job_id, result_url="https://x/v.mp4", charged=30)
+    await b.confirm(job_id)
+    done = await driver_b.mark_delivered(job_id)
+    assert done.state is JobState.DELIVERED
+    [hold] = await ledger.holds(GUILD)
+    assert (hold.state, hold.charged) == ("settled", 30)
+    # The end gave the lease up: no heartbeat renews it, no takeover picks it.
+    assert (await b.renew()).held == frozenset()
+    seconds.now += TTL + 1
+    assert await a.claim_lapsed() == []
+
+
+async def test_a_clean_stop_releases_every_lease_at_once(parts, two) -> None:
+    _, _, jobs = parts
+    a, b = two
+    first, second = await accepted_by(jobs, a), await accepted_by(jobs, a)
+    assert await a.release_all() == 2
+    assert {j.id for j in await b.claim_lapsed()} == {first, second}
+
+
+async def test_a_callback_at_another_process_is_kept_for_the_owners_heartbeat(
+    parts, two
+) -> None:
+    _, _, jobs = parts
+    a, b = two
+    job_id = await accepted_by(jobs, a)
+    driver_a = jobs.fenced(a.fence)
+    await driver_a.mark_submitting(job_id)
+    await driver_a.mark_submitted(job_id, provider_task_id="task-7")
+    await b.record_wake("task-7")  # the callback reached B
+    await b.record_wake("task-7")  # repeated: kept once
+    assert (await b.renew()).woken == ()  # not B's task
+    assert (await a.renew()).woken == ("task-7",)
+    assert (await a.renew()).woken == ()  # taken once
+
+
+async def test_a_cancel_from_another_process_ends_the_lease(parts, two) -> None:
+    _, ledger, jobs = parts
+    a, b = two
+    job_id = await accepted_by(jobs, a)
+    cancelled = await jobs.cancel(job_id)  # any process may cancel a job still in line
+    assert cancelled.state is JobState.CANCELLED
+    assert (await a.renew()).held == frozenset()
+    assert await b.claim_lapsed(every_lease=True) == []
+    assert [h.state for h in await ledger.holds(GUILD)] == ["refunded"]
