@@ -159,6 +159,17 @@ class _RunnerCollector(Collector):
             "Jobs the runner is driving: in line, at a provider, or being delivered.",
             value=self.runner.in_flight(),
         )
+        yield GaugeMetricFamily(
+            "paddock_leases_held",
+            "Jobs this process holds the lease of (at its last heartbeat).",
+            value=self.runner.leases.held,
+        )
+        yield CounterMetricFamily(
+            "paddock_lease_takeovers",
+            "Jobs this process took over: their lease had ended, or (at start) their holder "
+            "was a previous run of the bot.",
+            value=self.runner.leases.takeovers,
+        )
         failovers = CounterMetricFamily(
             "paddock_provider_failovers",
             "provider: auto jobs that left this provider for another one.",

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import signal
 
+import aiohttp
+
+from tests.bot.side_door_support import free_port, metric_samples, sample
 from tests.bot.test_restarts import bot_env, grant, ledger_figures
 from tests.fakes.discord import bot_process
 
 LEASE = "2"  # seconds: short, so a takeover comes soon after a death
+SECRET = "whsec-paddock-tests"
+
+
+async def metrics(port: int) -> dict:
+    async with (aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/metrics") as answer):
+        return metric_samples(await answer.text())
 
 
 def lease_env(fake, providers, database) -> dict[str, str]:
@@ -33,13 +43,15 @@ async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
     for member in (alice, bob):
         await grant(database, fake_discord.guild.id, member.user.id, 100)
     env = lease_env(fake_discord, providers, database)
+    port = free_port()
 
     async with bot_process(fake_discord, env=env) as first:
         await (await alice.slash("video text", prompt="a lighthouse")).reply()
         await (await bob.slash("video text", prompt="a windmill")).reply()
         await fake_discord.wait_for(
             lambda: len(emulator.tasks) == 2 and all(t.polls for t in emulator.tasks.values()))
-        async with bot_process(fake_discord, env=env) as second:
+        async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port)}
+                               ) as second:
             await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
             polls_before = len(emulator.polls())
             assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -52,6 +64,8 @@ async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
                 lambda: video_posts(fake_discord, alice) and video_posts(fake_discord, bob),
                 timeout=30)
             assert second.output.count("taken over: its lease ended") == 2
+            samples = await metrics(port)
+            assert sample(samples, "paddock_lease_takeovers_total") == 2
 
     assert len(video_posts(fake_discord, alice)) == len(video_posts(fake_discord, bob)) == 1
     assert len(emulator.submits()) == 2
@@ -97,3 +111,36 @@ async def test_a_paused_process_loses_its_job_and_posts_nothing_for_it(
                                                           alice.user.id)
     assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
     assert report.ok, report.problems
+
+
+async def test_a_callback_that_reaches_the_other_process_makes_the_owner_poll(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    hiapi = providers["hiapi"]
+    hiapi.callback_secret = SECRET
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 200)
+    public = {"PADDOCK_PUBLIC_URL": "https://paddock.example.com",
+              "HIAPI_WEBHOOK_SECRET": SECRET}
+    env = {**lease_env(fake_discord, providers, database), **public}
+    port_a, port_b = free_port(), free_port()
+
+    async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port_a)}
+                           ) as first:
+        message = await (await alice.slash("video text", prompt="a harbour",
+                                           provider="hiapi")).reply()
+        await fake_discord.wait_for(lambda: "Sent to HiAPI" in message.text)
+        [task_id] = hiapi.tasks  # A waits for its callback, polling only every 30 s
+        async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port_b)}
+                               ) as second:
+            hiapi.callback_proxy = f"http://127.0.0.1:{port_b}"  # the callback reaches B
+            hiapi.finish(task_id)
+            await hiapi.wait_for_callbacks(1)
+            await fake_discord.wait_for(lambda: video_posts(fake_discord, alice), timeout=20)
+            assert "no job is waiting on it here" in second.output
+            await first.wait_for_output(f"task={task_id} called back at another process")
+
+    assert [c.status for c in hiapi.callbacks] == [200]
+    assert len(hiapi.polls()) == 1  # the one the recorded callback asked A for
+    assert len(video_posts(fake_discord, alice)) == 1
