@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
@@ -140,3 +141,34 @@ async def test_a_queued_job_can_be_cancelled_and_its_credits_return(
     assert "can no longer be cancelled" in refused.content
     assert len(emulator.submits()) == 1
     assert [h.job_id for h in await holds(paddock)] == [first_job.id]
+
+
+async def test_a_cancel_that_cannot_be_stored_leaves_the_job_in_line(
+    fake_discord, paddock, providers
+) -> None:
+    paddock.runner.settings = dataclasses.replace(paddock.runner.settings, provider_slots=1)
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] * 100000  # the first job holds the only slot
+    alice = fake_discord.member("alice")
+    await give_credits(paddock, alice, 200)
+    await (await alice.slash("video text", prompt="first")).reply()
+    await emulator.wait_for_requests("status", 1)
+    await (await alice.slash("video text", prompt="second")).reply()
+    [waiting] = [j for j in await paddock.services.jobs.list_for_member(
+        fake_discord.guild.id, alice.user.id) if j.request["prompt"] == "second"]
+
+    # Another process holds the database's write lock past the busy timeout: the cancel
+    # cannot be stored, and the job must stay in line rather than lose its driver.
+    blocker = sqlite3.connect(paddock.settings.database_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        answer = await (await alice.slash("jobs cancel", job=waiting.id)).reply()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert answer.ephemeral and "try again" in answer.content.lower()
+
+    [first] = emulator.tasks
+    emulator.finish(first)  # the slot frees: the job still in line goes to the provider
+    await fake_discord.wait_for(lambda: len(emulator.submits()) == 2, timeout=30)
+    assert emulator.submits()[1].json["prompt"] == "second"
