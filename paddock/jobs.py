@@ -528,17 +528,23 @@ class JobStore:
 
         return await self._drive(job_id, run)
 
-    async def mark_submitting(self, job_id: str) -> Job:
+    async def mark_submitting(
+        self, job_id: str, *, admit: Callable[[Database, Job], None] | None = None
+    ) -> Job:
         """Record, before the request leaves, that a submit is being sent.
 
         After a crash, an accepted job with this mark may or may not exist at the
         provider: it is resubmitted only where the provider deduplicates by key.
+        ``admit(db, job)`` runs first in the same transaction and may refuse by raising
+        (the limits on jobs at once, counted across processes: `paddock.leases.admit_in`).
         """
 
         def run(db: Database, now: datetime) -> Job:
             job = _get(db, job_id)
             if job.state is not JobState.ACCEPTED:
                 raise InvalidTransition(job_id, job.state.value, "submitting")
+            if admit is not None:
+                admit(db, job)
             db.execute(
                 "UPDATE jobs SET submit_attempted_at = COALESCE(submit_attempted_at, ?),"
                 " updated_at = ? WHERE id = ?",

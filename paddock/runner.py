@@ -34,6 +34,7 @@ job's id follows its whole life (the provider's task id is logged once it has on
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -63,7 +64,7 @@ from hh_api import (
 from hh_api.render_times import RenderKey
 from paddock.errors import AlreadyFinished, InvalidTransition
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
-from paddock.leases import DEFAULT_TTL, LeaseLost, Leases, RunnerLock
+from paddock.leases import DEFAULT_TTL, LeaseLost, Leases, RunnerLock, SlotTaken, admit_in
 from paddock.provider_line import MemberSlots, ProviderQueue
 from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
@@ -149,6 +150,8 @@ class RunnerSettings:
     sweep_every: float = 60.0
     job_timeout: timedelta = timedelta(minutes=30)
     lease_ttl: float = DEFAULT_TTL  # seconds; renewed every third of it (paddock.leases)
+    # seconds between tries of a job whose slot is free here but taken by another process
+    slot_retry: float = 1.0
 
 
 @dataclass
@@ -501,7 +504,7 @@ class Runner:
         # A send before a restart (HiAPI, keyed) may have made a task: never move then.
         uncertain = job.submit_attempted_at is not None
         spare = job.routed and not uncertain and await self._spare_provider(job)
-        job = await self.jobs.mark_submitting(job.id)
+        job = await self._mark_submitting(job)
         callback = self.callback_url if provider == "hiapi" else None  # HiAPI only
         try:
             while True:
@@ -552,6 +555,27 @@ class Runner:
         log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
         await self._progress(job, Progress("submitted"))
         return await self._await_result(job)
+
+    async def _mark_submitting(self, job: Job) -> Job:
+        """Mark the job as being sent once the limits counted over every process sharing
+        the database let it go (this process's line already keeps its own jobs within
+        them); until then it keeps its turn here and tries again."""
+        said = False
+        while True:
+            assert job.provider is not None
+            admit = functools.partial(
+                admit_in, owner=self.leases.owner, slots=self.settings.provider_slots,
+                here=self._queue(job.provider).active,
+                member_cap=self._members.cap(job.guild_id),
+                member_here=self._members.running[(job.guild_id, job.user_id)])
+            try:
+                return await self.jobs.mark_submitting(job.id, admit=admit)
+            except SlotTaken as taken:
+                if not said:
+                    log.info("%s waits for a slot taken by another process: %s",
+                             job_fields(job), taken.why)
+                    said = True
+            await asyncio.sleep(self.settings.slot_retry)
 
     async def _spare_provider(self, job: Job) -> bool:
         """Whether a routed job has another provider to go to if this one refuses it."""

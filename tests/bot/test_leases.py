@@ -144,3 +144,37 @@ async def test_a_callback_that_reaches_the_other_process_makes_the_owner_poll(
     assert [c.status for c in hiapi.callbacks] == [200]
     assert len(hiapi.polls()) == 1  # the one the recorded callback asked A for
     assert len(video_posts(fake_discord, alice)) == 1
+
+
+async def test_one_slot_at_a_provider_holds_across_two_processes(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    busy_at_creation: list[int] = []  # tasks still rendering when each new one arrived
+    emulator.on_task_created = lambda task: busy_at_creation.append(
+        sum(1 for t in emulator.tasks.values() if t is not task and t.finished is None))
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    for member in (alice, bob):
+        await grant(database, fake_discord.guild.id, member.user.id, 100)
+    env = {**lease_env(fake_discord, providers, database), "PADDOCK_PROVIDER_CONCURRENCY": "1"}
+
+    async with bot_process(fake_discord, env=env) as first:
+        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await emulator.wait_for_requests("status", 1)  # A's job holds the only slot
+        async with bot_process(fake_discord, env=env) as second:
+            await (await bob.slash("video text", prompt="a windmill")).reply()  # to B
+            await second.wait_for_output("waits for a slot taken by another process")
+            assert len(emulator.submits()) == 1
+            [alices] = emulator.tasks
+            emulator.finish(alices)
+            await fake_discord.wait_for(lambda: video_posts(fake_discord, alice), timeout=30)
+            await fake_discord.wait_for(lambda: len(emulator.tasks) == 2, timeout=30)
+            [bobs] = [t for t in emulator.tasks if t != alices]
+            emulator.finish(bobs)
+            await fake_discord.wait_for(lambda: video_posts(fake_discord, bob), timeout=30)
+            assert f"submitted as task={bobs}" in second.output
+            assert f"submitted as task={alices}" in first.output
+
+    assert busy_at_creation == [0, 0]  # never two jobs at the provider at once
