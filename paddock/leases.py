@@ -206,12 +206,15 @@ class Leases:
     async def claim_lapsed(self, *, every_lease: bool = False, limit: int = 500) -> list[Job]:
         """Claim unfinished jobs nobody holds or whose lease ended, oldest first.
 
-        ``every_lease``: also those whose lease has not ended yet; only for a process that
-        knows every other holder is dead (see :class:`RunnerLock`)."""
+        ``every_lease``: also those whose lease has not ended yet (but not this process's
+        own); only for a process that knows every other holder is dead (see
+        :class:`RunnerLock`)."""
 
         def run(db: Database, owner: str, now: float, until: float) -> list[Job]:
-            lapsed = "" if every_lease else " AND (lease_owner IS NULL OR lease_until < ?)"
-            args: list[Any] = [*_UNFINISHED] + ([] if every_lease else [now])
+            if every_lease:  # all but those claimed already
+                lapsed, args = " AND (lease_owner IS NULL OR lease_owner <> ?)", [owner]
+            else:
+                lapsed, args = " AND (lease_owner IS NULL OR lease_until < ?)", [now]
             pick = (f"SELECT id FROM jobs WHERE state IN ({_MARKS}){lapsed}"
                     " ORDER BY created_at, id LIMIT ?")
             if _postgres(db):
@@ -219,7 +222,7 @@ class Leases:
             ids = [r[0] for r in db.execute(
                 f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ({pick})"
                 " RETURNING id",
-                [owner, until, *args, limit],
+                [owner, until, *_UNFINISHED, *args, limit],
             ).fetchall()]
             if not ids:
                 return []

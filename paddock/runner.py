@@ -93,6 +93,7 @@ UNCONFIRMED_SUBMIT = (
     "your credits were returned. Please run the command again."
 )
 
+CLAIM_BATCH = 500  # jobs claimed in one write
 SHOWN_PLACES = 25  # jobs in line whose message shows their place as it moves
 
 
@@ -239,8 +240,13 @@ class Runner:
         await self.sweep()
         # Alone on the file: every lease in it is a dead process's, take them all back now.
         alone = await self._lock.acquire()
+        unfinished: list[Job] = []
         try:
-            unfinished = await self.leases.claim_lapsed(every_lease=alone)
+            while True:
+                batch = await self.leases.claim_lapsed(every_lease=alone, limit=CLAIM_BATCH)
+                unfinished += batch
+                if len(batch) < CLAIM_BATCH:
+                    break
         finally:
             self._lock.share()
         for job in unfinished:
@@ -249,9 +255,9 @@ class Runner:
         self._accepting = True
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="paddock sweep")
         self._heartbeat = asyncio.create_task(self._keep_leases(), name="paddock leases")
-        log.info("runner started as lease owner %s; resumed %d unfinished job(s)%s",
-                 self.leases.owner, len(unfinished),
-                 "" if alone else " (others' jobs once their leases end)")
+        log.info("runner started; resumed %d unfinished job(s)%s; lease owner %s",
+                 len(unfinished), "" if alone else " (others' jobs once their leases end)",
+                 self.leases.owner)
         return len(unfinished)
 
     async def stop(self) -> None:
