@@ -178,3 +178,39 @@ async def test_one_slot_at_a_provider_holds_across_two_processes(
             assert f"submitted as task={alices}" in first.output
 
     assert busy_at_creation == [0, 0]  # never two jobs at the provider at once
+
+
+async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 100)
+    env = lease_env(fake_discord, providers, database)
+    # A posts the video, then Discord is slow to take its edit of the job card: A dies
+    # there, with the video in the channel and the job not yet marked delivered.
+    closing = fake_discord.hold("PATCH /channels/{channel_id}/messages/{message_id}",
+                                lambda call: "Done:" in str(call.json))
+
+    async with bot_process(fake_discord, env=env) as first:
+        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await emulator.wait_for_requests("status", 1)
+        async with bot_process(fake_discord, env=env) as second:
+            await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
+            [task_id] = emulator.tasks
+            emulator.finish(task_id)
+            await fake_discord.wait_for(lambda: closing.call is not None, timeout=30)
+            assert len(video_posts(fake_discord, alice)) == 1
+            await first.stop(signal.SIGKILL)
+            # B finds the post A made, closes the card, and posts nothing.
+            await second.wait_for_output("result already posted", timeout=30)
+            await second.wait_for_output("delivered (succeeded)", timeout=30)
+        closing.release()
+
+    assert len(video_posts(fake_discord, alice)) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
+    assert report.ok, report.problems
