@@ -172,6 +172,9 @@ class Leases:
         self.owner = owner or new_owner()
         self.held = 0  # leases held at the last renewal (for /metrics)
         self.takeovers = 0  # jobs taken from another process's ended lease (for /metrics)
+        # When the soonest lease of another process ends (at the last claim), if any:
+        # the next takeover scan need not wait longer than that.
+        self.next_lapse: float | None = None
 
     def until(self) -> float:
         return self.clock() + self.ttl
@@ -210,7 +213,8 @@ class Leases:
         own); only for a process that knows every other holder is dead (see
         :class:`RunnerLock`)."""
 
-        def run(db: Database, owner: str, now: float, until: float) -> list[Job]:
+        def run(db: Database, owner: str, now: float, until: float
+                ) -> tuple[list[Job], float | None]:
             if every_lease:  # all but those claimed already
                 lapsed, args = " AND (lease_owner IS NULL OR lease_owner <> ?)", [owner]
             else:
@@ -224,11 +228,17 @@ class Leases:
                 " RETURNING id",
                 [owner, until, *_UNFINISHED, *args, limit],
             ).fetchall()]
+            [soonest] = db.execute(
+                f"SELECT MIN(lease_until) FROM jobs WHERE state IN ({_MARKS})"
+                " AND lease_owner <> ?",
+                [*_UNFINISHED, owner],
+            ).fetchone()
             if not ids:
-                return []
-            return select_jobs(db, f"id IN ({', '.join('?' for _ in ids)})", ids)
+                return [], soonest
+            return select_jobs(db, f"id IN ({', '.join('?' for _ in ids)})", ids), soonest
 
-        jobs = await self.store.write(run, self.owner, self.clock(), self.until())
+        jobs, self.next_lapse = await self.store.write(run, self.owner, self.clock(),
+                                                       self.until())
         return sorted(jobs, key=lambda job: (job.created_at, job.id))
 
     async def renew(self) -> Heartbeat:

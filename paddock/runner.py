@@ -905,7 +905,12 @@ class Runner:
     async def _keep_leases(self) -> None:
         every = self.leases.ttl / 3
         while True:
-            await asyncio.sleep(every)
+            # Renew every third of the lease time; sooner when another process's lease
+            # ends before that, so its jobs are taken over as soon as it has ended.
+            pause = every
+            if self.leases.next_lapse is not None:
+                pause = min(every, max(self.leases.next_lapse - self.leases.clock(), 0.0) + 0.05)
+            await asyncio.sleep(pause)
             try:
                 await self.heartbeat()
             except Exception:
