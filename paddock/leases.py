@@ -10,7 +10,10 @@ until ``lease_until`` (a Unix time). Every process makes a random id when it sta
   lapsed jobs picks its rows with ``FOR UPDATE SKIP LOCKED``, so processes scanning at once
   never wait on each other's rows.
 - **Heartbeat.** One statement per process renews all its leases (`Leases.renew`), every
-  third of the lease time; the same write takes the callbacks recorded for its tasks.
+  third of the lease time; the same write takes the callbacks recorded for its tasks
+  (a callback that reached a process not driving the task, `Leases.record_wake`; on
+  PostgreSQL it is also sent on the ``paddock_wakes`` NOTIFY channel, for a listener
+  that would call `paddock.runner.Runner.wake_here` at once).
 - **Fencing.** Every state change a driver makes first checks, in its own transaction, that
   the process still holds the lease (`Leases.fence`, given to the job store by
   `paddock.jobs.JobStore.fenced`): a process that lost its lease (it paused past the lease
@@ -51,6 +54,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 30.0  # seconds a lease lasts unless renewed
 WAKES_KEPT = 3600.0  # seconds a callback for a task nobody drives is kept
+WAKES_CHANNEL = "paddock_wakes"  # PostgreSQL NOTIFY channel of recorded callbacks
 _UNFINISHED = tuple(state.value for state in UNFINISHED)
 _MARKS = ", ".join("?" for _ in _UNFINISHED)
 
@@ -296,6 +300,8 @@ class Leases:
                 " ON CONFLICT (task_id) DO UPDATE SET at = excluded.at",
                 [task_id, at],
             )
+            if _postgres(db):  # sent at commit; a listener may call Runner.wake_here
+                db.execute("SELECT pg_notify(?, ?)", [WAKES_CHANNEL, task_id])
 
         await self.store.write(run, self.clock())
 

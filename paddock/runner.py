@@ -321,13 +321,14 @@ class Runner:
         """Poll `task_id` at once (a provider said it finished); False if nobody waits on it
         yet, in which case the wake is kept for a while: a callback can arrive before the
         runner has stored the task id its submit returned."""
-        if self._wake_here(task_id):
+        if self.wake_here(task_id):
             return True
         # Another process may drive it: keep the wake where its heartbeat finds it.
         self._in_background(self._record_wake(task_id))
         return False
 
-    def _wake_here(self, task_id: str) -> bool:
+    def wake_here(self, task_id: str) -> bool:
+        """Poll `task_id` at once if this process drives it (else keep the wake a while)."""
         event = self._wakes.get(task_id)
         if event is None:
             self._early_wakes[task_id] = None
@@ -361,18 +362,19 @@ class Runner:
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job still waiting in line, refunding it.
 
-        Raises InvalidTransition when the job is already being sent or is at the provider.
-        The cancel is stored first: the job leaves the line only once it is, so a failed
+        Raises InvalidTransition when the job is already being sent or is at the provider:
+        the job store refuses once a submit is recorded, in the transaction that cancels,
+        so a cancel and a submit never both happen, in this process or across processes.
+        The cancel is stored first and the job leaves its line only then, so a failed
         write leaves it waiting and driven, never orphaned. A job waiting in another
-        process's line is cancelled in the database; that process finds it so at its turn.
+        process's line (or for a slot another process holds) finds itself cancelled when
+        it next reads or writes its state.
         """
         job = await self.jobs.get(job_id)
-        queue = self._queues.get(job.provider or "")
-        waiting = queue is not None and job_id in queue.line
-        if job.state is not JobState.ACCEPTED or (job.id in self._tasks and not waiting):
+        if job.state is not JobState.ACCEPTED:
             raise InvalidTransition(job_id, job.state.value, "cancelled")
-        # jobs.cancel refuses once a submit is recorded, in the transaction that cancels
         cancelled = await self.jobs.cancel(job_id)
+        queue = self._queues.get(job.provider or "")
         if queue is not None and queue.leave(job_id):
             task = self._tasks.get(job_id)
             if task is not None:
@@ -495,8 +497,10 @@ class Runner:
         """Send the job to `provider` (its slot taken) and wait for the result; returns the
         job finished, or ``accepted`` at the next provider if it moved on."""
         job = await self.jobs.get(job_id)
-        if job.state is not JobState.ACCEPTED:
-            return job  # cancelled or swept while it waited
+        if job.state is not JobState.ACCEPTED:  # cancelled or swept while it waited
+            log.info("%s was %s while it waited in line; not sent", job_fields(job),
+                     job.state.value)
+            return job
         idempotent = self.hh.provider(provider).idempotent_submit
         if job.submit_attempted_at is not None and not idempotent:
             log.warning("%s submit outcome unknown after a restart; refunding", job_fields(job))
@@ -936,7 +940,7 @@ class Runner:
         for task_id in beat.woken:
             log.info("task=%s called back at another process; checking its status now",
                      task_id)
-            self._wake_here(task_id)
+            self.wake_here(task_id)
         if not self._accepting:
             return
         for job in await self.leases.claim_lapsed():

@@ -214,3 +214,36 @@ async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
                                                           alice.user.id)
     assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
     assert report.ok, report.problems
+
+
+async def test_a_job_waiting_in_one_process_is_cancelled_through_the_other(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 200)
+    env = {**lease_env(fake_discord, providers, database), "PADDOCK_PROVIDER_CONCURRENCY": "1"}
+
+    async with bot_process(fake_discord, env=env) as first:
+        await (await alice.slash("video text", prompt="first")).reply()
+        await emulator.wait_for_requests("status", 1)
+        second_card = await (await alice.slash("video text", prompt="second")).reply()
+        assert "position 1" in second_card.text  # in A's line
+        async with bot_process(fake_discord, env=env):
+            choices = await alice.autocomplete("jobs cancel", "job", "")  # answered by B
+            [job_id] = [c["value"] for c in choices]
+            answer = await (await alice.slash("jobs cancel", job=job_id)).reply()
+            assert "70 credits are back" in answer.content
+            [task_id] = emulator.tasks
+            emulator.finish(task_id)  # A's slot frees: the cancelled job's turn comes
+            await first.wait_for_output(f"job={job_id} member={alice.user.id} provider=joypix "
+                                        "was cancelled while it waited in line; not sent")
+            await fake_discord.wait_for(lambda: video_posts(fake_discord, alice))
+
+    assert len(emulator.submits()) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (130, [], [70])
+    assert report.ok, report.problems
