@@ -267,6 +267,16 @@ class Leases:
         self.held = len(beat.held)
         return beat
 
+    async def holder(self, job_id: str) -> tuple[str | None, Job]:
+        """Who holds the job's lease now (None: nobody), and the job."""
+
+        def run(db: Database) -> tuple[str | None, Job]:
+            [row] = db.execute("SELECT lease_owner FROM jobs WHERE id = ?", [job_id]).fetchall()
+            [job] = select_jobs(db, "id = ?", [job_id])
+            return row[0], job
+
+        return await self.store.read(run)
+
     async def confirm(self, job_id: str) -> None:
         """Renew one lease just before an act no write can fence (posting the video), so a
         whole lease time is left for it; :class:`LeaseLost` if another process holds it."""

@@ -450,9 +450,7 @@ class Runner:
         except asyncio.CancelledError:
             raise
         except LeaseLost as lost:
-            log.warning("%s lost its lease to %s while %s here; stopped driving it (that "
-                        "process finishes it)", job_fields(job), lost.holder or "nobody",
-                        job.state.value)
+            _log_lost(job, lost)
         except InvalidTransition as first:
             # Another path ended the job while this one was on its way (the sweep failed it
             # past its deadline while its submit was still out): that outcome stands, and
@@ -468,7 +466,10 @@ class Runner:
             log.warning("%s was already %s when this went on to %s; that outcome stands",
                         job_fields(job), first.current, first.wanted)
             await self._end_progress(job.id)
-            await self._deliver(job, earlier=earlier)
+            try:
+                await self._deliver(job, earlier=earlier)
+            except LeaseLost as lost:
+                _log_lost(job, lost)
         except Exception:
             # A bug or a database fault: the job stays as stored and resumes at next start.
             log.exception("%s stopped unexpectedly in state %s; it resumes at the next start",
@@ -928,7 +929,9 @@ class Runner:
         for job_id, task in list(self._tasks.items()):
             if job_id in beat.held or task.done():
                 continue
-            job = await self.jobs.get(job_id)
+            holder, job = await self.leases.holder(job_id)
+            if holder == self.leases.owner:
+                continue  # leased since the renewal read the leases (just accepted)
             if job.state in (JobState.DELIVERED, JobState.CANCELLED):
                 continue  # it ended (and gave its lease up) since the renewal
             log.warning("%s lost its lease (another process took it over); stopped driving "
@@ -957,6 +960,11 @@ class Runner:
 def job_fields(job: Job) -> str:
     """The start of every log line about a job, for grep: ``job=... member=... provider=...``."""
     return f"job={job.id} member={job.user_id} provider={job.provider}"
+
+
+def _log_lost(job: Job, lost: LeaseLost) -> None:
+    log.warning("%s lost its lease to %s while %s here; stopped driving it (that process "
+                "finishes it)", job_fields(job), lost.holder or "nobody", job.state.value)
 
 
 def _log_failure(job: Job, what: str, error: HappyHorseError) -> None:
