@@ -31,6 +31,12 @@ Credits
     it, each in the same transaction as the state change, so a crash can never leave a
     finished job with a pending hold or a refund that happened without its job failing.
 
+Leases
+    A job is driven by one process at a time, the holder of its lease (`paddock.leases`):
+    a job is leased in the write that accepts it (:meth:`JobStore.lease_new_jobs`), each
+    change a driver makes first checks that it still holds it (:meth:`JobStore.fenced`),
+    and the write that ends the job (delivered, undelivered, cancelled) gives it up.
+
 Sweep
     :meth:`JobStore.sweep` (at start-up, then on a timer) fails and refunds jobs still
     ``accepted`` after ``accept_grace`` with no submit attempt recorded (they never reached
@@ -445,7 +451,7 @@ class JobStore:
         driven._new_lease, driven._fence = self._new_lease, fence
         return driven
 
-    async def _drive(self, job_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _driver_write(self, job_id: str, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(db, now, *args)`` in one write, behind the fence when there is one."""
         fence = self._fence
 
@@ -526,7 +532,7 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "accepted", task_id=provider_task_id)
             return job
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def mark_submitting(
         self, job_id: str, *, admit: Callable[[Database, Job], None] | None = None
@@ -554,13 +560,13 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "sent")
             return _get(db, job_id)
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def mark_running(self, job_id: str) -> Job:
         def run(db: Database, now: datetime) -> Job:
             return _transition(db, now, job_id, JobState.RUNNING)[1]
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def mark_succeeded(self, job_id: str, *, result_url: str, charged: int) -> Job:
         """The video is ready; charge ``charged`` credits (at most what is held)."""
@@ -580,7 +586,7 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "rendered", task_id=job.provider_task_id)
             return job
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def mark_failed(
         self, job_id: str, *, error: str, charged: int = 0, attempt: str | None = None
@@ -590,7 +596,7 @@ class JobStore:
         ``attempt``: how its last submit ended (``refused``, ``unknown``, ``render_failed``),
         stored with the job in the same transaction.
         """
-        return await self._drive(job_id, _fail, job_id, error, charged, attempt)
+        return await self._driver_write(job_id, _fail, job_id, error, charged, attempt)
 
     async def move(
         self, job_id: str, *, provider: str, outcome: str, detail: str | None = None
@@ -637,7 +643,7 @@ class JobStore:
             )
             return _get(db, job_id)
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def attempts(self, job_id: str) -> list[Attempt]:
         """Every event of the job's submits, oldest first."""
@@ -666,7 +672,7 @@ class JobStore:
             return _transition(db, now, job_id, JobState.DELIVERED, delivery_error=delivery_error,
                                **_RELEASED)[1]
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def fail_unusable(self, job_id: str, *, error: str) -> Job:
         """The provider's "video" is not one (a web page, an empty or cut file): fail the
@@ -678,7 +684,7 @@ class JobStore:
             return _transition(db, now, job_id, JobState.FAILED, error=error,
                                charged_credits=None)[1]
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def mark_undelivered(self, job_id: str, *, delivery_error: str) -> Job:
         """The video exists but Discord took it nowhere: delivery is over, the charge is
@@ -693,7 +699,7 @@ class JobStore:
                                charged_credits=None, undelivered_at=timestamp(now),
                                **_RELEASED)[1]
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def record_delivery_failure(self, job_id: str, error: str) -> Job:
         """Count a failed delivery attempt; the job stays undelivered for a retry."""
@@ -709,7 +715,7 @@ class JobStore:
             )
             return _get(db, job_id)
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def refresh_result_url(self, job_id: str, url: str) -> Job:
         """Replace a succeeded job's video link (the provider gave a fresh one)."""
@@ -724,7 +730,7 @@ class JobStore:
             )
             return _get(db, job_id)
 
-        return await self._drive(job_id, run)
+        return await self._driver_write(job_id, run)
 
     async def set_progress_message(self, job_id: str, message_id: int) -> Job:
         def run(db: Database, now: datetime) -> Job:
