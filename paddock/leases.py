@@ -40,7 +40,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -245,15 +245,18 @@ class Leases:
                                                        self.until())
         return sorted(jobs, key=lambda job: (job.created_at, job.id))
 
-    async def renew(self) -> Heartbeat:
-        """Extend every lease this process holds, in one statement; take the callbacks
-        recorded for its tasks. The jobs not in ``held`` were lost to another process."""
+    async def renew(self, *, keep_out: Collection[str] = ()) -> Heartbeat:
+        """Extend every lease this process holds but those in `keep_out` (jobs it no
+        longer drives), in one statement; take the callbacks recorded for its tasks. The
+        jobs not in ``held`` were lost to another process (or kept out)."""
+        left_out = sorted(keep_out)
 
         def run(db: Database, owner: str, now: float, until: float) -> Heartbeat:
+            but = f" AND id NOT IN ({', '.join('?' for _ in left_out)})" if left_out else ""
             held = db.execute(
                 f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN ({_MARKS})"
-                " RETURNING id",
-                [until, owner, *_UNFINISHED],
+                f"{but} RETURNING id",
+                [until, owner, *_UNFINISHED, *left_out],
             ).fetchall()
             woken = db.execute(
                 "DELETE FROM job_wakes WHERE task_id IN (SELECT provider_task_id FROM jobs"

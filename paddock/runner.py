@@ -93,6 +93,8 @@ UNCONFIRMED_SUBMIT = (
     "your credits were returned. Please run the command again."
 )
 
+STALLED = ("%s stopped unexpectedly in state %s; it is resumed from its stored state "
+           "once its lease ends")
 CLAIM_BATCH = 500  # jobs claimed in one write
 SHOWN_PLACES = 25  # jobs in line whose message shows their place as it moves
 
@@ -198,6 +200,7 @@ class Runner:
         database = getattr(jobs.store, "path", None)
         self._lock = RunnerLock(database if isinstance(database, Path) else None)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._set_aside: set[str] = set()  # held, but no longer driven here: let them lapse
         self.hh = hh
         self.router = router
         self.provider_health = router.health if router is not None else Health()
@@ -402,6 +405,7 @@ class Runner:
         """Drive `job`; returns its place in line if it waits for a slot."""
         if job.id in self._tasks:
             return None
+        self._set_aside.discard(job.id)
         position = None
         if job.state is JobState.ACCEPTED:
             assert job.provider is not None
@@ -460,8 +464,8 @@ class Runner:
                 log.info("%s was cancelled before it was sent", job_fields(job))
                 return
             if job.state not in (JobState.SUCCEEDED, JobState.FAILED):
-                log.exception("%s stopped unexpectedly in state %s; it resumes at the next "
-                              "start", job_fields(job), job.state.value)
+                log.exception(STALLED, job_fields(job), job.state.value)
+                self._stalled(job)
                 return
             log.warning("%s was already %s when this went on to %s; that outcome stands",
                         job_fields(job), first.current, first.wanted)
@@ -471,11 +475,17 @@ class Runner:
             except LeaseLost as lost:
                 _log_lost(job, lost)
         except Exception:
-            # A bug or a database fault: the job stays as stored and resumes at next start.
-            log.exception("%s stopped unexpectedly in state %s; it resumes at the next start",
-                          job_fields(job), job.state.value)
+            # A bug or a database fault: the job stays as stored, and its lease runs out.
+            log.exception(STALLED, job_fields(job), job.state.value)
+            self._stalled(job)
         finally:
             self._forget(job.id)
+
+    def _stalled(self, job: Job) -> None:
+        """Nobody drives the job here any more: stop renewing its lease, so that once it
+        ends the job is taken over and resumed from its stored state (by this process or
+        another), as after a restart."""
+        self._set_aside.add(job.id)
 
     async def _submit(self, job: Job) -> Job:
         """Wait for a slot, send the job, wait for its result; for a routed job, move on to
@@ -925,7 +935,7 @@ class Runner:
         """Renew this process's leases (on a timer): stop driving the jobs another process
         took, poll the tasks whose callback arrived elsewhere, and take over the jobs whose
         lease ended."""
-        beat = await self.leases.renew()
+        beat = await self.leases.renew(keep_out=self._set_aside)
         for job_id, task in list(self._tasks.items()):
             if job_id in beat.held or task.done():
                 continue

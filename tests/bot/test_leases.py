@@ -8,6 +8,7 @@ leases end: it polls them (never submits again), posts each video once, charges 
 from __future__ import annotations
 
 import signal
+import sqlite3
 
 import aiohttp
 
@@ -246,4 +247,42 @@ async def test_a_job_waiting_in_one_process_is_cancelled_through_the_other(
     left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
                                                           alice.user.id)
     assert (left, pending, [h.charged for h in settled]) == (130, [], [70])
+    assert report.ok, report.problems
+
+
+async def test_a_job_whose_driver_stopped_on_a_database_fault_is_resumed_when_its_lease_ends(
+    fake_discord, providers, tmp_path
+) -> None:
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 100)
+    # A lease longer than the fault (the store's 5 s busy timeout): it is still running
+    # when the fault ends, so only leaving it unrenewed can let the job be taken over.
+    env = {**lease_env(fake_discord, providers, database), "PADDOCK_LEASE_SECONDS": "10"}
+
+    async with bot_process(fake_discord, env=env) as bot:
+        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await emulator.wait_for_requests("status", 1)
+        # Another program holds the write lock past the busy timeout just as the render
+        # ends: the runner cannot store "running" and stops driving the job.
+        blocker = sqlite3.connect(database, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            [task_id] = emulator.tasks
+            emulator.finish(task_id)
+            await bot.wait_for_output("stopped unexpectedly in state", timeout=30)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        # Its lease is no longer renewed; once it ends the job is taken over and posted.
+        await fake_discord.wait_for(lambda: video_posts(fake_discord, alice), timeout=30)
+        assert "taken over: its lease ended" in bot.output
+
+    assert len(video_posts(fake_discord, alice)) == 1
+    assert len(emulator.submits()) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
     assert report.ok, report.problems

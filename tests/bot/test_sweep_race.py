@@ -63,7 +63,7 @@ async def test_the_sweep_fails_the_job_first_and_the_video_that_then_arrives_is_
     logged = [r.getMessage() for r in caplog.records]
     assert any(f"job={job.id}" in line and "after it was already failed" in line
                for line in logged)
-    assert not any("resumes at the next start" in line for line in logged)
+    assert not any("stopped unexpectedly" in line for line in logged)
 
 
 async def test_the_provider_finishes_first_and_the_sweep_then_leaves_the_job_alone(
