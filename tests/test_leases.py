@@ -1,18 +1,19 @@
 """Leases on one database shared by two processes' stores: claims, heartbeats, fencing.
 
 Two `Leases` with different owners stand for two processes; a settable clock moves time
-past a lease's end without waiting for it.
+past a lease's end without waiting for it. Each test runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
 from paddock.budget import Period
 from paddock.jobs import JobState, JobStore
-from paddock.leases import LeaseLost, Leases
+from paddock.leases import LeaseLost, Leases, SlotTaken, admit_in
 from tests.ledger_support import ALICE, GUILD, MOD, Clock, open_all
 
 REQUEST = {"mode": "text", "prompt": "a lighthouse", "resolution": "720p", "duration": 5}
@@ -30,8 +31,8 @@ class Seconds:
 
 
 @pytest.fixture
-async def parts(tmp_path: Path):
-    store, ledger, jobs = await open_all(tmp_path / "paddock.db", Clock())
+async def parts(db_location: Path | str):
+    store, ledger, jobs = await open_all(db_location, Clock())
     await ledger.set_allowance(GUILD, 100, Period.DAILY, actor_id=MOD)
     yield store, ledger, jobs
     await store.close()
@@ -138,3 +139,24 @@ async def test_a_cancel_from_another_process_ends_the_lease(parts, two) -> None:
     assert (await a.renew()).held == frozenset()
     assert await b.claim_lapsed(every_lease=True) == []
     assert [h.state for h in await ledger.holds(GUILD)] == ["refunded"]
+
+
+async def test_the_limits_on_jobs_at_once_count_every_process(parts, two) -> None:
+    _, _, jobs = parts
+    a, b = two
+    first = await accepted_by(jobs, a)
+    await jobs.fenced(a.fence).mark_submitting(first)  # A's job: its submit is on its way
+    second = await accepted_by(jobs, b)
+    driver_b = jobs.fenced(b.fence)
+
+    def limits(slots: int, member_cap: int | None):
+        return functools.partial(admit_in, owner="b", slots=slots, here=1,
+                                 member_cap=member_cap, member_here=1)
+
+    with pytest.raises(SlotTaken):
+        await driver_b.mark_submitting(second, admit=limits(1, None))  # A holds the slot
+    with pytest.raises(SlotTaken):
+        await driver_b.mark_submitting(second, admit=limits(2, 1))  # Alice's one job is out
+    assert (await jobs.get(second)).submit_attempted_at is None  # refused: nothing stored
+    sent = await driver_b.mark_submitting(second, admit=limits(2, 2))
+    assert sent.submit_attempted_at is not None

@@ -424,3 +424,17 @@ def m014_extensions() -> str:
             created_at TEXT COLLATE "C" NOT NULL
         )
     """
+
+
+@MIGRATIONS
+def m015_leases() -> str:
+    """Leases: which process drives a job, until when; and callbacks kept for the owner."""
+    return """
+        ALTER TABLE jobs ADD COLUMN lease_owner TEXT COLLATE "C";
+        ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION;
+        CREATE INDEX jobs_lease_owner ON jobs (lease_owner);
+        CREATE TABLE job_wakes (
+            task_id TEXT COLLATE "C" PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL
+        )
+    """
