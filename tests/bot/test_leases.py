@@ -1,4 +1,5 @@
-"""Two `python bot.py` processes on one SQLite file: jobs belong to no process.
+"""Two `python bot.py` processes on one SQLite file (and, for the SIGKILL, on one
+PostgreSQL database too): jobs belong to no process.
 
 Process A accepts the jobs; process B runs beside it on the same database. When A dies
 (SIGKILL) or stops answering (SIGSTOP past its lease), B takes A's jobs over once their
@@ -12,12 +13,36 @@ import sqlite3
 
 import aiohttp
 
+from paddock.ledger import Ledger
+from paddock.store import is_postgres_url, open_store
 from tests.bot.side_door_support import free_port, metric_samples, sample
-from tests.bot.test_restarts import bot_env, grant, ledger_figures
+from tests.bot.test_restarts import bot_env
 from tests.fakes.discord import bot_process
 
 LEASE = "2"  # seconds: short, so a takeover comes soon after a death
 SECRET = "whsec-paddock-tests"
+
+
+async def grant(database, guild_id: int, user_id: int, amount: int) -> None:
+    store = await open_store(database)
+    try:
+        await Ledger(store).grant(guild_id, user_id, amount, actor_id=1, reason="test",
+                                  role_ids=())
+    finally:
+        await store.close()
+
+
+async def ledger_figures(database, guild_id: int, user_id: int):
+    """The member's balance left, the pending and settled holds, the ledger's check."""
+    store = await open_store(database)
+    try:
+        ledger = Ledger(store)
+        balance = await ledger.balance(guild_id, user_id, role_ids=())
+        pending = await ledger.holds(state="pending")
+        settled = await ledger.holds(state="settled")
+        return balance.available, pending, settled, await ledger.check()
+    finally:
+        await store.close()
 
 
 async def metrics(port: int) -> dict:
@@ -35,15 +60,17 @@ def video_posts(fake, member) -> list:
 
 
 async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
-    fake_discord, providers, tmp_path
+    fake_discord, providers, db_location
 ) -> None:
-    database = tmp_path / "paddock.db"
+    database = db_location  # a SQLite file, or a PostgreSQL server's URL
     emulator = providers["joypix"]
     emulator.steps = ["pending"] + ["processing"] * 100000
     alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
     for member in (alice, bob):
         await grant(database, fake_discord.guild.id, member.user.id, 100)
     env = lease_env(fake_discord, providers, database)
+    if is_postgres_url(database):
+        env = {**env, "DATABASE_URL": env.pop("DATABASE_PATH")}
     port = free_port()
 
     async with bot_process(fake_discord, env=env) as first:
