@@ -151,9 +151,9 @@ async def test_a_cancel_that_cannot_be_stored_leaves_the_job_in_line(
     emulator.steps = ["pending"] * 100000  # the first job holds the only slot
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 200)
-    await (await alice.slash("video text", prompt="first")).reply()
+    await decided(await alice.slash("video text", prompt="first"))
     await emulator.wait_for_requests("status", 1)
-    await (await alice.slash("video text", prompt="second")).reply()
+    await decided(await alice.slash("video text", prompt="second"))
     [waiting] = [j for j in await paddock.services.jobs.list_for_member(
         fake_discord.guild.id, alice.user.id) if j.request["prompt"] == "second"]
 

@@ -16,6 +16,7 @@ import aiohttp
 from paddock.ledger import Ledger
 from paddock.store import is_postgres_url, open_store
 from tests.bot.side_door_support import free_port, metric_samples, sample
+from tests.bot.support import decided
 from tests.bot.test_restarts import bot_env
 from tests.fakes.discord import bot_process
 
@@ -74,8 +75,8 @@ async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
     port = free_port()
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
-        await (await bob.slash("video text", prompt="a windmill")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
+        await decided(await bob.slash("video text", prompt="a windmill"))
         await fake_discord.wait_for(
             lambda: len(emulator.tasks) == 2 and all(t.polls for t in emulator.tasks.values()))
         async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port)}
@@ -117,7 +118,7 @@ async def test_a_paused_process_loses_its_job_and_posts_nothing_for_it(
     env = lease_env(fake_discord, providers, database)
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
         await emulator.wait_for_requests("status", 1)
         async with bot_process(fake_discord, env=env) as second:
             await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
@@ -156,8 +157,8 @@ async def test_a_callback_that_reaches_the_other_process_makes_the_owner_poll(
 
     async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port_a)}
                            ) as first:
-        message = await (await alice.slash("video text", prompt="a harbour",
-                                           provider="hiapi")).reply()
+        message = await decided(await alice.slash("video text", prompt="a harbour",
+                                                  provider="hiapi"))
         await fake_discord.wait_for(lambda: "Sent to HiAPI" in message.text)
         [task_id] = hiapi.tasks  # A waits for its callback, polling only every 30 s
         async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port_b)}
@@ -189,10 +190,10 @@ async def test_one_slot_at_a_provider_holds_across_two_processes(
     env = {**lease_env(fake_discord, providers, database), "PADDOCK_PROVIDER_CONCURRENCY": "1"}
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
         await emulator.wait_for_requests("status", 1)  # A's job holds the only slot
         async with bot_process(fake_discord, env=env) as second:
-            await (await bob.slash("video text", prompt="a windmill")).reply()  # to B
+            await decided(await bob.slash("video text", prompt="a windmill"))  # to B
             await second.wait_for_output("waits for a slot taken by another process")
             assert len(emulator.submits()) == 1
             [alices] = emulator.tasks
@@ -223,7 +224,7 @@ async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
                                 lambda call: "Done:" in str(call.json))
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
         await emulator.wait_for_requests("status", 1)
         async with bot_process(fake_discord, env=env) as second:
             await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
@@ -255,9 +256,9 @@ async def test_a_job_waiting_in_one_process_is_cancelled_through_the_other(
     env = {**lease_env(fake_discord, providers, database), "PADDOCK_PROVIDER_CONCURRENCY": "1"}
 
     async with bot_process(fake_discord, env=env) as first:
-        await (await alice.slash("video text", prompt="first")).reply()
+        await decided(await alice.slash("video text", prompt="first"))
         await emulator.wait_for_requests("status", 1)
-        second_card = await (await alice.slash("video text", prompt="second")).reply()
+        second_card = await decided(await alice.slash("video text", prompt="second"))
         assert "position 1" in second_card.text  # in A's line
         async with bot_process(fake_discord, env=env):
             choices = await alice.autocomplete("jobs cancel", "job", "")  # answered by B
@@ -290,7 +291,7 @@ async def test_a_job_whose_driver_stopped_on_a_database_fault_is_resumed_when_it
     env = {**lease_env(fake_discord, providers, database), "PADDOCK_LEASE_SECONDS": "10"}
 
     async with bot_process(fake_discord, env=env) as bot:
-        await (await alice.slash("video text", prompt="a lighthouse")).reply()
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
         await emulator.wait_for_requests("status", 1)
         # Another program holds the write lock past the busy timeout just as the render
         # ends: the runner cannot store "running" and stops driving the job.
