@@ -290,7 +290,8 @@ async def run(settings: Settings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         try:
             services = await stack.enter_async_context(Services.open(
-                location, settings.providers, prices=settings.prices, demo=settings.demo))
+                location, settings.providers, prices=settings.prices, demo=settings.demo,
+                busy_timeout=settings.sqlite_busy_timeout))
         except (OSError, sqlite3.Error, StoreUnavailable, StoreBusy) as error:
             cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
             raise SettingsError([database_unusable(location, cause or error)]) from None

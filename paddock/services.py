@@ -49,11 +49,12 @@ class Services:
         poll: PollPolicy | None = None,
         demo: DemoSettings | None = None,
         clock: Clock = utcnow,
+        busy_timeout: float = 5.0,
     ) -> AsyncIterator[Services]:
         """Open the database and the provider client. When "demo" is among `providers`,
         the demo backend (`demo` says how it behaves) runs until the services close, and
         the client's "demo" entry points at it."""
-        store = await open_store(database)
+        store = await open_store(database, busy_timeout=busy_timeout)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 media = MediaWorkers()

@@ -114,6 +114,8 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None  # this process's shards; None: all of them
     database_path: Path = DEFAULT_PATH
     database_url: str | None = None  # PostgreSQL; None: SQLite at database_path
+    # How long a SQLite write waits for another program's write lock before it fails.
+    sqlite_busy_timeout: float = 5.0
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     default_provider: str | None = None  # None: none (from_env turns the demo on instead);
     # "auto": each job goes to the cheapest provider working now (paddock.routing)
@@ -209,6 +211,7 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
     if isinstance(location, Problem):
         reader.problems.append(location)
     database_url = location if isinstance(location, str) else None
+    busy = reader.number("PADDOCK_SQLITE_BUSY_SECONDS", 5.0, 0.05, 600)
     providers = reader.hh_api(load_providers)
     keyed = [name for name, config in (providers or {}).items() if config.api_key]
     chosen = reader.text("HH_PROVIDER").lower()
@@ -235,6 +238,7 @@ def read_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem
         shard_ids=shard_ids,
         database_path=database,
         database_url=database_url,
+        sqlite_busy_timeout=busy,
         providers=providers,
         default_provider=default,
         prices=prices,

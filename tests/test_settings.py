@@ -129,6 +129,10 @@ BAD_VALUES: dict[str, list[tuple[str, str]]] = {
          "address, such as https://paddock.example.com, not "
          "'https://paddock.example.com/?token=***'"),
     ],
+    "PADDOCK_SQLITE_BUSY_SECONDS": [
+        (value, f"must be a number from 0.05 to 600, not '{value}'")
+        for value in ("long", "0", "0.01", "inf", "nan", "601")
+    ],
     "PADDOCK_LOG_LEVEL": [
         ("chatty", "must be one of DEBUG, INFO, WARNING, ERROR, not 'chatty'"),
     ],

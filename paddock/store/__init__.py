@@ -39,10 +39,13 @@ def is_postgres_url(location: str | Path) -> bool:
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
 
 
-async def open_store(location: str | Path) -> Store | PostgresStore:
-    """Open the store at ``location``: a ``postgresql://`` URL, else a SQLite file path."""
+async def open_store(
+    location: str | Path, *, busy_timeout: float = 5.0
+) -> Store | PostgresStore:
+    """Open the store at ``location``: a ``postgresql://`` URL, else a SQLite file path
+    (whose writes wait up to ``busy_timeout`` seconds for another program's write lock)."""
     if is_postgres_url(location):
         from paddock.store.postgres import PostgresStore
 
         return await PostgresStore.open(str(location))
-    return await Store.open(location)
+    return await Store.open(location, busy_timeout=busy_timeout)

@@ -286,9 +286,11 @@ async def test_a_job_whose_driver_stopped_on_a_database_fault_is_resumed_when_it
     emulator.steps = ["pending"] + ["processing"] * 100000
     alice = fake_discord.member("alice")
     await grant(database, fake_discord.guild.id, alice.user.id, 100)
-    # A lease longer than the fault (the store's 5 s busy timeout): it is still running
-    # when the fault ends, so only leaving it unrenewed can let the job be taken over.
-    env = {**lease_env(fake_discord, providers, database), "PADDOCK_LEASE_SECONDS": "10"}
+    # A lease longer than the fault (a write gives up after the 0.5 s busy timeout): it is
+    # still running when the fault ends, so only leaving it unrenewed lets the job be taken
+    # over.
+    env = {**lease_env(fake_discord, providers, database), "PADDOCK_LEASE_SECONDS": "3",
+           "PADDOCK_SQLITE_BUSY_SECONDS": "0.5"}
 
     async with bot_process(fake_discord, env=env) as bot:
         await decided(await alice.slash("video text", prompt="a lighthouse"))
