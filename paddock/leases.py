@@ -20,11 +20,12 @@ until ``lease_until`` (a Unix time). Every process makes a random id when it sta
   time, another one took the job) gets :class:`LeaseLost` at its next write and stops.
 - **Takeover.** Every process, at start and at each heartbeat, claims the unfinished jobs
   whose lease ended (`Leases.claim_lapsed`) and resumes them from their stored state.
-- **A restart.** A process that finds no other process running on the same SQLite file
-  (`RunnerLock`: an OS file lock every runner holds, released by the kernel when a process
-  dies, even by SIGKILL) takes every lease back at once, so a restart resumes as fast as
-  without leases. Elsewhere (PostgreSQL, or another runner alive) leases are taken only
-  once they end.
+- **A restart.** A process that finds no other process running on the same database
+  (`RunnerLock`: on SQLite an OS file lock every runner holds, released by the kernel when
+  a process dies, even by SIGKILL; on PostgreSQL a session advisory lock, released by the
+  server when the process's connection ends) takes every lease back at once, so a restart
+  resumes as fast as without leases. With another runner alive, leases are taken only once
+  they end.
 
 Times are numbers from an injectable clock, so tests can use short leases.
 """
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL = 30.0  # seconds a lease lasts unless renewed
 WAKES_KEPT = 3600.0  # seconds a callback for a task nobody drives is kept
 WAKES_CHANNEL = "paddock_wakes"  # PostgreSQL NOTIFY channel of recorded callbacks
+RUNNERS_LOCK_KEY = 0x7061_6464_6F63  # PostgreSQL advisory lock every runner holds ("paddoc")
 _UNFINISHED = tuple(state.value for state in UNFINISHED)
 _MARKS = ", ".join("?" for _ in _UNFINISHED)
 
@@ -320,25 +322,51 @@ class Leases:
 
 
 class RunnerLock:
-    """An OS lock beside a SQLite file that every runner on it holds while it runs.
+    """A lock every runner on one database holds while it runs.
 
     The first to start takes it exclusively: if that succeeds no other runner is alive on
-    the file, and every lease in it belongs to a dead process. Then it shares it, like
-    every later runner. The kernel drops the lock of a process that dies (even by SIGKILL).
-    On PostgreSQL (no file) it never says "alone": leases are taken once they end.
+    the database, and every lease in it belongs to a dead process. Then it shares it, like
+    every later runner. On SQLite it is an OS lock on a file beside the database, which the
+    kernel drops when a process dies (even by SIGKILL); on PostgreSQL a session advisory
+    lock on a connection of its own, which the server drops when that connection ends.
+    Any other store never says "alone": leases are taken once they end.
     """
 
-    def __init__(self, database: Path | None) -> None:
-        self.path = None if database is None else database.with_name(
-            database.name + "-runners.lock")
+    def __init__(self, store: object) -> None:
+        database = getattr(store, "path", None)
+        self.path = database.with_name(database.name + "-runners.lock") if isinstance(
+            database, Path) else None
+        url = getattr(store, "url", None)
+        self.url = url if getattr(store, "dialect", None) == "postgresql" else None
         self._file: IO[bytes] | None = None
+        self._session: Any = None  # psycopg.Connection holding the advisory lock
+        self._exclusive = False
 
     async def acquire(self) -> bool:
         """Hold the lock; True if no other runner holds it (then call `share` once the
         leases are taken back)."""
-        if self.path is None:
-            return False
-        return await asyncio.to_thread(self._acquire, self.path)
+        if self.path is not None:
+            return await asyncio.to_thread(self._acquire, self.path)
+        if self.url is not None:
+            return await asyncio.to_thread(self._acquire_session, self.url)
+        return False
+
+    def _acquire_session(self, url: str) -> bool:
+        import psycopg  # only a PostgreSQL store gets here
+
+        self._session = psycopg.connect(url, autocommit=True)
+        [alone] = self._session.execute(
+            "SELECT pg_try_advisory_lock(%s)", [RUNNERS_LOCK_KEY]).fetchone()
+        if not alone:
+            # Another runner is alive (or taking leases back right now: wait for it to share).
+            self._session.execute("SELECT pg_advisory_lock_shared(%s)", [RUNNERS_LOCK_KEY])
+        self._exclusive = alone
+        return alone
+
+    def _share_session(self) -> None:
+        self._session.execute("SELECT pg_advisory_lock_shared(%s)", [RUNNERS_LOCK_KEY])
+        self._session.execute("SELECT pg_advisory_unlock(%s)", [RUNNERS_LOCK_KEY])
+        self._exclusive = False
 
     def _acquire(self, path: Path) -> bool:
         self._file = open(path, "ab")  # noqa: SIM115 -- held open until release
@@ -352,12 +380,18 @@ class RunnerLock:
         fcntl.flock(self._file, fcntl.LOCK_SH)
         return False
 
-    def share(self) -> None:
+    async def share(self) -> None:
+        """Let later runners start (they will not take this one's leases)."""
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_SH)
+        if self._session is not None and self._exclusive:
+            await asyncio.to_thread(self._share_session)
 
-    def release(self) -> None:
+    async def release(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+        if self._session is not None:
+            session, self._session = self._session, None
+            await asyncio.to_thread(session.close)  # the server drops its locks

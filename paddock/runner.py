@@ -41,7 +41,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Literal, Protocol
 
 from hh_api import (
@@ -197,8 +196,7 @@ class Runner:
         self.leases = leases or Leases(jobs.store, ttl=settings.lease_ttl)
         jobs.lease_new_jobs(self.leases.new_job_lease)
         self.jobs = jobs.fenced(self.leases.fence)
-        database = getattr(jobs.store, "path", None)
-        self._lock = RunnerLock(database if isinstance(database, Path) else None)
+        self._lock = RunnerLock(jobs.store)
         self._heartbeat: asyncio.Task[None] | None = None
         self._set_aside: set[str] = set()  # held, but no longer driven here: let them lapse
         self.hh = hh
@@ -251,7 +249,7 @@ class Runner:
                 if len(batch) < CLAIM_BATCH:
                     break
         finally:
-            self._lock.share()
+            await self._lock.share()
         for job in unfinished:
             self._spawn(job, resumed=True)
         self.leases.takeovers += len(unfinished)
@@ -281,7 +279,7 @@ class Runner:
             log.warning("could not release this process's leases", exc_info=True)
         else:
             log.info("released %d lease(s)", released)
-        self._lock.release()
+        await self._lock.release()
         log.info("runner stopped; unfinished jobs resume at the next start")
 
     @property

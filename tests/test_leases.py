@@ -13,7 +13,7 @@ import pytest
 
 from paddock.budget import Period
 from paddock.jobs import JobState, JobStore
-from paddock.leases import LeaseLost, Leases, SlotTaken, admit_in
+from paddock.leases import LeaseLost, Leases, RunnerLock, SlotTaken, admit_in
 from tests.ledger_support import ALICE, GUILD, MOD, Clock, open_all
 
 REQUEST = {"mode": "text", "prompt": "a lighthouse", "resolution": "720p", "duration": 5}
@@ -160,3 +160,21 @@ async def test_the_limits_on_jobs_at_once_count_every_process(parts, two) -> Non
     assert (await jobs.get(second)).submit_attempted_at is None  # refused: nothing stored
     sent = await driver_b.mark_submitting(second, admit=limits(2, 2))
     assert sent.submit_attempted_at is not None
+
+
+async def test_a_runner_alone_on_the_database_knows_it_and_one_beside_another_does_not(
+    parts,
+) -> None:
+    """The lock that lets a restart take every lease back at once: an OS file lock beside
+    SQLite, a session advisory lock on PostgreSQL; either is dropped when its holder ends."""
+    store = parts[0]
+    first, second, third, fourth = (RunnerLock(store) for _ in range(4))
+    assert await first.acquire() is True  # nobody else runs: every lease is a dead one's
+    await first.share()
+    assert await second.acquire() is False  # the first still runs
+    await first.release()  # as when its process dies
+    assert await third.acquire() is False  # the second still runs
+    await second.release()
+    await third.release()
+    assert await fourth.acquire() is True  # all gone
+    await fourth.release()
