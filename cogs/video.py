@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from cogs import _limits
 from cogs._checks import is_moderator
+from cogs._first_answers import FirstAnswers
 from cogs._render import progress_embed, reserving_embed
 from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
@@ -55,6 +56,7 @@ class VideoCog(commands.Cog, name="Video"):
 
     def __init__(self, bot: Paddock) -> None:
         self.bot = bot
+        self.answering = FirstAnswers()
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -213,6 +215,30 @@ class VideoCog(commands.Cog, name="Video"):
         reserve, fill the card in, hand the job to the runner; or refuse ephemerally
         (removing the public card or placeholder if one was shown). `job_id`: the new
         job's id when it was chosen before (Extend records it first)."""
+        with self.answering.opened():
+            ready = await self._answer_first(interaction, mode, prompt, pictures,
+                                             provider=provider, job_id=job_id, **options)
+        if ready is None:
+            return
+        order, route, job_id = ready
+        # In a burst, the members still waiting for a first answer go before this
+        # reservation (a write) and the card's edit: their answers are due within 3 s.
+        await self.answering.drained()
+        await self._reserve(interaction, mode, order, route, job_id)
+
+    async def _answer_first(
+        self,
+        interaction: discord.Interaction[Paddock],
+        mode: Mode,
+        prompt: str,
+        pictures: list[Picture],
+        *,
+        provider: str | None,
+        job_id: str | None,
+        **options: object,
+    ) -> tuple[Order, list[dict[str, object]] | None, str] | None:
+        """What memory alone can check and show: a refusal, or the job card (unless a
+        Re-roll, Remix or Extend answered before). None when refused."""
         bot = self.bot
         services = bot.services
         assert interaction.guild_id is not None and interaction.channel_id is not None
@@ -221,20 +247,20 @@ class VideoCog(commands.Cog, name="Video"):
         if allowed and interaction.channel_id not in allowed:
             where = ", ".join(f"<#{c}>" for c in sorted(allowed))
             await _refuse(interaction, f"Videos aren't made in this channel. Use {where}.")
-            return
+            return None
         name = (provider or bot.settings.default_provider or "").strip().lower() or None
         if name is None or (name == AUTO and not bot.settings.routable_providers):
             await _refuse(interaction, "No video provider is set up on this bot yet. "
                                        "Ask the bot's owner to add a provider key.")
-            return
+            return None
         if name != AUTO and name not in bot.settings.usable_providers:
             offered = ", ".join(bot.settings.usable_providers)
             await _refuse(interaction, f"{_limits.echo(name, 40)} is not a provider this bot "
                                        f"can use; choose one of: {offered}.")
-            return
+            return None
         if not bot.runner.accepting:
             await _refuse(interaction, "The bot is restarting; try again in a minute.")
-            return
+            return None
         if options.get("resolution") is None:
             options["resolution"] = DEFAULT_RESOLUTION
         route: list[dict[str, object]] | None = None
@@ -246,10 +272,25 @@ class VideoCog(commands.Cog, name="Video"):
         except OrderRefused as refusal:
             # It may repeat what the member typed (a value, a file name): escaped, once.
             await _refuse(interaction, _limits.escape(str(refusal)))
-            return
+            return None
         job_id = job_id or uuid.uuid4().hex
         if not interaction.response.is_done():  # (a Re-roll, Remix, Extend answered before)
             await _show_card_first(interaction, order, route, job_id)
+        return order, route, job_id
+
+    async def _reserve(
+        self,
+        interaction: discord.Interaction[Paddock],
+        mode: Mode,
+        order: Order,
+        route: list[dict[str, object]] | None,
+        job_id: str,
+    ) -> None:
+        """Reserve the credits and accept the job, fill the card in, hand the job to the
+        runner; or refuse ephemerally, removing the card."""
+        bot = self.bot
+        services = bot.services
+        assert interaction.guild_id is not None and interaction.channel_id is not None
         card_id = interaction.extras.get(PLACEHOLDER)
         try:
             accepted = await services.jobs.accept(
