@@ -24,6 +24,7 @@ class FirstAnswers:
         self._open = 0
         self._drained = asyncio.Event()
         self._drained.set()
+        self.waiting = 0  # callers of drained() waiting now
 
     @contextlib.contextmanager
     def opened(self) -> Iterator[None]:
@@ -41,6 +42,10 @@ class FirstAnswers:
         """Return once no command waits for its first answer, or after ``patience``."""
         if not self._open:
             return
-        with contextlib.suppress(TimeoutError):  # past patience, the work goes on anyway
-            async with asyncio.timeout(self.patience):
-                await self._drained.wait()
+        self.waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):  # past patience, the work goes on anyway
+                async with asyncio.timeout(self.patience):
+                    await self._drained.wait()
+        finally:
+            self.waiting -= 1

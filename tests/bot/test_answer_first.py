@@ -186,3 +186,33 @@ async def test_the_bot_is_not_sent_its_own_job_cards_back(
     assert "INTERACTION_CREATE" in events
     # its own posts and edits would each come back to be parsed, with nothing to learn
     assert not events & {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"}
+
+
+async def test_in_a_burst_a_reservation_waits_for_the_next_members_first_answer(
+    fake_discord, paddock, providers
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    for member in (alice, bob):
+        await give_credits(paddock, member, 200)
+    answering = paddock.get_cog("Video").answering
+    answering.patience = 60  # the wait below ends by bob's answer, never by patience
+
+    def first_answer_of(member):
+        return fake_discord.hold("POST /interactions/{interaction_id}/{token}/callback",
+                                 lambda call: f"<@{member.user.id}>" in json.dumps(call.json))
+
+    slow_alice, slow_bob = first_answer_of(alice), first_answer_of(bob)
+    alices = await alice.slash("video text", prompt="a fox")
+    bobs = await bob.slash("video text", prompt="an owl")
+    # both commands are on their way to their first answer: a burst of two
+    await fake_discord.wait_for(lambda: slow_alice.call and slow_bob.call)
+    slow_alice.release()
+    card = await alices.reply()
+    # alice's reservation either waits for bob's answer, or (without the order) goes on
+    await fake_discord.wait_for(
+        lambda: answering.waiting == 1 or fields(card)["Status"] != RESERVING)
+    assert fields(card)["Status"] == RESERVING and await holds(paddock) == []
+
+    slow_bob.release()  # bob has his answer: alice's reservation goes on
+    assert fields(await decided(alices))["Status"].startswith("Queued")
+    assert fields(await decided(bobs))["Status"].startswith("Queued")
