@@ -34,6 +34,7 @@ from paddock.budget import (
     timestamp,
 )
 from paddock.errors import BalanceInUse, InsufficientCredits
+from paddock.settings_changes import LIMITS, announce
 
 
 def grant_in(
@@ -276,6 +277,7 @@ def _write_limits(
     if limits.member_slots is not None and limits.member_slots < 1:
         raise ValueError("a member needs at least 1 job at a time; remove the limit instead")
     _ensure_settings_row(db, guild_id)
+    announce(db, guild_id, LIMITS)  # at COMMIT: runners re-read the member job cap
     db.execute(
         """
         UPDATE guild_settings

@@ -23,10 +23,11 @@ from sqlite_utils import Database
 from paddock.audit import Entry
 from paddock.budget import parse_timestamp, timestamp, utc, utcnow
 from paddock.ledger import Clock
+from paddock.settings_changes import CHANNEL as SETTINGS_CHANNEL
+from paddock.settings_changes import MODERATOR_ROLE, VIDEO_CHANNELS, announce
+from paddock.settings_changes import parse as parse_change
 from paddock.store import Store
-
-VIDEO_CHANNELS = "video_channels"
-MODERATOR_ROLE = "moderator_role"
+from paddock.store.notifications import Subscription
 
 ConfigValue = tuple[int, ...] | int | None
 
@@ -76,7 +77,9 @@ class GuildConfig:
     connections. ``clock`` returns the current time (UTC), like the ledger's.
 
     Both settings are kept in memory once read (every ``/video`` asks for the channels),
-    and replaced by this object's own writes when they commit: one process writes them.
+    and replaced by this object's own writes when they commit. With several processes on
+    one database, :meth:`follow_changes` makes every other process's change (announced
+    by its write, :mod:`paddock.settings_changes`) drop this process's copy.
     """
 
     def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
@@ -84,8 +87,38 @@ class GuildConfig:
         self._clock = clock
         self._channels: dict[int, frozenset[int]] = {}
         self._roles: dict[int, int | None] = {}
-        # bumped by every write, so a read that started before one is not cached after it
-        self._writes = 0
+        # Bumped by every write and every announced change, so a read (or a write's
+        # result) from before one is never cached after it.
+        self._version = 0
+        self._news: Subscription | None = None
+
+    async def follow_changes(self) -> None:
+        """Drop a server's cached settings whenever any process changes them, and every
+        cached setting when announcements may have been missed (listener reconnected)."""
+        if self._news is None:
+            self._news = await self.store.listen(
+                SETTINGS_CHANNEL, self._changed_elsewhere, self.forget_all)
+
+    def forget_all(self) -> None:
+        """Drop every cached setting; reads in flight are not cached either."""
+        self._version += 1
+        self._channels.clear()
+        self._roles.clear()
+
+    def _changed_elsewhere(self, payload: str) -> None:
+        change = parse_change(payload)
+        if change is None:
+            return
+        guild_id, what = change
+        if what in (VIDEO_CHANNELS, MODERATOR_ROLE):
+            self._version += 1
+            self._channels.pop(guild_id, None)
+            self._roles.pop(guild_id, None)
+
+    def _may_cache(self, version: int) -> bool:
+        """Whether a value read since `version` may be kept: nothing changed meanwhile,
+        and a change from now on would be heard."""
+        return version == self._version and (self._news is None or self._news.live)
 
     def now(self) -> datetime:
         return utc(self._clock())
@@ -97,9 +130,9 @@ class GuildConfig:
         cached = self._channels.get(guild_id)
         if cached is not None:
             return cached
-        writes = self._writes
+        version = self._version
         channels = frozenset(await self.store.read(_video_channels, guild_id))
-        if writes == self._writes:
+        if self._may_cache(version):
             self._channels[guild_id] = channels
         return channels
 
@@ -154,6 +187,7 @@ class GuildConfig:
                         "INSERT INTO video_channels (guild_id, channel_id) VALUES (?, ?)",
                         [guild_id, channel],
                     )
+                announce(db, guild_id, VIDEO_CHANNELS)
             return _record(
                 db,
                 now,
@@ -165,11 +199,13 @@ class GuildConfig:
                 reason,
             )
 
-        self._writes += 1
+        self._version += 1
         self._channels.pop(guild_id, None)
+        version = self._version
         change = await self.store.write(run, self.now())
-        self._writes += 1
-        self._channels[guild_id] = frozenset(_ids(change.after))
+        if self._may_cache(version):
+            self._channels[guild_id] = frozenset(_ids(change.after))
+        self._version += 1
         return change
 
     # moderator role
@@ -178,9 +214,9 @@ class GuildConfig:
         """The role whose members moderate this server, besides Manage Server."""
         if guild_id in self._roles:
             return self._roles[guild_id]
-        writes = self._writes
+        version = self._version
         role = await self.store.read(_moderator_role, guild_id)
-        if writes == self._writes:
+        if self._may_cache(version):
             self._roles[guild_id] = role
         return role
 
@@ -207,13 +243,16 @@ class GuildConfig:
                     """,
                     [guild_id, role_id],
                 )
+                announce(db, guild_id, MODERATOR_ROLE)
             return _record(db, now, guild_id, MODERATOR_ROLE, before, role_id, actor_id, reason)
 
-        self._writes += 1
+        self._version += 1
         self._roles.pop(guild_id, None)
+        version = self._version
         change = await self.store.write(run, self.now())
-        self._writes += 1
-        self._roles[guild_id] = role_id
+        if self._may_cache(version):
+            self._roles[guild_id] = role_id
+        self._version += 1
         return change
 
     # history

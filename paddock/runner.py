@@ -37,7 +37,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -68,6 +68,10 @@ from paddock.provider_line import MemberSlots, ProviderQueue
 from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
 from paddock.routing import Health, Route, Router
+from paddock.settings_changes import CHANNEL as SETTINGS_CHANNEL
+from paddock.settings_changes import LIMITS
+from paddock.settings_changes import parse as parse_settings_change
+from paddock.store.notifications import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +215,9 @@ class Runner:
         self._queues: dict[str, ProviderQueue] = {}
         self._members = MemberSlots()
         self._read_member_slots = member_slots
+        self._cap_reads: Counter[int] = Counter()  # reads of each server's cap started
+        self._store = jobs.store
+        self._settings_news: Subscription | None = None
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
         self._placed: dict[str, int] = {}  # the last place in line shown (or on its way)
@@ -226,6 +233,9 @@ class Runner:
 
     async def start(self) -> int:
         """Sweep what is past its deadline, then resume every unfinished job. Returns how many."""
+        # A moderator's /quota limits in any process (PostgreSQL) changes the caps here.
+        self._settings_news = await self._store.listen(
+            SETTINGS_CHANNEL, self._settings_changed, self._settings_missed)
         if self.history is not None:
             learned = await self.history.load_into(self.hh.render_times)
             self.hh.render_times.on_record = self._keep_render_time
@@ -264,6 +274,8 @@ class Runner:
     async def stop(self) -> None:
         """Stop taking jobs and cancel the work in memory; the database keeps every job."""
         self._accepting = False
+        if self._settings_news is not None:
+            self._settings_news.close()
         tasks = [t for t in (self._sweeper, self._heartbeat, *self._tasks.values())
                  if t is not None]
         tasks += [t.timer for t in self._throttles.values() if t.timer is not None]
@@ -351,14 +363,29 @@ class Runner:
         it with /quota limits), and start what the new cap lets start."""
         if self._read_member_slots is None:
             return
+        self._cap_reads[guild_id] += 1
+        started = self._cap_reads[guild_id]
         try:
             cap = await self._read_member_slots(guild_id)
         except Exception:  # the cap in memory (or the default) stays; jobs still move
             log.warning("could not read the member job cap of guild=%s", guild_id,
                         exc_info=True)
             return
+        if started != self._cap_reads[guild_id]:
+            return  # a later read (after a later change) decides
         self._members.caps[guild_id] = cap
         self._advance_lines()
+
+    def _settings_changed(self, payload: str) -> None:
+        """A process changed a server's limits: read its member cap again, if it is kept."""
+        change = parse_settings_change(payload)
+        if change is not None and change[1] == LIMITS and change[0] in self._members.caps:
+            self._in_background(self.refresh_member_slots(change[0]))
+
+    def _settings_missed(self) -> None:
+        """Changes may have gone unheard (the listener reconnected): read every cap again."""
+        for guild_id in list(self._members.caps):
+            self._in_background(self.refresh_member_slots(guild_id))
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job still waiting in line, refunding it.

@@ -69,12 +69,14 @@ class Services:
                 options = {"poll": poll} if poll is not None else {}
                 hh = HappyHorse(providers, prices=prices or PriceTable(), **options)
                 await stack.enter_async_context(hh)
+                config = GuildConfig(store, clock=clock)
+                await config.follow_changes()  # other processes' changes (PostgreSQL)
                 yield cls(
                     store=store,
                     ledger=Ledger(store, clock=clock),
                     jobs=JobStore(store, clock=clock),
                     hh=hh,
-                    config=GuildConfig(store, clock=clock),
+                    config=config,
                     media=media,
                     extensions=Extensions(store, clock=clock),
                 )

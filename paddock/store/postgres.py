@@ -49,6 +49,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Loader
 
 from paddock.errors import StoreBusy, StoreUnavailable
+from paddock.store.notifications import Listener, OnMissed, OnNotify, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,11 @@ class PostgresDatabase:
         """Several statements without parameters, in the caller's transaction."""
         self.conn.execute(sql)
 
+    def notify(self, channel: str, payload: str) -> None:
+        """Announce a change to every listening process, when this transaction commits
+        (see :mod:`paddock.store.notifications`)."""
+        self.conn.execute("SELECT pg_notify(%s, %s)", [channel, payload])
+
 
 # -- the store ---------------------------------------------------------------------------
 
@@ -192,6 +198,7 @@ class PostgresStore:
         self._write_threads = ThreadPoolExecutor(writers, "paddock-pg-writer")
         self._read_threads = ThreadPoolExecutor(readers, "paddock-pg-reader")
         self._closed = False
+        self.listener = Listener(url, connect_timeout=connect_timeout)
         self.server_version = ""
         self.retries = 0  # writes run again after a serialization failure (for benchmarks)
         self._retries_lock = threading.Lock()
@@ -250,6 +257,7 @@ class PostgresStore:
         if self._closed:
             return
         self._closed = True
+        await self.listener.close()
         await asyncio.to_thread(self._write_threads.shutdown, wait=True)
         await asyncio.to_thread(self._read_threads.shutdown, wait=True)
         await asyncio.to_thread(self._writers.close)
@@ -281,6 +289,16 @@ class PostgresStore:
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_threads, self._run_read, fn, args)
+
+    async def listen(
+        self, channel: str, on_notify: OnNotify, on_missed: OnMissed | None = None
+    ) -> Subscription:
+        """Call ``on_notify(payload)`` on the event loop for every ``db.notify(channel,
+        payload)`` committed by any process, and ``on_missed()`` when some may have been
+        lost (see :mod:`paddock.store.notifications`). One connection serves them all."""
+        if self._closed:
+            raise RuntimeError("store is closed")
+        return await self.listener.subscribe(channel, on_notify, on_missed)
 
     # -- worker threads ------------------------------------------------------------------
 

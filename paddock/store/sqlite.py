@@ -39,6 +39,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from paddock.errors import StoreBusy, StoreUnavailable
+from paddock.store.notifications import OnMissed, OnNotify, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,16 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run_read, fn, args)
 
+    async def listen(
+        self, channel: str, on_notify: OnNotify, on_missed: OnMissed | None = None
+    ) -> Subscription:
+        """The PostgreSQL store's ``listen``, for one interface: with one process on the
+        file nothing comes from outside, so the subscription is always live and never
+        called (see :mod:`paddock.store.notifications`)."""
+        if self._closed:
+            raise RuntimeError("store is closed")
+        return Subscription(channel, on_notify, on_missed)
+
     # -- writer thread -------------------------------------------------------------------
 
     async def _submit(
@@ -218,6 +229,7 @@ class Store:
             self._conn.execute("PRAGMA synchronous = FULL")
             self._db = Database(self._conn, execute_plugins=False)
             self._db.dialect = "sqlite"  # type: ignore[attr-defined]
+            self._db.notify = _notify_nobody  # type: ignore[attr-defined]
         except sqlite3.Error as exc:  # every waiting caller gets it, chained: no traceback here
             log.error("cannot open %s: %s", self.path, exc)
             self._fail_everything(exc)
@@ -383,6 +395,10 @@ class Store:
             return fn(db, *args)
         finally:
             db.conn.execute("ROLLBACK")
+
+
+def _notify_nobody(channel: str, payload: str) -> None:
+    """``db.notify`` on SQLite: the one process on the file updates its caches itself."""
 
 
 def _apply_migrations(db: Database, migrations: Migrations) -> list[str]:
