@@ -42,6 +42,7 @@ RETRY_MAX = 5.0  # the longest wait between two attempts
 # A host that vanished (no RST) is noticed within about a minute, not after TCP's hours.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 20, "keepalives_interval": 5,
               "keepalives_count": 4}
+APPLICATION_NAME = "paddock-listener"  # how pg_stat_activity names the connection
 
 
 @dataclass(eq=False)
@@ -138,7 +139,7 @@ class Listener:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True,
+                    self.url, autocommit=True, application_name=APPLICATION_NAME,
                     connect_timeout=max(1, round(self.connect_timeout)), **KEEPALIVES)
             except psycopg.OperationalError as exc:
                 log.warning("cannot listen to the database (%s); again in %.2f s",
