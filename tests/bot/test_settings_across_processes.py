@@ -9,8 +9,15 @@ as here, where the newest session gets the commands (the fake does as Discord do
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import psycopg
+import pytest
+
+from paddock.ledger import Ledger
+from paddock.store.postgres import PostgresStore
+from tests.bot.support import give_credits
 from tests.bot.test_restarts import bot_env
 from tests.fakes.discord import FakeDiscord, bot_process
 from tests.fakes.discord.gateway import GatewaySession
@@ -48,3 +55,61 @@ async def test_a_channel_allowed_through_one_process_is_enforced_by_the_other(
     assert [refused.id in interactions_sent(s) for s in sessions] == [True, False]
     assert reply.ephemeral
     assert reply.content == f"Videos aren't made in this channel. Use {videos.mention}."
+
+
+class TestOnPostgres:
+    @pytest.fixture
+    def paddock_settings(self, paddock_settings, pg_url: str):
+        return dataclasses.replace(paddock_settings, database_url=pg_url)
+
+    async def test_a_member_cap_raised_by_another_process_starts_the_jobs_waiting_here(
+        self, fake_discord: FakeDiscord, paddock, providers, pg_url: str
+    ) -> None:
+        joypix = providers["joypix"]
+        joypix.steps = ["processing"] * 100_000  # every job renders until finished by hand
+        alice = fake_discord.member("alice")
+        await give_credits(paddock, alice, 70 * 3)
+        for n in range(3):
+            await (await alice.slash("video text", prompt=f"alice {n}")).reply()
+        await joypix.wait_for_requests("submit", 2)  # her cap: two at once
+
+        elsewhere = await PostgresStore.open(pg_url)  # another process's moderator
+        try:
+            await Ledger(elsewhere).update_limits(fake_discord.guild.id, actor_id=1,
+                                                  member_slots=3)
+        finally:
+            await elsewhere.close()
+
+        await joypix.wait_for_requests("submit", 3)  # the third starts without a restart
+        assert sorted(s.json["prompt"] for s in joypix.submits()) == [
+            f"alice {n}" for n in range(3)]
+
+    async def test_after_its_listener_is_dropped_the_runner_reads_every_cap_again(
+        self, fake_discord: FakeDiscord, paddock, providers, pg_url: str
+    ) -> None:
+        joypix = providers["joypix"]
+        joypix.steps = ["processing"] * 100_000
+        alice = fake_discord.member("alice")
+        await give_credits(paddock, alice, 70 * 4)
+        for n in range(4):
+            await (await alice.slash("video text", prompt=f"alice {n}")).reply()
+        await joypix.wait_for_requests("submit", 2)
+        listener = paddock.services.store.listener
+
+        # A change whose announcement this process never hears, then its listener dropped.
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, member_slots) VALUES (%s, 3)"
+                " ON CONFLICT (guild_id) DO UPDATE SET member_slots = 3", [fake_discord.guild.id])
+            await conn.execute("SELECT pg_terminate_backend(%s)", [listener.backend_pid])
+        await joypix.wait_for_requests("submit", 3)
+
+        # Back, it hears the next change as before.
+        await fake_discord.wait_for(lambda: listener.reconnects == 1 and listener.connected)
+        elsewhere = await PostgresStore.open(pg_url)
+        try:
+            await Ledger(elsewhere).update_limits(fake_discord.guild.id, actor_id=1,
+                                                  member_slots=4)
+        finally:
+            await elsewhere.close()
+        await joypix.wait_for_requests("submit", 4)
