@@ -85,7 +85,7 @@ class Listener:
         self.retry_first = retry_first
         self.retry_max = retry_max
         self.connected = False
-        self.reconnects = 0  # connections lost and made again (for tests and /metrics)
+        self.reconnects = 0  # connections lost and made again (for tests and benchmarks)
         self.backend_pid: int | None = None  # the server process of the connection, if any
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._listening: set[str] = set()  # channels LISTENed to on the current connection
