@@ -1,4 +1,4 @@
-"""Two `python bot.py` processes on one PostgreSQL database: a moderator's change of the
+"""Two bot processes on one PostgreSQL database hear each other. A moderator's change of the
 server's settings answered by one process is what the other enforces at once, though it
 had the old settings in memory (its listener drops them when the change commits).
 
