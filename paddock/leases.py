@@ -12,8 +12,8 @@ until ``lease_until`` (a Unix time). Every process makes a random id when it sta
 - **Heartbeat.** One statement per process renews all its leases (`Leases.renew`), every
   third of the lease time; the same write takes the callbacks recorded for its tasks
   (a callback that reached a process not driving the task, `Leases.record_wake`; on
-  PostgreSQL it is also sent on the ``paddock_wakes`` NOTIFY channel, for a listener
-  that would call `paddock.runner.Runner.wake_here` at once).
+  PostgreSQL it is also sent on the ``paddock_wakes`` NOTIFY channel, and the owner's
+  listener polls the task at once, without waiting for this heartbeat).
 - **Fencing.** Every state change a driver makes first checks, in its own transaction, that
   the process still holds the lease (`Leases.fence`, given to the job store by
   `paddock.jobs.JobStore.fenced`): a process that lost its lease (it paused past the lease
@@ -315,8 +315,8 @@ class Leases:
                 " ON CONFLICT (task_id) DO UPDATE SET at = excluded.at",
                 [task_id, at],
             )
-            if _postgres(db):  # sent at commit; a listener may call Runner.wake_here
-                db.execute("SELECT pg_notify(?, ?)", [WAKES_CHANNEL, task_id])
+            # PostgreSQL: sent at COMMIT; every runner's listener hears it (Runner.start)
+            db.notify(WAKES_CHANNEL, task_id)
 
         await self.store.write(run, self.clock())
 

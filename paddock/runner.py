@@ -34,6 +34,7 @@ job's id follows its whole life (the provider's task id is logged once it has on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -63,7 +64,15 @@ from hh_api import (
 from hh_api.render_times import RenderKey
 from paddock.errors import AlreadyFinished, InvalidTransition
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
-from paddock.leases import DEFAULT_TTL, LeaseLost, Leases, RunnerLock, SlotTaken, admit_in
+from paddock.leases import (
+    DEFAULT_TTL,
+    WAKES_CHANNEL,
+    LeaseLost,
+    Leases,
+    RunnerLock,
+    SlotTaken,
+    admit_in,
+)
 from paddock.provider_line import MemberSlots, ProviderQueue
 from paddock.refused_keys import RefusedKeys
 from paddock.render_history import RenderHistory
@@ -218,6 +227,8 @@ class Runner:
         self._cap_reads: Counter[int] = Counter()  # reads of each server's cap started
         self._store = jobs.store
         self._settings_news: Subscription | None = None
+        self._wake_news: Subscription | None = None
+        self._beat_now = asyncio.Event()  # renew the leases (and take the wakes) now
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
         self._placed: dict[str, int] = {}  # the last place in line shown (or on its way)
@@ -236,6 +247,9 @@ class Runner:
         # A moderator's /quota limits in any process (PostgreSQL) changes the caps here.
         self._settings_news = await self._store.listen(
             SETTINGS_CHANNEL, self._settings_changed, self._settings_missed)
+        # A provider's callback that reached another process: polled at once if driven here.
+        self._wake_news = await self._store.listen(
+            WAKES_CHANNEL, self._woken_elsewhere, self._beat_now.set)
         if self.history is not None:
             learned = await self.history.load_into(self.hh.render_times)
             self.hh.render_times.on_record = self._keep_render_time
@@ -274,8 +288,9 @@ class Runner:
     async def stop(self) -> None:
         """Stop taking jobs and cancel the work in memory; the database keeps every job."""
         self._accepting = False
-        if self._settings_news is not None:
-            self._settings_news.close()
+        for news in (self._settings_news, self._wake_news):
+            if news is not None:
+                news.close()
         tasks = [t for t in (self._sweeper, self._heartbeat, *self._tasks.values())
                  if t is not None]
         tasks += [t.timer for t in self._throttles.values() if t.timer is not None]
@@ -375,6 +390,14 @@ class Runner:
             return  # a later read (after a later change) decides
         self._members.caps[guild_id] = cap
         self._advance_lines()
+
+    def _woken_elsewhere(self, task_id: str) -> None:
+        """Another process recorded a callback for `task_id`: poll it now if driven here
+        (else its owner does; a task not driven yet finds the record at its heartbeat)."""
+        if task_id in self._wakes:
+            log.info("task=%s called back at another process (notified); checking its "
+                     "status now", task_id)
+            self.wake_here(task_id)
 
     def _settings_changed(self, payload: str) -> None:
         """A process changed a server's limits: read its member cap again, if it is kept."""
@@ -950,7 +973,9 @@ class Runner:
             pause = every
             if self.leases.next_lapse is not None:
                 pause = min(every, max(self.leases.next_lapse - self.leases.clock(), 0.0) + 0.05)
-            await asyncio.sleep(pause)
+            with contextlib.suppress(TimeoutError):  # or at once, when wakes were missed
+                await asyncio.wait_for(self._beat_now.wait(), pause)
+            self._beat_now.clear()
             try:
                 await self.heartbeat()
             except Exception:

@@ -1,6 +1,10 @@
-"""Two bot processes on one PostgreSQL database hear each other. A moderator's change of the
-server's settings answered by one process is what the other enforces at once, though it
-had the old settings in memory (its listener drops them when the change commits).
+"""Two bot processes on one PostgreSQL database hear each other (LISTEN/NOTIFY).
+
+A moderator's change of the server's settings answered by one process is what the other
+enforces at once, though it had the old settings in memory (its listener drops them when
+the change commits); a raised member job cap starts the jobs waiting in another process's
+line. A HiAPI callback that reaches the process not driving the job makes the owner poll
+at once, not at its next lease renewal.
 
 Discord sends a server's commands to the one process running its shard, so two
 processes answer one server only while they overlap on one shard: a rolling restart,
@@ -17,7 +21,9 @@ import pytest
 
 from paddock.ledger import Ledger
 from paddock.store.postgres import PostgresStore
-from tests.bot.support import give_credits
+from tests.bot.side_door_support import free_port
+from tests.bot.support import decided, give_credits
+from tests.bot.test_leases import SECRET, grant, video_posts
 from tests.bot.test_restarts import bot_env
 from tests.fakes.discord import FakeDiscord, bot_process
 from tests.fakes.discord.gateway import GatewaySession
@@ -113,3 +119,38 @@ class TestOnPostgres:
         finally:
             await elsewhere.close()
         await joypix.wait_for_requests("submit", 4)
+
+
+async def test_a_callback_at_the_process_not_driving_the_job_makes_its_owner_poll_at_once(
+    fake_discord: FakeDiscord, providers, pg_url: str
+) -> None:
+    hiapi = providers["hiapi"]
+    hiapi.callback_secret = SECRET
+    alice = fake_discord.member("alice")
+    await grant(pg_url, fake_discord.guild.id, alice.user.id, 200)
+    env = bot_env(fake_discord, providers, pg_url)
+    env["DATABASE_URL"] = env.pop("DATABASE_PATH")
+    # Leases renewed every 200 s and a first poll 30 s after the submit: only the
+    # notification can make the owner poll within the 20 s waited for below.
+    env |= {"PADDOCK_LEASE_SECONDS": "600", "PADDOCK_PUBLIC_URL": "https://paddock.example.com",
+            "HIAPI_WEBHOOK_SECRET": SECRET}
+    port_a, port_b = free_port(), free_port()
+
+    async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port_a)}
+                           ) as first:
+        message = await decided(await alice.slash("video text", prompt="a harbour",
+                                                  provider="hiapi"))
+        await fake_discord.wait_for(lambda: "Sent to HiAPI" in message.text)
+        [task_id] = hiapi.tasks
+        async with bot_process(fake_discord, env={**env, "PADDOCK_HTTP_PORT": str(port_b)}
+                               ) as second:
+            hiapi.callback_proxy = f"http://127.0.0.1:{port_b}"  # the callback reaches B
+            hiapi.finish(task_id)
+            await hiapi.wait_for_callbacks(1)
+            await fake_discord.wait_for(lambda: video_posts(fake_discord, alice), timeout=20)
+            assert "no job is waiting on it here" in second.output
+            assert f"task={task_id} called back at another process (notified)" in first.output
+
+    assert [c.status for c in hiapi.callbacks] == [200]
+    assert len(hiapi.polls()) == 1  # A's, woken by the notification; B never polls it
+    assert len(video_posts(fake_discord, alice)) == 1
