@@ -6,6 +6,7 @@ project's fake Discord and provider emulators, which run in the benchmark's proc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -13,6 +14,7 @@ import random
 import sqlite3
 import statistics
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -90,10 +92,23 @@ def render_times(mean: float, spread: float, seed: int) -> Callable[[Task], None
     return assign
 
 
+async def when(check: Callable[[], object], *, timeout: float = 120.0,
+               every: float = 0.005) -> float:
+    """When ``check()`` first held (perf_counter), checking every ``every`` seconds."""
+    deadline = time.perf_counter() + timeout
+    while not check():
+        if time.perf_counter() > deadline:
+            raise SystemExit("timed out")
+        await asyncio.sleep(every)
+    return time.perf_counter()
+
+
 def provider_env(emulator: ProviderEmulator) -> dict[str, str]:
     """Environment pointing ``bot.py`` at one emulator as its only provider."""
     prefix = emulator.provider.upper()
+    blank = {f"{name}_API_KEY": "" for name in ("JOYPIX", "WAVESPEED", "PIXELDOJO", "HIAPI")}
     return {
+        **blank,
         f"{prefix}_API_KEY": emulator.api_key,
         f"{prefix}_BASE_URL": emulator.base_url,
         "HH_PROVIDER": emulator.provider,

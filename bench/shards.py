@@ -26,7 +26,7 @@ from pathlib import Path
 
 from _common import machine_line, median, percentile, table
 
-from tests.fakes.discord import FakeDiscord, Interaction, bot_process
+from tests.fakes.discord import BotProcess, FakeDiscord, Interaction, bot_process
 from tests.fakes.discord.state import Guild
 
 SHARDS = 4
@@ -42,23 +42,28 @@ def servers(fake: FakeDiscord) -> list[Guild]:
     return [fake.add_guild(f"Shard {shard}", shard=(shard, SHARDS)) for shard in range(SHARDS)]
 
 
-def env_for(database: Path, shard_ids: str | None) -> dict[str, str]:
-    env = {"DATABASE_PATH": str(database), "DEV_GUILD_ID": "", "HH_PROVIDER": "demo"}
-    if shard_ids is not None:
-        env |= {"DISCORD_SHARD_COUNT": str(SHARDS), "DISCORD_SHARD_IDS": shard_ids}
-    return env
+def env_for(database: Path) -> dict[str, str]:
+    return {"DATABASE_PATH": str(database), "DEV_GUILD_ID": "", "HH_PROVIDER": "demo"}
 
 
 @contextlib.asynccontextmanager
-async def bots(fake: FakeDiscord, database: Path, layout: list[str | None]) -> AsyncIterator[None]:
-    """The processes of ``layout``, each ready (every shard of it) on entry."""
+async def bots(
+    fake: FakeDiscord, env: dict[str, str], layout: list[str | None]
+) -> AsyncIterator[list[BotProcess]]:
+    """The processes of ``layout`` (each one's ``DISCORD_SHARD_IDS`` of ``SHARDS``, or
+    None: no sharding), on ``env``, each ready (every shard of it) on entry."""
     async with contextlib.AsyncExitStack() as stack:
+        processes = []
         for shard_ids in layout:
-            first = None if shard_ids is None else (int(shard_ids.split(",")[0]), SHARDS)
+            first, sharding = None, {}
+            if shard_ids is not None:
+                first = (int(shard_ids.split(",")[0]), SHARDS)
+                sharding = {"DISCORD_SHARD_COUNT": str(SHARDS), "DISCORD_SHARD_IDS": shard_ids}
             process = await stack.enter_async_context(
-                bot_process(fake, env=env_for(database, shard_ids), shard=first, timeout=60))
+                bot_process(fake, env={**env, **sharding}, shard=first, timeout=60))
             await process.wait_for_output("ready as", timeout=60)
-        yield
+            processes.append(process)
+        yield processes
 
 
 async def time_to_ready(folder: Path, max_concurrency: int) -> float:
@@ -66,7 +71,7 @@ async def time_to_ready(folder: Path, max_concurrency: int) -> float:
         fake.max_concurrency = max_concurrency
         servers(fake)
         started = time.perf_counter()
-        async with bots(fake, folder / f"ready-{time.monotonic_ns()}.db", ["0,1,2,3"]):
+        async with bots(fake, env_for(folder / f"ready-{time.monotonic_ns()}.db"), ["0,1,2,3"]):
             return time.perf_counter() - started
 
 
@@ -76,7 +81,7 @@ async def burst(folder: Path, layout: list[str | None], commands: int) -> list[f
         fake.max_concurrency = SHARDS
         guilds = servers(fake)
         crowd = [fake.member(f"member{n}", guild=guilds[n % SHARDS]) for n in range(MEMBERS)]
-        async with bots(fake, folder / f"burst-{time.monotonic_ns()}.db", layout):
+        async with bots(fake, env_for(folder / f"burst-{time.monotonic_ns()}.db"), layout):
             sent: list[Interaction] = []
             for n in range(commands):
                 sent.append(await crowd[n % MEMBERS].slash("credits balance"))

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import bot_against, machine_line, median, provider_env, table
+from _common import bot_against, machine_line, median, provider_env, table, when
 
 from hh_api import HappyHorse, Mode, PriceTable, ProviderConfig, VideoRequest
 from paddock.budget import Period
@@ -82,7 +82,7 @@ async def one_run(jobs: int, folder: Path) -> list[float]:
                "PADDOCK_PROVIDER_CONCURRENCY": str(jobs)}
         started = time.perf_counter()
         async with bot_against(fake, database, env, timeout=120) as bot:
-            ready = await _wait(lambda: READY.search(bot.output))
+            ready = await when(lambda: READY.search(bot.output))
             resumed = int(READY.search(bot.output).group(1))  # type: ignore[union-attr]
             if resumed != jobs:
                 raise SystemExit(f"resumed {resumed} jobs, not {jobs}")
@@ -91,19 +91,9 @@ async def one_run(jobs: int, folder: Path) -> list[float]:
                 polled = {r.path.rsplit("/", 1)[1] for r in joypix.polls()[polls_before:]}
                 return at_provider <= polled
 
-            polled = await _wait(all_polled)
-            posted = await _wait(lambda: len(channel.files) >= finished)
+            polled = await when(all_polled)
+            posted = await when(lambda: len(channel.files) >= finished)
     return [ready - started, polled - started, posted - started]
-
-
-async def _wait(check, timeout: float = 120.0) -> float:
-    """When ``check()`` first held (perf_counter), checking every 5 ms."""
-    deadline = time.perf_counter() + timeout
-    while not check():
-        if time.perf_counter() > deadline:
-            raise SystemExit("timed out")
-        await asyncio.sleep(0.005)
-    return time.perf_counter()
 
 
 async def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from tests.fakes.discord import Interaction, Message
 from tests.fakes.waiting import WAIT_LIMIT
 
@@ -49,3 +51,12 @@ def _status(message: Message) -> str | None:
             if field.get("name") == "Status":
                 return field.get("value")
     return None
+def posts_by_job(fake) -> Counter[str]:
+    """How many times each job's video was posted, over every server's #general: a
+    finished video is a message with a file and ``Job <id>`` in its embed's footer."""
+    counts: Counter[str] = Counter()
+    for guild in fake.guilds.values():
+        for message in fake.channel("general", guild=guild).visible:
+            if message.attachments and message.embeds:
+                counts[message.embed.footer.text] += 1
+    return counts

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from paddock.ledger import Ledger
-from paddock.store import Store
+from paddock.store import open_store
 from tests.bot.support import decided
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import bot_process
@@ -28,7 +28,9 @@ def bot_env(fake, providers, database) -> dict[str, str]:
 
 
 async def ledger_figures(database, guild_id: int, user_id: int):
-    store = await Store.open(database)
+    """A member's credits left, the pending and settled holds, and the ledger's check;
+    ``database`` a SQLite file or a PostgreSQL URL."""
+    store = await open_store(database)
     try:
         ledger = Ledger(store)
         balance = await ledger.balance(guild_id, user_id, role_ids=())
@@ -41,7 +43,7 @@ async def ledger_figures(database, guild_id: int, user_id: int):
 
 
 async def grant(database, guild_id: int, user_id: int, amount: int) -> None:
-    store = await Store.open(database)
+    store = await open_store(database)
     try:
         await Ledger(store).grant(guild_id, user_id, amount, actor_id=1, reason="test", role_ids=())
     finally:

@@ -88,10 +88,13 @@ class BotProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    async def wait_for_output(self, text: str, timeout: float = WAIT_LIMIT) -> None:
-        """Return once ``text`` is in the output (a log line the bot has printed)."""
+    async def wait_for_output(
+        self, text: str, timeout: float = WAIT_LIMIT, *, count: int = 1
+    ) -> None:
+        """Return once ``text`` is in the output (a log line the bot has printed), at
+        least ``count`` times."""
         async with asyncio.timeout(timeout), self.grown:
-            await self.grown.wait_for(lambda: text in self.output)
+            await self.grown.wait_for(lambda: self.output.count(text) >= count)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
         """Send ``sig`` (SIGKILL to simulate a crash) and wait for the exit code."""
