@@ -98,7 +98,7 @@ async def when(check: Callable[[], object], *, timeout: float = 120.0,
     deadline = time.perf_counter() + timeout
     while not check():
         if time.perf_counter() > deadline:
-            raise SystemExit("timed out")
+            raise TimeoutError(f"still not so after {timeout:g} s: {check}")
         await asyncio.sleep(every)
     return time.perf_counter()
 

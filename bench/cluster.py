@@ -44,7 +44,7 @@ from _common import machine_line, median, percentile, provider_env, render_times
 from shards import SHARDS, bots, servers
 
 from tests.bot.support import posts_by_job
-from tests.fakes.discord import BotProcess, FakeDiscord, Interaction, Member
+from tests.fakes.discord import BotProcess, FakeDiscord, Member
 from tests.fakes.providers import ProviderEmulator, Task
 from tests.pg_cluster import PostgresCluster
 
@@ -66,7 +66,9 @@ class Run:
     late: int = 0  # first answers later than Discord's 3 s
     first_resumed_s: float | None = None
     every_resumed_s: float | None = None
-    jobs: int = 0
+    jobs: int = 0  # accepted (a job card shown)
+    refused: Counter[str] = field(default_factory=Counter)  # ephemeral answers, by text
+    missing: str = ""  # what the bench gave up waiting for
     posted_once: int = 0
     posted_twice: int = 0
     submitted_once: int = 0
@@ -75,19 +77,23 @@ class Run:
 
     def check_line(self) -> str:
         never = self.jobs - self.posted_once - self.posted_twice
-        return (f"{self.jobs:,} jobs: {self.posted_once:,} posted once, {self.posted_twice} "
+        line = (f"{self.jobs:,} jobs: {self.posted_once:,} posted once, {self.posted_twice} "
                 f"more than once, {never} never; {self.submitted_once:,} submitted once, "
                 f"{self.submitted_twice} more than once")
+        if self.refused:
+            line += f"; refused: {dict(self.refused)}"
+        return line + (f"; {self.missing}" if self.missing else "")
 
 
 def prompt_for(n: int, member: Member) -> str:
     return f"a horse, take {n}, server {member.guild.id}."
 
 
-async def ask(crowd: list[Member], first: int, count: int, run: Run) -> list[Interaction]:
-    """``count`` /video text, in waves of ``WAVE`` arriving at once; notes first answers."""
+async def ask(crowd: list[Member], first: int, count: int, run: Run) -> int:
+    """``count`` /video text, in waves of ``WAVE`` arriving at once; notes first answers
+    and refusals; returns how many were accepted."""
     fake = crowd[0].fake
-    asked: list[Interaction] = []
+    accepted = 0
     for start in range(first, first + count, WAVE):
         wave = [await crowd[n % len(crowd)].slash("video text",
                                                    prompt=prompt_for(n, crowd[n % len(crowd)]))
@@ -97,11 +103,16 @@ async def ask(crowd: list[Member], first: int, count: int, run: Run) -> list[Int
             ms = ((interaction.responded_at or 0) - interaction.sent_at) * 1000
             run.first_answers_ms.append(ms)
             run.late += ms > 3000
-        asked += wave
-    return asked
+            card = await interaction.reply(timeout=120)
+            if card.ephemeral:
+                run.refused[card.text[:80]] += 1
+            else:
+                accepted += 1
+    return accepted
 
 
 def videos_posted(fake: FakeDiscord) -> int:
+    """Videos in every server's #general."""
     return sum(len(fake.channel("general", guild=guild).files) for guild in fake.guilds.values())
 
 
@@ -144,39 +155,52 @@ async def one_run(backend: str, layout: list[str], args: argparse.Namespace,
                     assert reply.ephemeral, reply.text
 
             started = time.perf_counter()
-            asked = await ask(crowd, 0, args.jobs, run)
-            delivered = await when(lambda: videos_posted(fake) >= len(asked),
-                                   timeout=600, every=0.05)
-            run.jobs_per_second = len(asked) / (delivered - started)
-
-            if len(processes) > 1 and args.held:
-                asked += await takeover(fake, joypix, crowd, processes, layout, args, run)
-            await when(lambda: videos_posted(fake) >= len(asked), timeout=600, every=0.05)
-        check(fake, joypix, len(asked), run)
+            run.jobs = await ask(crowd, 0, args.jobs, run)
+            try:
+                delivered = await when(lambda: videos_posted(fake) >= run.jobs,
+                                       timeout=args.timeout, every=0.05)
+                run.jobs_per_second = run.jobs / (delivered - started)
+                if len(processes) > 1 and args.held:
+                    run.jobs += await takeover(fake, joypix, crowd, processes, layout, args,
+                                               run)
+                await when(lambda: videos_posted(fake) >= run.jobs, timeout=args.timeout,
+                           every=0.05)
+            except TimeoutError as why:
+                run.missing = f"gave up: {why}"
+            finally:
+                if args.logs is not None:
+                    args.logs.mkdir(parents=True, exist_ok=True)
+                    for n, process in enumerate(processes):
+                        name = f"{backend}-{len(layout)}-{time.monotonic_ns()}-{n}.log"
+                        (args.logs / name).write_text(process.output)
+        check(fake, joypix, run)
     return run
 
 
 async def takeover(fake: FakeDiscord, joypix: ProviderEmulator, crowd: list[Member],
                    processes: list[BotProcess], layout: list[str], args: argparse.Namespace,
-                   run: Run) -> list[Interaction]:
-    """Jobs held at the provider; the first process killed; its jobs resumed by others."""
+                   run: Run) -> int:
+    """Jobs held at the provider; the first process killed; its jobs resumed by others.
+    Returns how many were accepted."""
 
     def hold(task: Task) -> None:
         task.render_seconds = 3600
 
     joypix.on_task_created = hold
     known = set(joypix.tasks)
-    held = await ask(crowd, args.jobs, args.held, Run())
-    await when(lambda: len(joypix.tasks) - len(known) >= len(held)
+    asking = Run()  # the first answers measured are the first phase's
+    held = await ask(crowd, args.jobs, args.held, asking)
+    run.refused += asking.refused
+    await when(lambda: len(joypix.tasks) - len(known) >= held
                and all(joypix.tasks[t].polls for t in set(joypix.tasks) - known), every=0.05)
     victim_servers = {str(guild.id) for guild in fake.guilds.values()
                       if (guild.id >> 22) % SHARDS in map(int, layout[0].split(","))}
     victims = {task_id for task_id in set(joypix.tasks) - known
                if any(f"server {g}." in json.dumps(joypix.tasks[task_id].received)
                       for g in victim_servers)}
-    polls_before = len(joypix.polls())
     killed = time.perf_counter()
     await processes[0].stop(signal.SIGKILL)
+    polls_before = len(joypix.polls())  # every later one is another process's
 
     def polled_since() -> set[str]:
         return {r.path.rsplit("/", 1)[1] for r in joypix.polls()[polls_before:]}
@@ -188,11 +212,10 @@ async def takeover(fake: FakeDiscord, joypix: ProviderEmulator, crowd: list[Memb
     return held
 
 
-def check(fake: FakeDiscord, joypix: ProviderEmulator, jobs: int, run: Run) -> None:
-    """Every job's video posted once, every job submitted once."""
+def check(fake: FakeDiscord, joypix: ProviderEmulator, run: Run) -> None:
+    """Counts each job's video posts and each job's submits."""
     posts = posts_by_job(fake)
     submits = Counter(json.dumps(request.json, sort_keys=True) for request in joypix.submits())
-    run.jobs = jobs
     run.posted_once = sum(1 for n in posts.values() if n == 1)
     run.posted_twice = sum(1 for n in posts.values() if n > 1)
     run.submitted_once = sum(1 for n in submits.values() if n == 1)
@@ -211,6 +234,9 @@ async def main() -> None:
     parser.add_argument("--render", type=float, default=2.0, help="mean render seconds")
     parser.add_argument("--lease", type=float, default=5.0, help="PADDOCK_LEASE_SECONDS")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=180.0,
+                        help="seconds to wait for every video before giving up (and saying so)")
+    parser.add_argument("--logs", type=Path, help="write each bot process's log here")
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     args = parser.parse_args()
     print(machine_line("psycopg"))

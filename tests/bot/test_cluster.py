@@ -94,15 +94,16 @@ async def test_either_shard_process_killed_mid_render_loses_nothing_on_postgresq
         def polled_since_the_kill() -> set[str]:
             return {r.path.rsplit("/", 1)[1] for r in emulator.polls()[polls_before:]}
 
+        await processes[survivor].wait_for_output(
+            "taken over: its lease ended", timeout=30, count=MEMBERS_PER_SERVER)
         await fake_discord.wait_for(lambda: dead_tasks <= polled_since_the_kill(), timeout=30)
-        assert processes[survivor].output.count("taken over: its lease ended") \
-            == MEMBERS_PER_SERVER
         for task_id in emulator.tasks:
             emulator.finish(task_id)
         await fake_discord.wait_for(
             lambda: all(video_posts(fake_discord, member) for member in everyone), timeout=30)
         await processes[survivor].wait_for_output("delivered (succeeded)", count=len(everyone))
 
+    assert processes[survivor].output.count("taken over") == MEMBERS_PER_SERVER
     posts = posts_by_job(fake_discord)
     assert len(posts) == len(everyone) and set(posts.values()) == {1}, posts
     assert [len(video_posts(fake_discord, member)) for member in everyone] == [1, 1, 1, 1]
