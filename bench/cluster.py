@@ -2,12 +2,12 @@
 the others resume the jobs of a process killed by SIGKILL.
 
 Run from the repository root: ``python bench/cluster.py`` (``--jobs`` 1000, ``--held``
-100, ``--render`` 2 s, ``--lease`` 5 s, ``--runs`` 1, ``--layouts``). The bench starts a
-throwaway PostgreSQL server itself (tests/pg_cluster.py), a new database a run; the fake
-Discord holds four servers, one on each shard of four, and the processes split the
-shards between them: 2 processes (shards 0,1 and 2,3) and 4 (one shard each), all
-``python bot.py`` on one ``DATABASE_URL``, against one JoyPix emulator. The reference row
-is one process with all four shards on a SQLite file.
+100, ``--render`` 2 s, ``--lease`` 30 s as by default, ``--runs`` 1, ``--layouts``,
+``--logs``). The bench starts a throwaway PostgreSQL server itself (tests/pg_cluster.py),
+a new database a run; the fake Discord holds four servers, one on each shard of four, and
+the processes split the shards between them: 2 processes (shards 0,1 and 2,3) and 4 (one
+shard each), all ``python bot.py`` on one ``DATABASE_URL``, against one JoyPix emulator.
+The reference row is one process with all four shards on a SQLite file.
 
 1. Throughput: ``--jobs`` ``/video text`` from 200 members (50 in each server), in waves
    of 200 arriving at once (the next wave once the last is answered); each render takes
@@ -155,8 +155,8 @@ async def one_run(backend: str, layout: list[str], args: argparse.Namespace,
                     assert reply.ephemeral, reply.text
 
             started = time.perf_counter()
-            run.jobs = await ask(crowd, 0, args.jobs, run)
             try:
+                run.jobs = await ask(crowd, 0, args.jobs, run)
                 delivered = await when(lambda: videos_posted(fake) >= run.jobs,
                                        timeout=args.timeout, every=0.05)
                 run.jobs_per_second = run.jobs / (delivered - started)
@@ -232,7 +232,7 @@ async def main() -> None:
     parser.add_argument("--held", type=int, default=100,
                         help="jobs at the provider when a process is killed")
     parser.add_argument("--render", type=float, default=2.0, help="mean render seconds")
-    parser.add_argument("--lease", type=float, default=5.0, help="PADDOCK_LEASE_SECONDS")
+    parser.add_argument("--lease", type=float, default=30.0, help="PADDOCK_LEASE_SECONDS")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="seconds to wait for every video before giving up (and saying so)")
