@@ -43,7 +43,7 @@ from pathlib import Path
 from _common import machine_line, median, percentile, provider_env, render_times, table, when
 from shards import SHARDS, bots, servers
 
-from tests.bot.support import posts_by_job
+from tests.bot.support import decided, posts_by_job
 from tests.fakes.discord import BotProcess, FakeDiscord, Member
 from tests.fakes.providers import ProviderEmulator, Task
 from tests.pg_cluster import PostgresCluster
@@ -103,7 +103,7 @@ async def ask(crowd: list[Member], first: int, count: int, run: Run) -> int:
             ms = ((interaction.responded_at or 0) - interaction.sent_at) * 1000
             run.first_answers_ms.append(ms)
             run.late += ms > 3000
-            card = await interaction.reply(timeout=120)
+            card = await decided(interaction, timeout=120)
             if card.ephemeral:
                 run.refused[card.text[:80]] += 1
             else:

@@ -16,7 +16,7 @@ import signal
 
 import pytest
 
-from tests.bot.support import posts_by_job
+from tests.bot.support import decided, posts_by_job
 from tests.bot.test_restarts import bot_env, grant, ledger_figures
 from tests.fakes.discord import FakeDiscord, Member, Message, bot_process
 from tests.fakes.providers import ProviderEmulator
@@ -78,7 +78,7 @@ async def test_either_shard_process_killed_mid_render_loses_nothing_on_postgresq
     ):
         processes = {0: zero, 1: one}
         for member in everyone:
-            card = await (await member.slash("video text", prompt=prompt_of(member))).reply()
+            card = await decided(await member.slash("video text", prompt=prompt_of(member)))
             assert not card.ephemeral, card.text
         await fake_discord.wait_for(
             lambda: len(emulator.tasks) == len(everyone)

@@ -13,37 +13,14 @@ import sqlite3
 
 import aiohttp
 
-from paddock.ledger import Ledger
-from paddock.store import is_postgres_url, open_store
+from paddock.store import is_postgres_url
 from tests.bot.side_door_support import free_port, metric_samples, sample
 from tests.bot.support import decided
-from tests.bot.test_restarts import bot_env
+from tests.bot.test_restarts import bot_env, grant, ledger_figures
 from tests.fakes.discord import bot_process
 
 LEASE = "2"  # seconds: short, so a takeover comes soon after a death
 SECRET = "whsec-paddock-tests"
-
-
-async def grant(database, guild_id: int, user_id: int, amount: int) -> None:
-    store = await open_store(database)
-    try:
-        await Ledger(store).grant(guild_id, user_id, amount, actor_id=1, reason="test",
-                                  role_ids=())
-    finally:
-        await store.close()
-
-
-async def ledger_figures(database, guild_id: int, user_id: int):
-    """The member's balance left, the pending and settled holds, the ledger's check."""
-    store = await open_store(database)
-    try:
-        ledger = Ledger(store)
-        balance = await ledger.balance(guild_id, user_id, role_ids=())
-        pending = await ledger.holds(state="pending")
-        settled = await ledger.holds(state="settled")
-        return balance.available, pending, settled, await ledger.check()
-    finally:
-        await store.close()
 
 
 async def metrics(port: int) -> dict:

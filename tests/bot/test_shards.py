@@ -18,10 +18,9 @@ import pytest
 import yarl
 
 from bot import Paddock, ShardedPaddock
-from paddock.ledger import Ledger
 from paddock.services import Services
-from paddock.store import Store
 from tests.bot.side_door_support import free_port, get, metric_samples, sample
+from tests.bot.test_restarts import grant
 from tests.fakes.discord import FakeDiscord, Member, Message, bot_process, running_bot
 from tests.fakes.discord.gateway import GatewaySession
 from tests.fakes.discord.state import Guild
@@ -68,14 +67,6 @@ async def balance(member: Member) -> Message:
     reply = await (await member.slash("credits balance")).reply()
     assert reply.ephemeral and reply.embed is not None, reply.text
     return reply
-
-
-async def grant(database, guild_id: int, user_id: int, amount: int) -> None:
-    store = await Store.open(database)
-    try:
-        await Ledger(store).grant(guild_id, user_id, amount, actor_id=1, reason="test", role_ids=())
-    finally:
-        await store.close()
 
 
 async def test_one_process_runs_both_shards_and_answers_in_each_server(
