@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import bot_against, machine_line, median, provider_env, table
+from _common import bot_against, machine_line, median, provider_env, table, when
 from startup import fill
 
 from tests.fakes.discord import FakeDiscord
@@ -52,22 +52,12 @@ async def one_run(jobs: int, lease: float, folder: Path) -> list[float]:
                 def polled_since() -> set[str]:
                     return {r.path.rsplit("/", 1)[1] for r in joypix.polls()[polls_before:]}
 
-                taken = await _wait(lambda: "taken over" in second.output)
-                first_poll = await _wait(lambda: polled_since() & at_provider)
-                every = await _wait(lambda: at_provider <= polled_since())
+                taken = await when(lambda: "taken over" in second.output, timeout=300)
+                first_poll = await when(lambda: polled_since() & at_provider, timeout=300)
+                every = await when(lambda: at_provider <= polled_since(), timeout=300)
                 if len(joypix.submits()) != submits:
                     raise SystemExit("a job was submitted again")
     return [taken - killed, first_poll - killed, every - killed]
-
-
-async def _wait(check, timeout: float = 300.0) -> float:
-    """When ``check()`` first held (perf_counter), checking every 5 ms."""
-    deadline = time.perf_counter() + timeout
-    while not check():
-        if time.perf_counter() > deadline:
-            raise SystemExit("timed out")
-        await asyncio.sleep(0.005)
-    return time.perf_counter()
 
 
 async def main() -> None:
