@@ -63,7 +63,7 @@ class Run:
 
     jobs_per_second: float = 0.0
     first_answers_ms: list[float] = field(default_factory=list)
-    late: int = 0  # first answers later than Discord's 3 s
+    late: int = 0  # no first answer within Discord's 3 s (the member saw a failure)
     first_resumed_s: float | None = None
     every_resumed_s: float | None = None
     jobs: int = 0  # accepted (a job card shown)
@@ -98,9 +98,13 @@ async def ask(crowd: list[Member], first: int, count: int, run: Run) -> int:
         wave = [await crowd[n % len(crowd)].slash("video text",
                                                    prompt=prompt_for(n, crowd[n % len(crowd)]))
                 for n in range(start, min(first + count, start + WAVE))]
-        await fake.wait_for(lambda w=wave: all(i.acknowledged for i in w), timeout=120)
+        await fake.wait_for(lambda w=wave: all(i.acknowledged or i.failed for i in w),
+                            timeout=120)
         for interaction in wave:
-            ms = ((interaction.responded_at or 0) - interaction.sent_at) * 1000
+            if interaction.responded_at is None:  # Discord's 3 s passed: no job
+                run.late += 1
+                continue
+            ms = (interaction.responded_at - interaction.sent_at) * 1000
             run.first_answers_ms.append(ms)
             run.late += ms > 3000
             card = await decided(interaction, timeout=120)
