@@ -343,7 +343,10 @@ def _accept(
     now: datetime,
     fields: dict[str, Any],
     role_ids: tuple[int, ...],
+    lease: Callable[[], dict[str, Any]] | None = None,
 ) -> Accepted:
+    if lease is not None:  # its end counted from when the write runs, not when it queued
+        fields = {**fields, **lease()}
     key = fields.get("idempotency_key")
     if key is not None:
         row = db.execute(f"{_SELECT} WHERE idempotency_key = ?", [key]).fetchone()
@@ -514,9 +517,8 @@ class JobStore:
             "idempotency_key": idempotency_key,
             "route": None if route is None else json.dumps(route, sort_keys=True),
             "progress_message_id": progress_message_id,
-            **(self._new_lease() if self._new_lease is not None else {}),
         }
-        return await self.store.write(_accept, now, fields, tuple(role_ids))
+        return await self.store.write(_accept, now, fields, tuple(role_ids), self._new_lease)
 
     async def mark_submitted(
         self, job_id: str, *, provider_task_id: str, provider: str | None = None

@@ -185,6 +185,12 @@ class Leases:
     def until(self) -> float:
         return self.clock() + self.ttl
 
+    def _times(self) -> tuple[float, float]:
+        """Now and a new lease's end, read inside a write as it runs: a write can wait
+        in the queue behind a burst, and a lease counted from before would be short."""
+        now = self.clock()
+        return now, now + self.ttl
+
     def new_job_lease(self) -> dict[str, Any]:
         """The columns that lease a job being accepted to this process."""
         return {"lease_owner": self.owner, "lease_until": self.until()}
@@ -197,7 +203,8 @@ class Leases:
         """Take one unfinished job if nobody holds it, its lease ended, or it is ours
         already; None if another process holds it (or it is finished)."""
 
-        def run(db: Database, owner: str, now: float, until: float) -> Job | None:
+        def run(db: Database, owner: str) -> Job | None:
+            now, until = self._times()
             row = db.execute(
                 "UPDATE jobs SET lease_owner = ?, lease_until = ?"
                 f" WHERE id = ? AND state IN ({_MARKS})"
@@ -210,7 +217,7 @@ class Leases:
             [job] = select_jobs(db, "id = ?", [job_id])
             return job
 
-        return await self.store.write(run, self.owner, self.clock(), self.until())
+        return await self.store.write(run, self.owner)
 
     async def claim_lapsed(self, *, every_lease: bool = False, limit: int = 500) -> list[Job]:
         """Claim unfinished jobs nobody holds or whose lease ended, oldest first.
@@ -219,8 +226,8 @@ class Leases:
         own); only for a process that knows every other holder is dead (see
         :class:`RunnerLock`)."""
 
-        def run(db: Database, owner: str, now: float, until: float
-                ) -> tuple[list[Job], float | None]:
+        def run(db: Database, owner: str) -> tuple[list[Job], float | None]:
+            now, until = self._times()
             if every_lease:  # all but those claimed already
                 lapsed, args = " AND (lease_owner IS NULL OR lease_owner <> ?)", [owner]
             else:
@@ -243,8 +250,7 @@ class Leases:
                 return [], soonest
             return select_jobs(db, f"id IN ({', '.join('?' for _ in ids)})", ids), soonest
 
-        jobs, self.next_lapse = await self.store.write(run, self.owner, self.clock(),
-                                                       self.until())
+        jobs, self.next_lapse = await self.store.write(run, self.owner)
         return sorted(jobs, key=lambda job: (job.created_at, job.id))
 
     async def renew(self, *, keep_out: Collection[str] = ()) -> Heartbeat:
@@ -253,7 +259,8 @@ class Leases:
         jobs not in ``held`` were lost to another process (or kept out)."""
         left_out = sorted(keep_out)
 
-        def run(db: Database, owner: str, now: float, until: float) -> Heartbeat:
+        def run(db: Database, owner: str) -> Heartbeat:
+            now, until = self._times()
             but = f" AND id NOT IN ({', '.join('?' for _ in left_out)})" if left_out else ""
             held = db.execute(
                 f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN ({_MARKS})"
@@ -268,7 +275,7 @@ class Leases:
             db.execute("DELETE FROM job_wakes WHERE at < ?", [now - WAKES_KEPT])
             return Heartbeat(frozenset(r[0] for r in held), tuple(r[0] for r in woken))
 
-        beat = await self.store.write(run, self.owner, self.clock(), self.until())
+        beat = await self.store.write(run, self.owner)
         self.held = len(beat.held)
         return beat
 
@@ -286,11 +293,11 @@ class Leases:
         """Renew one lease just before an act no write can fence (posting the video), so a
         whole lease time is left for it; :class:`LeaseLost` if another process holds it."""
 
-        def run(db: Database, owner: str, until: float) -> None:
+        def run(db: Database, owner: str) -> None:
             hold_in(db, job_id, owner)
-            db.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", [until, job_id])
+            db.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", [self.until(), job_id])
 
-        await self.store.write(run, self.owner, self.until())
+        await self.store.write(run, self.owner)
 
     async def release_all(self) -> int:
         """Give up every lease (a clean stop): another process may take the jobs at once."""

@@ -6,7 +6,9 @@ past a lease's end without waiting for it. Each test runs on SQLite and on Postg
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,25 @@ async def test_a_runner_alone_on_the_database_knows_it_and_one_beside_another_do
     await third.release()
     assert await fourth.acquire() is True  # all gone
     await fourth.release()
+
+
+async def test_a_lease_taken_by_a_write_that_waited_in_line_lasts_from_when_it_ran(
+    parts, two, seconds
+) -> None:
+    """In a burst, writes wait behind each other; a lease whose end was counted before its
+    write waited would be short by that wait, and another process would take a live job."""
+    store, _, jobs = parts
+    a, b = two
+    job_id = await accepted_by(jobs, a)
+    seconds.now += TTL + 1  # a's lease ended: b may take the job
+    line = threading.Event()
+    ahead = asyncio.ensure_future(store.write(lambda db: line.wait(30)))  # a long write
+    claim = asyncio.ensure_future(b.claim(job_id))
+    await asyncio.sleep(0)  # both writes are asked for, in this order
+    seconds.now += 20  # the claim waits this long in line
+    line.set()
+    await ahead
+    assert (await claim) is not None
+    until = await store.read(lambda db: db.execute(
+        "SELECT lease_until FROM jobs WHERE id = ?", [job_id]).fetchone()[0])
+    assert until == seconds.now + TTL
