@@ -100,6 +100,17 @@ async def test_writer_pragmas_are_set_for_money(store: Store) -> None:
     assert busy == 5000
 
 
+async def test_the_busy_timeout_asked_for_is_the_writers(tmp_path: Path) -> None:
+    """PADDOCK_SQLITE_BUSY_SECONDS reaches the connection that waits for another program's
+    write lock (bot.py opens the store through open_store with it)."""
+    store = await open_store(tmp_path / "paddock.db", busy_timeout=0.25)
+    try:
+        waits = await store.write(lambda db: db.execute("PRAGMA busy_timeout").fetchone()[0])
+    finally:
+        await store.close()
+    assert waits == 250
+
+
 async def test_write_runs_in_an_immediate_transaction_on_one_thread(store: Store) -> None:
     def where(db: Database) -> tuple[bool, str]:
         return db.conn.in_transaction, threading.current_thread().name
