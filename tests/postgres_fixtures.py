@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.migrated import migrated_database
 from tests.pg_cluster import ClusterUnavailable, PostgresCluster
 
 POSTGRES = "postgres"
@@ -114,7 +115,7 @@ def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
     """Where the store lives: a SQLite file, or a PostgreSQL URL (each test its own)."""
     if request.param == POSTGRES:
         return request.getfixturevalue("pg_url")
-    return tmp_path / "paddock.db"
+    return migrated_database(tmp_path / "paddock.db")
 
 
 def integrity_error(store: object) -> type[Exception]:

@@ -44,6 +44,7 @@ from paddock.errors import (
 from paddock.ledger import Ledger
 from paddock.store import open_store
 from tests.ledger_support import GUILD, MOD, Clock
+from tests.migrated import migrated_database
 from tests.postgres_fixtures import SharedDatabase
 
 MEMBERS = (1, 2, 3)
@@ -104,7 +105,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.folder = Path(tempfile.mkdtemp(prefix="ledger-model-"))
         self.clock = Clock()
-        self.store = self.run(open_store(location or self.folder / "paddock.db"))
+        self.store = self.run(
+            open_store(location or migrated_database(self.folder / "paddock.db"))
+        )
         self.ledger = Ledger(self.store, clock=self.clock)
         self.members: dict[int, Account] = {}
         self.pool = Account()

@@ -34,6 +34,7 @@ import yarl
 from tests.fakes.discord.probe import ProbeBot
 from tests.fakes.discord.server import FakeDiscord
 from tests.fakes.waiting import WAIT_LIMIT
+from tests.migrated import migrated_database
 
 if TYPE_CHECKING:
     from bot import Paddock, Settings
@@ -186,7 +187,7 @@ def paddock_settings(fake_discord: FakeDiscord, tmp_path: Path) -> Settings:
         discord_gateway_url=fake_discord.gateway_url,
         dev_guild_id=fake_discord.guild.id,
         guild_ready_timeout=0.01,
-        database_path=tmp_path / "paddock.db",
+        database_path=migrated_database(tmp_path / "paddock.db"),
     )
 
 
