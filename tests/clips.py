@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+from PIL import Image, ImageChops, ImageStat
 
 
 def make_clip(
@@ -97,3 +98,16 @@ def top_level_boxes(data: bytes) -> list[str]:
             break
         offset += size
     return boxes
+
+
+def pictures(video: bytes | str) -> list[Image.Image]:
+    """Every frame of ``video`` (its bytes, or a path), decoded as a player shows it."""
+    with av.open(io.BytesIO(video) if isinstance(video, bytes) else video) as container:
+        return [frame.to_image() for frame in container.decode(video=0)]
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    """How far apart two pictures of one size are: the mean absolute difference per
+    channel value (0-255), as the eye would average it."""
+    assert a.size == b.size, (a.size, b.size)
+    return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import io
 
-import av
-import numpy as np
 from PIL import Image
 
 from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_buttons_and_jobs import unsigned
-from tests.clips import make_clip, play
+from tests.clips import make_clip, mean_difference, pictures, play
 
 FPS = 24
 FIRST = make_clip(2, 640, 360, fps=FPS, bitrate=1_000_000)
 CONTINUATION = make_clip(3, 640, 360, fps=FPS, bitrate=1_000_000)
 OTHER_SIZE = make_clip(2, 480, 270, fps=FPS, bitrate=1_000_000, audio=False)
-
-
-def frames_of(data: bytes) -> list[np.ndarray]:
-    with av.open(io.BytesIO(data)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(int) - b.astype(int)).mean())
 
 
 def video_of(message) -> bytes:
@@ -76,8 +65,8 @@ async def test_extend_sends_the_last_frame_and_posts_one_joined_clip(
     [frame] = frame_post.attachments
     assert unsigned(frame_url) == unsigned(frame.url)
     assert frame_url.startswith(fake_discord.cdn_base)  # a public link, never a local path
-    sent = np.asarray(Image.open(io.BytesIO(frame.data)).convert("RGB"))
-    first_frames = frames_of(FIRST)
+    sent = Image.open(io.BytesIO(frame.data)).convert("RGB")
+    first_frames = pictures(FIRST)
     assert mean_difference(sent, first_frames[-1]) < 2.0  # the last frame, as decoded
     assert mean_difference(sent, first_frames[-6]) > 2.0
 
