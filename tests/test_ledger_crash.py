@@ -12,6 +12,7 @@ credits add up to what was granted minus charges.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import sys
@@ -29,25 +30,48 @@ from tests.ledger_child import CRASH_MEMBERS, GUILD
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 25
-KILLS_ON_POSTGRES = 10  # each restart migrates nothing but still starts a Python
+KILLS_ON_POSTGRES = 10  # each kill and its checks take twice as long there
 GRANT = 100_000
 
 
-async def run_child_and_kill(
-    db: Path | str, ack_log: Path, seed: int, rng: random.Random
-) -> None:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.ledger_child", "crash", str(db), str(ack_log), str(seed),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert child.stdout is not None
-        assert await asyncio.wait_for(child.stdout.readline(), 60) == b"ready\n"
+class ForkServer:
+    """``tests/ledger_child.py forks``: crash children forked from one process that has
+    imported everything already."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls) -> ForkServer:
+        return cls(await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.ledger_child", "forks", cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        ))  # fmt: skip
+
+    async def line(self) -> str:
+        assert self.process.stdout is not None
+        read = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        assert read, f"the fork server ended ({await self.process.wait()})"
+        return read.decode().strip()
+
+    async def run_and_kill(
+        self, db: Path | str, ack_log: Path, seed: int, rng: random.Random
+    ) -> None:
+        """Fork a crash child, let it work for a random moment once ready, SIGKILL it."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"crash {db} {ack_log} {seed}\n".encode())
+        await self.process.stdin.drain()
+        said = {await self.line(), await self.line()}  # "pid N" and "ready", either first
+        [pid] = [int(words.split()[1]) for words in said if words.startswith("pid ")]
+        assert "ready" in said, said
         await asyncio.sleep(rng.uniform(0.0, 0.25))
-    finally:
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
-    assert child.returncode == -signal.SIGKILL
+        os.kill(pid, signal.SIGKILL)
+        assert await self.line() == f"ended {-signal.SIGKILL}"
+
+    async def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        assert await asyncio.wait_for(self.process.wait(), 30) == 0
 
 
 async def all_jobs(jobs: JobStore) -> dict[str, Job]:
@@ -153,12 +177,16 @@ async def test_sigkill_at_random_moments_loses_nothing(
 
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    for kill in range(kills):
-        await run_child_and_kill(db, ack_log, seed + kill, rng)
-        try:
-            await verify_after_restart(db, ack_log)
-        except AssertionError as error:
-            raise AssertionError(f"after kill {kill + 1} (seed {seed})") from error
+    children = await ForkServer.start()
+    try:
+        for kill in range(kills):
+            await children.run_and_kill(db, ack_log, seed + kill, rng)
+            try:
+                await verify_after_restart(db, ack_log)
+            except AssertionError as error:
+                raise AssertionError(f"after kill {kill + 1} (seed {seed})") from error
+    finally:
+        await children.close()
     steps = read_acks(ack_log)
     assert len(steps) > kills  # the children really worked between kills
     kinds = [{words[0] for words in job_steps} for job_steps in steps.values()]
