@@ -1,12 +1,12 @@
 """SIGKILL a process in the middle of reserves and settles, many times: nothing is lost.
 
-The child (``tests/ledger_child.py crash``) runs jobs through the job store from several
-tasks and logs every step after it returned. After each kill the parent reopens the file,
-checks that pending holds belong exactly to jobs still in flight, sweeps as at start-up
-(jobs whose submit may have reached the provider must stay held until their deadline),
-sweeps again past every deadline, and checks that every hold is then settled or refunded
-as its job says, that every acknowledged step is in the database, and that the members'
-credits add up to what was granted minus charges.
+The child (``tests/ledger_child.py crash``, forked by its ``forks`` server) runs jobs
+through the job store from several tasks and logs every step after it returned. After
+each kill the parent reopens the file, checks that pending holds belong exactly to jobs
+still in flight, sweeps as at start-up (jobs whose submit may have reached the provider
+must stay held until their deadline), sweeps again past every deadline, and checks that
+every hold is then settled or refunded as its job says, that every acknowledged step is in
+the database, and that the members' credits add up to what was granted minus charges.
 """
 
 from __future__ import annotations
