@@ -24,6 +24,7 @@ from tests.migrated import migrated_database
 from tests.pg_cluster import ClusterUnavailable, PostgresCluster
 
 POSTGRES = "postgres"
+BOTH_BACKENDS = "both_backends"
 _VERSION_PROPERTY = "postgres_server"
 _DATABASE = "paddock_tests"
 _NOT_STARTED = "PostgreSQL not started: "
@@ -34,6 +35,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{POSTGRES}: runs against a throwaway PostgreSQL server (tests/pg_cluster.py)"
     )
+    config.addinivalue_line(
+        "markers", f"{BOTH_BACKENDS}: the whole bot runs the test twice, on SQLite and on "
+        "PostgreSQL (the store of the `paddock_settings` fixture)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``both_backends`` that uses ``paddock_settings`` runs once per
+    store: the ``backend`` fixture's value is parametrised."""
+    if (metafunc.definition.get_closest_marker(BOTH_BACKENDS)
+            and "backend" in metafunc.fixturenames):
+        metafunc.parametrize(
+            "backend", ["sqlite", pytest.param(POSTGRES, marks=pytest.mark.postgres)]
+        )
+
+
+@pytest.fixture
+def backend() -> str:
+    """The store the whole bot runs on: SQLite unless the test is marked ``both_backends``."""
+    return "sqlite"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
+import pytest
+
 from tests.bot.support import available, decided, give_credits, holds
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload
 
 
+@pytest.mark.both_backends
 async def test_reroll_charges_whoever_presses_and_keeps_the_settings_with_a_new_seed(
     fake_discord, paddock, providers
 ) -> None:
@@ -39,6 +42,7 @@ def unsigned(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+@pytest.mark.both_backends
 async def test_remix_changes_only_the_prompt(fake_discord, paddock, providers) -> None:
     alice = fake_discord.member("alice")
     await give_credits(paddock, alice, 500)
@@ -60,6 +64,7 @@ async def test_remix_changes_only_the_prompt(fake_discord, paddock, providers) -
     assert second["aspect_ratio"] == "1:1"
 
 
+@pytest.mark.both_backends
 async def test_a_remix_to_an_invisible_prompt_is_refused_and_costs_nothing(
     fake_discord, paddock, providers
 ) -> None:
@@ -80,6 +85,7 @@ async def test_a_remix_to_an_invisible_prompt_is_refused_and_costs_nothing(
                                                             alice.user.id)) == 1
 
 
+@pytest.mark.both_backends
 async def test_delete_is_for_the_member_who_asked_or_a_moderator(
     fake_discord, paddock, providers
 ) -> None:
@@ -97,6 +103,7 @@ async def test_delete_is_for_the_member_who_asked_or_a_moderator(
     assert await available(paddock, alice) == 30  # deleting does not refund a made video
 
 
+@pytest.mark.both_backends
 async def test_jobs_list_shows_a_members_own_jobs(fake_discord, paddock, providers) -> None:
     alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
     await give_credits(paddock, alice, 100)
@@ -113,6 +120,7 @@ async def test_jobs_list_shows_a_members_own_jobs(fake_discord, paddock, provide
     assert "no jobs yet" in (await (await bob.slash("jobs list")).reply()).content
 
 
+@pytest.mark.both_backends
 async def test_a_queued_job_can_be_cancelled_and_its_credits_return(
     fake_discord, paddock, providers
 ) -> None:
@@ -157,7 +165,7 @@ async def test_a_cancel_that_cannot_be_stored_leaves_the_job_in_line(
     [waiting] = [j for j in await paddock.services.jobs.list_for_member(
         fake_discord.guild.id, alice.user.id) if j.request["prompt"] == "second"]
 
-    # Another process holds the database's write lock past the busy timeout: the cancel
+    # Another process holds SQLite's write lock past the busy timeout: the cancel
     # cannot be stored, and the job must stay in line rather than lose its driver.
     blocker = sqlite3.connect(paddock.settings.database_path, isolation_level=None)
     try:

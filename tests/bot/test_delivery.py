@@ -12,6 +12,8 @@ from tests.bot.support import available, decided, give_credits
 from tests.bot.test_video import finished_post
 from tests.fakes.discord import Upload
 
+pytestmark = pytest.mark.both_backends  # the whole flow, on SQLite and on PostgreSQL
+
 DEMO_MP4 = (Path(__file__).parents[2] / "hh_api" / "assets" / "demo.mp4").read_bytes()
 JOYPIX_720P_5S = 70
 

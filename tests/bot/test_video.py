@@ -11,6 +11,14 @@ from tests.bot.support import available, decided, give_credits, holds
 from tests.fakes.discord import Upload
 from tests.fakes.providers import FAKE_MP4
 
+pytestmark = pytest.mark.both_backends  # the whole flow, on SQLite and on PostgreSQL
+
+
+
+async def test_the_whole_bot_runs_on_the_store_the_test_names(paddock, backend) -> None:
+    """``both_backends`` really runs these flows twice, the second time on PostgreSQL."""
+    expected = {"sqlite": "sqlite", "postgres": "postgresql"}[backend]
+    assert paddock.services.store.dialect == expected
 
 async def finished_post(fake, member, timeout: float = 10.0):
     """Wait for the message that carries the finished video (or failure) for `member`."""

@@ -176,9 +176,12 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-def paddock_settings(fake_discord: FakeDiscord, tmp_path: Path) -> Settings:
+def paddock_settings(
+    fake_discord: FakeDiscord, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> Settings:
     """Settings for a Paddock talking to ``fake_discord``, with its database in
-    ``tmp_path``; override this fixture to add more (provider keys) as needed."""
+    ``tmp_path`` (or, for a test marked ``both_backends``, also on PostgreSQL); override this
+    fixture to add more (provider keys) as needed."""
     from bot import Settings
 
     return Settings(
@@ -188,6 +191,7 @@ def paddock_settings(fake_discord: FakeDiscord, tmp_path: Path) -> Settings:
         dev_guild_id=fake_discord.guild.id,
         guild_ready_timeout=0.01,
         database_path=migrated_database(tmp_path / "paddock.db"),
+        database_url=request.getfixturevalue("pg_url") if backend == "postgres" else None,
     )
 
 
