@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from paddock.budget import timestamp, utcnow
 from paddock.errors import PaddockError
-from paddock.store import DATABASE_ERRORS, Store
+from paddock.store import Store, database_errors
 
 if TYPE_CHECKING:
     from paddock.runner import Runner
@@ -88,6 +88,6 @@ class HealthCheck:
             await asyncio.wait_for(asyncio.shield(self._probe), self.write_timeout)
         except TimeoutError:
             return f"a write did not commit within {self.write_timeout:g} s"
-        except (PaddockError, RuntimeError, *DATABASE_ERRORS) as error:
+        except (PaddockError, RuntimeError, *database_errors()) as error:
             return f"a write failed: {type(error).__name__}: {error}"
         return None

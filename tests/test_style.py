@@ -38,3 +38,13 @@ def test_library_code_imports_no_discord() -> None:
                     if name == "discord" or name.startswith("discord.")
                 ]
     assert offenders == []
+
+
+def test_a_bot_on_sqlite_never_loads_the_postgresql_driver() -> None:
+    """psycopg is imported where a PostgreSQL store needs it, not by every start."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bot; print(sorted(m for m in sys.modules"
+         " if m.split('.')[0] in ('psycopg', 'psycopg_pool')))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

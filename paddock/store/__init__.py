@@ -9,10 +9,9 @@ from here, never from a backend module; :func:`open_store` picks the backend.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import psycopg
 
 from paddock.store.sqlite import DEFAULT_PATH, Store
 
@@ -20,18 +19,24 @@ if TYPE_CHECKING:
     from paddock.store.postgres import PostgresStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-# What either database raises from a write or read it refused (a constraint, a trigger,
-# a lost connection), for the few callers that report such errors rather than raise them.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 __all__ = [
-    "DATABASE_ERRORS",
     "DEFAULT_PATH",
     "POSTGRES_SCHEMES",
     "Store",
+    "database_errors",
     "is_postgres_url",
     "open_store",
 ]
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What either database raises from a write or read it refused (a constraint, a
+    trigger, a lost connection), for the few callers that report such errors rather than
+    raise them. psycopg's are among them once a PostgreSQL store has loaded the driver: a
+    SQLite bot never imports it (0.2 s at every start)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
 
 
 def is_postgres_url(location: str | Path) -> bool:

@@ -27,10 +27,10 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,8 @@ class Listener:
     # -- the listener's task -------------------------------------------------------------
 
     async def _run(self) -> None:
+        import psycopg  # here, so that a SQLite bot never loads the driver (0.2 s at start)
+
         delay = self.retry_first
         lost = False
         while True:
@@ -178,6 +180,8 @@ class Listener:
         """LISTEN to every subscribed channel not listened to yet; answer the waiters."""
         self._asked.clear()
         waiters, self._waiters = self._waiters, []
+        from psycopg import sql
+
         for channel in sorted(set(self._subscriptions) - self._listening):
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self._listening.add(channel)
@@ -198,6 +202,8 @@ class Listener:
                     task.cancel()
                 await asyncio.wait({reading, asked})
             if reading.done() and not reading.cancelled():
+                import psycopg
+
                 raise reading.exception() or psycopg.OperationalError("notifications ended")
             await self._listen_all(conn)
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 # Any constant will do, as long as it is Paddock's: pg_advisory_xact_lock's key.
 _LOCK_KEY = 0x70616464  # "padd"
