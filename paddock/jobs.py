@@ -537,22 +537,23 @@ class JobStore:
         return await self._driver_write(job_id, run)
 
     async def mark_submitting(
-        self, job_id: str, *, admit: Callable[[Database, Job], None] | None = None
+        self, job_id: str, *, admit: Callable[[Database, Job], Exception | None] | None = None
     ) -> Job:
         """Record, before the request leaves, that a submit is being sent.
 
         After a crash, an accepted job with this mark may or may not exist at the
         provider: it is resubmitted only where the provider deduplicates by key.
-        ``admit(db, job)`` runs first in the same transaction and may refuse by raising
-        (the limits on jobs at once, counted across processes: `paddock.leases.admit_in`).
+        ``admit(db, job)`` runs first in the same transaction and may refuse by returning
+        an exception (the limits on jobs at once and the fair line, over every process:
+        `paddock.fair_slots.admit_in`): what it wrote is committed, and that is raised.
         """
 
-        def run(db: Database, now: datetime) -> Job:
+        def run(db: Database, now: datetime) -> Job | Exception:
             job = _get(db, job_id)
             if job.state is not JobState.ACCEPTED:
                 raise InvalidTransition(job_id, job.state.value, "submitting")
-            if admit is not None:
-                admit(db, job)
+            if admit is not None and (refused := admit(db, job)) is not None:
+                return refused
             db.execute(
                 "UPDATE jobs SET submit_attempted_at = COALESCE(submit_attempted_at, ?),"
                 " updated_at = ? WHERE id = ?",
@@ -562,7 +563,10 @@ class JobStore:
                 _attempt(db, now, job_id, job.provider, "sent")
             return _get(db, job_id)
 
-        return await self._driver_write(job_id, run)
+        marked = await self._driver_write(job_id, run)
+        if isinstance(marked, Exception):
+            raise marked
+        return marked
 
     async def mark_running(self, job_id: str) -> Job:
         def run(db: Database, now: datetime) -> Job:

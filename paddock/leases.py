@@ -97,61 +97,6 @@ def hold_in(db: Database, job_id: str, owner: str) -> None:
         raise LeaseLost(job_id, row[0])
 
 
-class SlotTaken(Exception):
-    """Every slot the job needs is taken, by this process's jobs or another's."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
-
-
-# A job at its provider, or that may be (its submit is on its way).
-_AT_PROVIDER = ("(state IN ('submitted', 'running')"
-                " OR (state = 'accepted' AND submit_attempted_at IS NOT NULL))")
-
-
-def admit_in(
-    db: Database,
-    job: Job,
-    *,
-    owner: str,
-    slots: int,
-    here: int,
-    member_cap: int | None,
-    member_here: int,
-) -> None:
-    """Inside the write that marks `job` as being sent: raise :class:`SlotTaken` if its
-    provider would have more than `slots` jobs at once, or its member more than
-    `member_cap` at all providers, over every process sharing the database.
-
-    `here` and `member_here` are this process's own (its lines count them, this job
-    included); the database counts the others': jobs not leased to `owner` that are at a
-    provider or whose submit is on its way. On PostgreSQL a transaction lock per provider
-    and per member makes two processes count one after the other (SQLite's write lock
-    already does)."""
-    if _postgres(db):
-        db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [f"slots:{job.provider}"])
-        if member_cap is not None:
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
-                       [f"member:{job.guild_id}:{job.user_id}"])
-    others = f"{_AT_PROVIDER} AND (lease_owner IS NULL OR lease_owner <> ?)"
-    [elsewhere] = db.execute(
-        f"SELECT COUNT(*) FROM jobs WHERE provider = ? AND {others}", [job.provider, owner],
-    ).fetchone()
-    if elsewhere + here > slots:
-        raise SlotTaken(f"{elsewhere} of {job.provider}'s {slots} slot(s) are taken by "
-                        f"other processes")
-    if member_cap is None:
-        return
-    [members] = db.execute(
-        f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND {others}",
-        [job.guild_id, job.user_id, owner],
-    ).fetchone()
-    if members + member_here > member_cap:
-        raise SlotTaken(f"the member has {members} job(s) at providers through other "
-                        f"processes (at most {member_cap} at once)")
-
-
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     """What one renewal found: the jobs still held, and tasks whose callback arrived

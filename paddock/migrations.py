@@ -417,3 +417,40 @@ def m015_leases(db: Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m016_provider_turns(db: Database) -> None:
+    """The fair line of each provider, kept in the database for every process.
+
+    ``slot_asker`` is the lease owner of a job that asked for a slot at its provider and
+    was told to wait (NULL once sent); ``slot_member_cap`` is the cap on its member's jobs
+    at once it asked with (NULL: no cap). A row of ``server_turns`` and ``member_turns``
+    is when a server, and a member of it, last had a slot at a provider: a number that
+    grows with every slot given there (see `paddock.fair_slots`).
+    """
+    db.execute("ALTER TABLE jobs ADD COLUMN slot_asker TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN slot_member_cap INTEGER")
+    db.execute("CREATE INDEX jobs_slot_askers ON jobs (provider) WHERE slot_asker IS NOT NULL")
+    db.execute(
+        """
+        CREATE TABLE server_turns (
+            provider TEXT NOT NULL,
+            guild_id INTEGER NOT NULL,
+            turn INTEGER NOT NULL,
+            PRIMARY KEY (provider, guild_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX server_turns_last ON server_turns (provider, turn)")
+    db.execute(
+        """
+        CREATE TABLE member_turns (
+            provider TEXT NOT NULL,
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            turn INTEGER NOT NULL,
+            PRIMARY KEY (provider, guild_id, user_id)
+        )
+        """
+    )

@@ -81,6 +81,12 @@ class FairLine:
         self._guild_served[guild] = turn
         self._member_served[(guild, member)] = turn
 
+    def took_turns(self, servers: dict[int, int], members: dict[MemberKey, int]) -> None:
+        """Set when servers and members last had a turn (numbers that grow with each turn:
+        the turns kept in the database, see `paddock.fair_slots`)."""
+        self._guild_served.update(servers)
+        self._member_served.update(members)
+
     def next(self, has_room: Callable[[int, int], bool] = lambda guild, member: True) -> str | None:
         """The job whose turn it is, among members `has_room` says may start one more."""
         best: tuple[tuple[int, int], tuple[int, int]] | None = None

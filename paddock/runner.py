@@ -7,7 +7,8 @@ each job up where it was:
   servers take turns, then members within a server, then each member's jobs in order;
   at most ``provider_slots`` jobs at a provider at once, and at most the server's
   ``member_slots``, 2 unless a moderator changes it, of one member's jobs at all
-  providers together), then is submitted. The submit attempt
+  providers together), then is submitted. Which job takes a free slot is decided in
+  the database, over every process sharing it (:mod:`paddock.fair_slots`). The submit attempt
   is recorded before the request leaves; a job found after a restart with that mark
   but no task id may or may not exist at the provider, so it is resubmitted only where
   the provider deduplicates by idempotency key (the job id) and otherwise failed,
@@ -63,6 +64,7 @@ from hh_api import (
 )
 from hh_api.render_times import RenderKey
 from paddock.errors import AlreadyFinished, InvalidTransition
+from paddock.fair_slots import SLOTS_CHANNEL, SlotTaken, admit_in
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
 from paddock.leases import (
     DEFAULT_TTL,
@@ -70,8 +72,6 @@ from paddock.leases import (
     LeaseLost,
     Leases,
     RunnerLock,
-    SlotTaken,
-    admit_in,
 )
 from paddock.provider_line import MemberSlots, ProviderQueue
 from paddock.refused_keys import RefusedKeys
@@ -166,6 +166,7 @@ class RunnerSettings:
     job_timeout: timedelta = timedelta(minutes=30)
     lease_ttl: float = DEFAULT_TTL  # seconds; renewed every third of it (paddock.leases)
     # seconds between tries of a job whose slot is free here but taken by another process
+    # (or whose turn has not come): at the latest, if no news of a slot wakes it first
     slot_retry: float = 1.0
 
 
@@ -228,6 +229,8 @@ class Runner:
         self._store = jobs.store
         self._settings_news: Subscription | None = None
         self._wake_news: Subscription | None = None
+        self._slot_news: Subscription | None = None
+        self._slot_moved: dict[str, asyncio.Event] = {}  # per provider, for jobs asking there
         self._beat_now = asyncio.Event()  # renew the leases (and take the wakes) now
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
@@ -250,6 +253,9 @@ class Runner:
         # A provider's callback that reached another process: polled at once if driven here.
         self._wake_news = await self._store.listen(
             WAKES_CHANNEL, self._woken_elsewhere, self._beat_now.set)
+        # A slot taken or freed at a provider by any process: the jobs asking there try again.
+        self._slot_news = await self._store.listen(
+            SLOTS_CHANNEL, self._slots_moved, self._every_slot_moved)
         if self.history is not None:
             learned = await self.history.load_into(self.hh.render_times)
             self.hh.render_times.on_record = self._keep_render_time
@@ -288,7 +294,7 @@ class Runner:
     async def stop(self) -> None:
         """Stop taking jobs and cancel the work in memory; the database keeps every job."""
         self._accepting = False
-        for news in (self._settings_news, self._wake_news):
+        for news in (self._settings_news, self._wake_news, self._slot_news):
             if news is not None:
                 news.close()
         tasks = [t for t in (self._sweeper, self._heartbeat, *self._tasks.values())
@@ -448,6 +454,18 @@ class Runner:
         """A member slot came free or a cap changed: every provider's line may move."""
         for queue in self._queues.values():
             queue.advance()
+        self._every_slot_moved()
+
+    def _slots_moved(self, provider: str) -> None:
+        """A slot at `provider` was taken or freed, or a job stopped asking for one: the
+        jobs asking there (told to wait) try again."""
+        moved = self._slot_moved.pop(provider, None)
+        if moved is not None:
+            moved.set()
+
+    def _every_slot_moved(self) -> None:
+        for provider in list(self._slot_moved):
+            self._slots_moved(provider)
 
     def _spawn(self, job: Job, *, resumed: bool = False) -> int | None:
         """Drive `job`; returns its place in line if it waits for a slot."""
@@ -626,17 +644,17 @@ class Runner:
         return await self._await_result(job)
 
     async def _mark_submitting(self, job: Job) -> Job:
-        """Mark the job as being sent once the limits counted over every process sharing
-        the database let it go (this process's line already keeps its own jobs within
-        them); until then it keeps its turn here and tries again."""
+        """Mark the job as being sent once the database lets it go: a slot is free over
+        every process sharing it, and the job is first in the fair line of every process's
+        jobs asking there (`paddock.fair_slots`). Until then it keeps its place here and
+        asks again when a slot moves (or after ``slot_retry`` at the latest)."""
         said = False
         while True:
             assert job.provider is not None
+            moved = self._slot_moved.setdefault(job.provider, asyncio.Event())
             admit = functools.partial(
                 admit_in, owner=self.leases.owner, slots=self.settings.provider_slots,
-                here=self._queue(job.provider).active,
-                member_cap=self._members.cap(job.guild_id),
-                member_here=self._members.running[(job.guild_id, job.user_id)])
+                member_cap=self._members.cap(job.guild_id), clock=self.leases.clock)
             try:
                 return await self.jobs.mark_submitting(job.id, admit=admit)
             except SlotTaken as taken:
@@ -644,7 +662,8 @@ class Runner:
                     log.info("%s waits for a slot taken by another process: %s",
                              job_fields(job), taken.why)
                     said = True
-            await asyncio.sleep(self.settings.slot_retry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(moved.wait(), self.settings.slot_retry)
 
     async def _spare_provider(self, job: Job) -> bool:
         """Whether a routed job has another provider to go to if this one refuses it."""

@@ -15,11 +15,13 @@ import pytest
 
 from paddock.budget import Period
 from paddock.jobs import JobState, JobStore
-from paddock.leases import LeaseLost, Leases, RunnerLock, SlotTaken, admit_in
-from tests.ledger_support import ALICE, GUILD, MOD, Clock, open_all
+from paddock.fair_slots import SlotTaken, admit_in
+from paddock.leases import LeaseLost, Leases, RunnerLock
+from tests.ledger_support import ALICE, BOB, GUILD, MOD, Clock, open_all
 
 REQUEST = {"mode": "text", "prompt": "a lighthouse", "resolution": "720p", "duration": 5}
 TTL = 30.0
+OTHER_GUILD, CAROL = 2002, 21
 
 
 class Seconds:
@@ -35,7 +37,8 @@ class Seconds:
 @pytest.fixture
 async def parts(db_location: Path | str):
     store, ledger, jobs = await open_all(db_location, Clock())
-    await ledger.set_allowance(GUILD, 100, Period.DAILY, actor_id=MOD)
+    for guild in (GUILD, OTHER_GUILD):
+        await ledger.set_allowance(guild, 100, Period.DAILY, actor_id=MOD)
     yield store, ledger, jobs
     await store.close()
 
@@ -52,9 +55,10 @@ def two(parts, seconds) -> tuple[Leases, Leases]:
             Leases(store, ttl=TTL, clock=seconds, owner="b"))
 
 
-async def accepted_by(jobs: JobStore, leases: Leases, provider: str = "joypix") -> str:
+async def accepted_by(jobs: JobStore, leases: Leases, provider: str = "joypix", *,
+                      guild: int = GUILD, member: int = ALICE) -> str:
     jobs.lease_new_jobs(leases.new_job_lease)
-    accepted = await jobs.accept(guild_id=GUILD, user_id=ALICE, channel_id=77,
+    accepted = await jobs.accept(guild_id=guild, user_id=member, channel_id=77,
                                  request=REQUEST, estimated_credits=30, role_ids=(),
                                  provider=provider)
     return accepted.job.id
@@ -152,8 +156,8 @@ async def test_the_limits_on_jobs_at_once_count_every_process(parts, two) -> Non
     driver_b = jobs.fenced(b.fence)
 
     def limits(slots: int, member_cap: int | None):
-        return functools.partial(admit_in, owner="b", slots=slots, here=1,
-                                 member_cap=member_cap, member_here=1)
+        return functools.partial(admit_in, owner="b", slots=slots, member_cap=member_cap,
+                                 clock=b.clock)
 
     with pytest.raises(SlotTaken):
         await driver_b.mark_submitting(second, admit=limits(1, None))  # A holds the slot
@@ -202,3 +206,67 @@ async def test_a_lease_taken_by_a_write_that_waited_in_line_lasts_from_when_it_r
     until = await store.read(lambda db: db.execute(
         "SELECT lease_until FROM jobs WHERE id = ?", [job_id]).fetchone()[0])
     assert until == seconds.now + TTL
+
+
+def asks_for_a_slot(jobs: JobStore, leases: Leases, slots: int):
+    """`job_id` asks for one of `slots` slots at its provider as `leases`' process does."""
+    driver = jobs.fenced(leases.fence)
+    admit = functools.partial(admit_in, owner=leases.owner, slots=slots, member_cap=None,
+                              clock=leases.clock)
+    return lambda job_id: driver.mark_submitting(job_id, admit=admit)
+
+
+async def test_a_server_that_asked_second_in_another_process_goes_before_a_third_job(
+    parts, two
+) -> None:
+    """Process A has three jobs of one server; process B, one of a server that asked after
+    them. Two slots: A's first two go, and when a slot frees B's server has its turn before
+    A's third job, though A asks first (each process retries on its own)."""
+    _, _, jobs = parts
+    a, b = two
+    first, second, third = [await accepted_by(jobs, a, member=m) for m in (ALICE, BOB, ALICE)]
+    carols = await accepted_by(jobs, b, guild=OTHER_GUILD, member=CAROL)
+    ask_a, ask_b = asks_for_a_slot(jobs, a, 2), asks_for_a_slot(jobs, b, 2)
+    await ask_a(first)
+    await ask_a(second)
+    with pytest.raises(SlotTaken, match="all 2 of joypix's slot"):
+        await ask_b(carols)  # told to wait, and kept in the line
+    with pytest.raises(SlotTaken):
+        await ask_a(third)
+
+    await jobs.fenced(a.fence).mark_failed(first, error="the render failed")  # a slot frees
+    with pytest.raises(SlotTaken, match="go first"):
+        await ask_a(third)  # A asks first, but it is the other server's turn
+    assert (await ask_b(carols)).submit_attempted_at is not None
+    await jobs.fenced(a.fence).mark_failed(second, error="the render failed")
+    assert (await ask_a(third)).submit_attempted_at is not None
+
+
+async def test_a_job_asking_in_a_process_that_died_or_stopped_holds_nobody_back(
+    parts, two, seconds
+) -> None:
+    """A dead process's job drops out of the line when its lease ends; a clean stop's at
+    once (it gives its leases up)."""
+    _, _, jobs = parts
+    a, b = two
+    held, mine, later = [await accepted_by(jobs, a, member=m) for m in (ALICE, ALICE, BOB)]
+    carols = await accepted_by(jobs, b, guild=OTHER_GUILD, member=CAROL)
+    ask_a, ask_b = asks_for_a_slot(jobs, a, 1), asks_for_a_slot(jobs, b, 1)
+    await ask_a(held)
+    with pytest.raises(SlotTaken):
+        await ask_b(carols)
+    await jobs.fenced(a.fence).mark_failed(held, error="the render failed")
+    with pytest.raises(SlotTaken, match="go first"):
+        await ask_a(mine)  # carol's server has not had a turn: hers is next
+
+    seconds.now += TTL + 1  # B died: its lease ended (A's own is renewed)
+    await a.renew()
+    assert (await ask_a(mine)).submit_attempted_at is not None
+
+    c = Leases(parts[0], ttl=TTL, clock=seconds, owner="c")
+    carols_again = await accepted_by(jobs, c, guild=OTHER_GUILD, member=CAROL)
+    with pytest.raises(SlotTaken):
+        await asks_for_a_slot(jobs, c, 1)(carols_again)
+    await c.release_all()  # C stops cleanly
+    await jobs.fenced(a.fence).mark_failed(mine, error="the render failed")
+    assert (await ask_a(later)).submit_attempted_at is not None

@@ -439,3 +439,58 @@ def m015_leases() -> str:
             at DOUBLE PRECISION NOT NULL
         )
     """
+
+
+# A job at its provider (or whose submit is on its way), and a job asking for a slot there
+# (the same as paddock.fair_slots counts them).
+_AT_PROVIDER = ("({row}.state IN ('submitted', 'running') OR ({row}.state = 'accepted'"
+                " AND {row}.submit_attempted_at IS NOT NULL))")
+_ASKING = ("({row}.state = 'accepted' AND {row}.submit_attempted_at IS NULL"
+           " AND {row}.slot_asker IS NOT DISTINCT FROM {row}.lease_owner"
+           " AND {row}.slot_asker IS NOT NULL)")
+
+
+@MIGRATIONS
+def m016_provider_turns() -> str:
+    """The fair line of each provider, kept in the database for every process.
+
+    A job that takes or frees a slot at its provider, or stops asking for one (sent,
+    cancelled, or its lease given up or taken by another process), announces
+    it on the ``paddock_slots`` channel (the provider's name), at COMMIT: the jobs waiting
+    for a slot there, in every process, ask again at once.
+    """
+    at_provider_moved = (f"{_AT_PROVIDER.format(row='OLD')} IS DISTINCT FROM"
+                         f" {_AT_PROVIDER.format(row='NEW')}")
+    stopped_asking = f"{_ASKING.format(row='OLD')} AND NOT {_ASKING.format(row='NEW')}"
+    moved = f"({at_provider_moved}) OR ({stopped_asking})"
+    return f"""
+        ALTER TABLE jobs ADD COLUMN slot_asker TEXT COLLATE "C";
+        ALTER TABLE jobs ADD COLUMN slot_member_cap BIGINT;
+        CREATE INDEX jobs_slot_askers ON jobs (provider) WHERE slot_asker IS NOT NULL;
+        CREATE TABLE server_turns (
+            provider TEXT COLLATE "C" NOT NULL,
+            guild_id BIGINT NOT NULL,
+            turn BIGINT NOT NULL,
+            PRIMARY KEY (provider, guild_id)
+        );
+        CREATE INDEX server_turns_last ON server_turns (provider, turn);
+        CREATE TABLE member_turns (
+            provider TEXT COLLATE "C" NOT NULL,
+            guild_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            turn BIGINT NOT NULL,
+            PRIMARY KEY (provider, guild_id, user_id)
+        );
+        CREATE FUNCTION jobs_announce_slots() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.provider IS NOT NULL THEN
+                PERFORM pg_notify('paddock_slots', OLD.provider);
+            END IF;
+            IF NEW.provider IS NOT NULL AND NEW.provider IS DISTINCT FROM OLD.provider THEN
+                PERFORM pg_notify('paddock_slots', NEW.provider);  -- moved to another one
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER jobs_slots_moved AFTER UPDATE ON jobs FOR EACH ROW
+            WHEN ({moved}) EXECUTE FUNCTION jobs_announce_slots();
+    """
