@@ -3,7 +3,8 @@
 A moderator's change of the server's settings answered by one process is what the other
 enforces at once, though it had the old settings in memory (its listener drops them when
 the change commits); a raised member job cap starts the jobs waiting in another process's
-line. A HiAPI callback that reaches the process not driving the job makes the owner poll
+line, and a member asking through one process goes before a member with jobs waiting in the
+other, woken when the slot frees (not by a timer). A HiAPI callback that reaches the process not driving the job makes the owner poll
 at once, not at its next lease renewal.
 
 Discord sends a server's commands to the one process running its shard, so two
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import psycopg
 import pytest
@@ -22,10 +24,13 @@ import pytest
 from paddock.ledger import Ledger
 from paddock.store.postgres import PostgresStore
 from tests.bot.side_door_support import free_port
+from tests.bot.conftest import FAST_RUNNER
 from tests.bot.support import decided, give_credits
+from tests.bot.test_fair_line import prompts
 from tests.bot.test_leases import SECRET, grant, video_posts
 from tests.bot.test_restarts import bot_env
 from tests.fakes.discord import FakeDiscord, bot_process
+from tests.fakes.discord.fixtures import running_bot
 from tests.fakes.discord.gateway import GatewaySession
 from tests.test_credits import MANAGE_GUILD
 
@@ -154,3 +159,48 @@ async def test_a_callback_at_the_process_not_driving_the_job_makes_its_owner_pol
     assert [c.status for c in hiapi.callbacks] == [200]
     assert len(hiapi.polls()) == 1  # A's, woken by the notification; B never polls it
     assert len(video_posts(fake_discord, alice)) == 1
+
+
+class TestOneSlotOnPostgres:
+    """One slot at JoyPix, and a job told to wait asks again only when woken (its timer
+    would wait a minute): the slot's news comes from the database."""
+
+    @pytest.fixture
+    def paddock_settings(self, paddock_settings, pg_url: str):
+        runner = dataclasses.replace(FAST_RUNNER, provider_slots=1, slot_retry=60.0)
+        return dataclasses.replace(paddock_settings, database_url=pg_url, runner=runner)
+
+    async def test_a_member_asking_in_the_second_process_goes_before_the_firsts_waiting_jobs(
+        self, fake_discord: FakeDiscord, paddock, paddock_settings, providers, caplog
+    ) -> None:
+        from bot import Paddock
+        from paddock.services import Services
+
+        caplog.set_level(logging.INFO, logger="paddock.runner")
+        joypix = providers["joypix"]
+        joypix.steps = ["processing"] * 100_000
+        alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+        await give_credits(paddock, alice, 70 * 3)
+        await give_credits(paddock, bob, 70)
+        for n in range(3):  # to process A: one at JoyPix, two waiting in A's line
+            await decided(await alice.slash("video text", prompt=f"alice {n}"))
+        await joypix.wait_for_requests("submit", 1)
+
+        settings = paddock_settings
+        async with (
+            Services.open(settings.database, settings.providers, prices=settings.prices,
+                          demo=settings.demo) as services,
+            running_bot(fake_discord, Paddock.build(settings, services)),  # process B
+        ):
+            await decided(await bob.slash("video text", prompt="bob"))  # answered by B
+            await fake_discord.wait_for(lambda: "waits for a slot taken by another process"
+                                        in caplog.text)
+            [alices] = joypix.tasks
+            joypix.finish(alices)  # A's slot frees: A's next job asks at once, in A
+            await joypix.wait_for_requests("submit", 2)
+            assert prompts(joypix) == ["alice 0", "bob"]  # bob's turn: he never had one
+
+            [bobs] = [task for task in joypix.tasks if task != alices]
+            joypix.finish(bobs)  # freed in B: A's job, told to wait, hears of it
+            await joypix.wait_for_requests("submit", 3)
+            assert prompts(joypix) == ["alice 0", "bob", "alice 1"]
