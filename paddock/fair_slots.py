@@ -87,14 +87,18 @@ def admit_in(
     free = slots - taken
     if free <= 0:
         return SlotTaken(f"all {slots} of {provider}'s slot(s) are taken")
+    # Each asking job, with its turns and its member's jobs at providers (a few rows: the
+    # jobs at providers are at most the slots of each provider).
     askers = db.execute(
         "SELECT a.id, a.guild_id, a.user_id, a.slot_member_cap, s.turn, m.turn,"
-        " (SELECT COUNT(*) FROM jobs j WHERE j.guild_id = a.guild_id"
-        f" AND j.user_id = a.user_id AND j.id <> ? AND {_AT_PROVIDER.format(j='j')})"
+        " COALESCE(c.jobs, 0)"
         " FROM jobs a"
         " LEFT JOIN server_turns s ON s.provider = a.provider AND s.guild_id = a.guild_id"
         " LEFT JOIN member_turns m ON m.provider = a.provider AND m.guild_id = a.guild_id"
         " AND m.user_id = a.user_id"
+        " LEFT JOIN (SELECT j.guild_id, j.user_id, COUNT(*) AS jobs FROM jobs j"
+        f" WHERE {_AT_PROVIDER.format(j='j')} AND j.id <> ? GROUP BY j.guild_id, j.user_id) c"
+        " ON c.guild_id = a.guild_id AND c.user_id = a.user_id"
         " WHERE a.provider = ? AND a.slot_asker IS NOT NULL AND a.slot_asker = a.lease_owner"
         " AND a.state = 'accepted'"
         " AND (a.id = ? OR (a.submit_attempted_at IS NULL AND a.lease_until >= ?))"
@@ -105,7 +109,7 @@ def admit_in(
     if job.id in behind_cap:
         return SlotTaken(f"the member has {behind_cap[job.id]} job(s) at providers "
                          f"(at most {member_cap} at once)")
-    first = line.order(free)
+    first = line.order(free) if len(line) > free else line  # all of them fit: no order
     if job.id not in first:
         return SlotTaken(f"{len(first)} job(s) of other members or servers go first for "
                          f"{provider}'s {free} free slot(s)")

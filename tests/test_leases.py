@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from paddock.budget import Period
-from paddock.jobs import JobState, JobStore
 from paddock.fair_slots import SlotTaken, admit_in
+from paddock.jobs import JobState, JobStore
 from paddock.leases import LeaseLost, Leases, RunnerLock
 from tests.ledger_support import ALICE, BOB, GUILD, MOD, Clock, open_all
 

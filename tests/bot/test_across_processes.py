@@ -4,8 +4,8 @@ A moderator's change of the server's settings answered by one process is what th
 enforces at once, though it had the old settings in memory (its listener drops them when
 the change commits); a raised member job cap starts the jobs waiting in another process's
 line, and a member asking through one process goes before a member with jobs waiting in the
-other, woken when the slot frees (not by a timer). A HiAPI callback that reaches the process not driving the job makes the owner poll
-at once, not at its next lease renewal.
+other, woken when the slot frees (not by a timer). A HiAPI callback that reaches the
+process not driving the job makes the owner poll at once, not at its next lease renewal.
 
 Discord sends a server's commands to the one process running its shard, so two
 processes answer one server only while they overlap on one shard: a rolling restart,
@@ -23,8 +23,8 @@ import pytest
 
 from paddock.ledger import Ledger
 from paddock.store.postgres import PostgresStore
-from tests.bot.side_door_support import free_port
 from tests.bot.conftest import FAST_RUNNER
+from tests.bot.side_door_support import free_port
 from tests.bot.support import decided, give_credits
 from tests.bot.test_fair_line import prompts
 from tests.bot.test_leases import SECRET, grant, video_posts
