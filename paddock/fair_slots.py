@@ -74,9 +74,8 @@ def admit_in(
     once (None: no cap), both over every process sharing the database."""
     provider = job.provider
     if _postgres(db):
-        db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [f"slots:{provider}"])
-        db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
-                   [f"member:{job.guild_id}:{job.user_id}"])
+        db.execute("SELECT pg_advisory_xact_lock(hashtext(?)), pg_advisory_xact_lock(hashtext(?))",
+                   [f"slots:{provider}", f"member:{job.guild_id}:{job.user_id}"])
     db.execute("UPDATE jobs SET slot_asker = ?, slot_member_cap = ? WHERE id = ?",
                [owner, member_cap, job.id])
     # The job itself may count as at the provider (a keyed submit sent before a restart).
@@ -146,11 +145,12 @@ def _line(askers: list[Any]) -> tuple[FairLine, dict[str, int]]:
 
 def _take_turn(db: Any, job: Job) -> None:
     """The job goes: its server and member take the provider's next turn."""
-    [turn] = db.execute("SELECT COALESCE(MAX(turn), 0) + 1 FROM server_turns WHERE provider = ?",
-                        [job.provider]).fetchone()
-    db.execute("INSERT INTO server_turns (provider, guild_id, turn) VALUES (?, ?, ?)"
-               " ON CONFLICT (provider, guild_id) DO UPDATE SET turn = excluded.turn",
-               [job.provider, job.guild_id, turn])
+    [turn] = db.execute(
+        "INSERT INTO server_turns (provider, guild_id, turn)"
+        " SELECT ?, ?, COALESCE(MAX(turn), 0) + 1 FROM server_turns WHERE provider = ?"
+        " ON CONFLICT (provider, guild_id) DO UPDATE SET turn = excluded.turn RETURNING turn",
+        [job.provider, job.guild_id, job.provider],
+    ).fetchone()
     db.execute("INSERT INTO member_turns (provider, guild_id, user_id, turn) VALUES (?, ?, ?, ?)"
                " ON CONFLICT (provider, guild_id, user_id) DO UPDATE SET turn = excluded.turn",
                [job.provider, job.guild_id, job.user_id, turn])
