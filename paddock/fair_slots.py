@@ -45,6 +45,14 @@ _AT_PROVIDER = ("({j}.state IN ('submitted', 'running')"
                 " OR ({j}.state = 'accepted' AND {j}.submit_attempted_at IS NOT NULL))")
 
 
+# A job asking for a slot at a provider (parameters: the provider, the job deciding, now):
+# marked by a process that still holds its lease (the job deciding counts even if its
+# submit was sent before a restart, or its lease is past due but not yet taken).
+_ASKING = ("a.provider = ? AND a.slot_asker IS NOT NULL AND a.slot_asker = a.lease_owner"
+           " AND a.state = 'accepted'"
+           " AND (a.id = ? OR (a.submit_attempted_at IS NULL AND a.lease_until >= ?))")
+
+
 class SlotTaken(Exception):
     """Every slot the job may take is taken, or its turn has not come: it asks again."""
 
@@ -86,9 +94,29 @@ def admit_in(
     free = slots - taken
     if free <= 0:
         return SlotTaken(f"all {slots} of {provider}'s slot(s) are taken")
-    # Each asking job, with its turns and its member's jobs at providers (a few rows: the
-    # jobs at providers are at most the slots of each provider).
-    askers = db.execute(
+    now = clock()
+    [asking] = db.execute(f"SELECT COUNT(*) FROM jobs a WHERE {_ASKING}",
+                          [provider, job.id, now]).fetchone()
+    # When every job asking fits, only the job's own member's room can hold it back.
+    askers = _askers(db, job, now, member_only=asking <= free)
+    line, behind_cap = _line(askers)
+    if job.id in behind_cap:
+        return SlotTaken(f"the member has {behind_cap[job.id]} job(s) at providers "
+                         f"(at most {member_cap} at once)")
+    first = line.order(free) if asking > free else line
+    if job.id not in first:
+        return SlotTaken(f"{len(first)} job(s) of other members or servers go first for "
+                         f"{provider}'s {free} free slot(s)")
+    _take_turn(db, job)
+    return None
+
+
+def _askers(db: Any, job: Job, now: float, *, member_only: bool) -> list[Any]:
+    """The jobs asking at the job's provider (or only its member's), oldest first, each
+    with its server's and member's last turns there and its member's jobs at providers."""
+    member = " AND {t}.guild_id = ? AND {t}.user_id = ?" if member_only else ""
+    their = [job.guild_id, job.user_id] if member_only else []
+    return db.execute(
         "SELECT a.id, a.guild_id, a.user_id, a.slot_member_cap, s.turn, m.turn,"
         " COALESCE(c.jobs, 0)"
         " FROM jobs a"
@@ -96,24 +124,11 @@ def admit_in(
         " LEFT JOIN member_turns m ON m.provider = a.provider AND m.guild_id = a.guild_id"
         " AND m.user_id = a.user_id"
         " LEFT JOIN (SELECT j.guild_id, j.user_id, COUNT(*) AS jobs FROM jobs j"
-        f" WHERE {_AT_PROVIDER.format(j='j')} AND j.id <> ? GROUP BY j.guild_id, j.user_id) c"
-        " ON c.guild_id = a.guild_id AND c.user_id = a.user_id"
-        " WHERE a.provider = ? AND a.slot_asker IS NOT NULL AND a.slot_asker = a.lease_owner"
-        " AND a.state = 'accepted'"
-        " AND (a.id = ? OR (a.submit_attempted_at IS NULL AND a.lease_until >= ?))"
-        " ORDER BY a.created_at, a.id",
-        [job.id, provider, job.id, clock()],
+        f" WHERE {_AT_PROVIDER.format(j='j')} AND j.id <> ?{member.format(t='j')}"
+        " GROUP BY j.guild_id, j.user_id) c ON c.guild_id = a.guild_id AND c.user_id = a.user_id"
+        f" WHERE {_ASKING}{member.format(t='a')} ORDER BY a.created_at, a.id",
+        [job.id, *their, job.provider, job.id, now, *their],
     ).fetchall()
-    line, behind_cap = _line(askers)
-    if job.id in behind_cap:
-        return SlotTaken(f"the member has {behind_cap[job.id]} job(s) at providers "
-                         f"(at most {member_cap} at once)")
-    first = line.order(free) if len(line) > free else line  # all of them fit: no order
-    if job.id not in first:
-        return SlotTaken(f"{len(first)} job(s) of other members or servers go first for "
-                         f"{provider}'s {free} free slot(s)")
-    _take_turn(db, job)
-    return None
 
 
 def _line(askers: list[Any]) -> tuple[FairLine, dict[str, int]]:
