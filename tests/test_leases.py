@@ -1,4 +1,5 @@
-"""Leases on one database shared by two processes' stores: claims, heartbeats, fencing.
+"""Leases on one database shared by two processes' stores: claims, heartbeats, fencing,
+and the fair line of a provider over both.
 
 Two `Leases` with different owners stand for two processes; a settable clock moves time
 past a lease's end without waiting for it. Each test runs on SQLite and on PostgreSQL.
