@@ -87,16 +87,15 @@ def admit_in(
     db.execute("UPDATE jobs SET slot_asker = ?, slot_member_cap = ? WHERE id = ?",
                [owner, member_cap, job.id])
     # The job itself may count as at the provider (a keyed submit sent before a restart).
-    [taken] = db.execute(
-        f"SELECT COUNT(*) FROM jobs j WHERE j.provider = ? AND j.id <> ?"
-        f" AND {_AT_PROVIDER.format(j='j')}", [provider, job.id],
+    now = clock()
+    taken, asking = db.execute(
+        "SELECT (SELECT COUNT(*) FROM jobs j WHERE j.provider = ? AND j.id <> ?"
+        f" AND {_AT_PROVIDER.format(j='j')}), (SELECT COUNT(*) FROM jobs a WHERE {_ASKING})",
+        [provider, job.id, provider, job.id, now],
     ).fetchone()
     free = slots - taken
     if free <= 0:
         return SlotTaken(f"all {slots} of {provider}'s slot(s) are taken")
-    now = clock()
-    [asking] = db.execute(f"SELECT COUNT(*) FROM jobs a WHERE {_ASKING}",
-                          [provider, job.id, now]).fetchone()
     # When every job asking fits, only the job's own member's room can hold it back.
     askers = _askers(db, job, now, member_only=asking <= free)
     line, behind_cap = _line(askers)
