@@ -60,7 +60,9 @@ class Recorded:
     async def progress(self, job: Job, progress: Progress) -> None:
         return None
 
-    async def deliver(self, job: Job, *, earlier: bool = False) -> None:
+    async def deliver(self, job: Job, *, earlier: bool = False, posting=None) -> None:
+        if posting is not None:
+            await posting()
         self.finished[job.id] = job
 
 

@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,7 +63,10 @@ class DiscordDelivery:
         embed = progress_embed(job, progress, provider_title=self._title(job))
         await self._job_message(job).edit(embed=embed)
 
-    async def deliver(self, job: Job, *, earlier: bool = False) -> None:
+    async def deliver(
+        self, job: Job, *, earlier: bool = False,
+        posting: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         if job.channel_id is None:
             raise DeliveryError("the job has no channel", retry=False)
         # A job finished before this process started may have been posted before a crash,
@@ -79,10 +82,10 @@ class DiscordDelivery:
                 return
         if job.state is JobState.SUCCEEDED:
             async with self._deliveries:
-                await self._deliver_video(job)
+                await self._deliver_video(job, posting)
         else:
-            posted = await self._post(job, embed=failed_embed(job,
-                                                              provider_title=self._title(job)))
+            posted = await self._post(job, posting, embed=failed_embed(
+                job, provider_title=self._title(job)))
             await self._close_job_message(job, self._closing_note(job, posted))
 
     async def undelivered(self, job: Job, reason: str) -> None:
@@ -120,7 +123,9 @@ class DiscordDelivery:
 
     # -- posting ----------------------------------------------------------------------------
 
-    async def _deliver_video(self, job: Job) -> None:
+    async def _deliver_video(
+        self, job: Job, posting: Callable[[], Awaitable[None]] | None
+    ) -> None:
         from cogs.video import result_view
 
         services = self.bot.services
@@ -177,7 +182,7 @@ class DiscordDelivery:
             # Extend continues the posted file: offered when there is one, and a provider.
             extend = path is not None and self._extendable()
             try:
-                message = await self._post(job, embed=embed, files=files,
+                message = await self._post(job, posting, embed=embed, files=files,
                                            view=result_view(job, link=link, extend=extend))
             except _TooLarge:
                 if path is None:
@@ -189,7 +194,7 @@ class DiscordDelivery:
                                        link_note=self._link_note(job, limit), chain=chain)
                 if sheet is not None:
                     embed.set_thumbnail(url="attachment://references.png")
-                message = await self._post(job, embed=embed, files=files,
+                message = await self._post(job, posting, embed=embed, files=files,
                                            view=result_view(job, link=job.result_url))
         await self._close_job_message(job, self._closing_note(job, message))
 
@@ -233,12 +238,14 @@ class DiscordDelivery:
     async def _post(
         self,
         job: Job,
+        posting: Callable[[], Awaitable[None]] | None,
         *,
         embed: discord.Embed,
         files: Callable[[], list[discord.File]] = list,
         view: discord.ui.View | None = None,
     ) -> discord.Message:
-        """Answer on the interaction while its token lives, else reply in the channel."""
+        """Answer on the interaction while its token lives, else reply in the channel;
+        ``posting()`` (the runner's lease check) right before each try."""
         extra = {"view": view} if view is not None else {}
         mention = f"<@{job.user_id}>"
         try:
@@ -254,6 +261,8 @@ class DiscordDelivery:
                 webhook = discord.Webhook.partial(
                     self.bot.application_id, job.interaction_token, client=self.bot
                 )
+                if posting is not None:
+                    await posting()
                 return await webhook.send(mention, allowed_mentions=allowed, wait=True,
                                           embed=embed, files=files(), **extra)
         except _UNREACHABLE as error:
@@ -273,6 +282,8 @@ class DiscordDelivery:
                 message_id=job.progress_message_id, channel_id=job.channel_id,
                 fail_if_not_exists=False,
             )
+        if posting is not None:
+            await posting()
         try:
             return await channel.send(mention, allowed_mentions=allowed, reference=reference,
                                       embed=embed, files=files(), **extra)

@@ -142,11 +142,16 @@ class Delivery(Protocol):
 
     async def progress(self, job: Job, progress: Progress) -> None: ...
 
-    async def deliver(self, job: Job, *, earlier: bool = False) -> None:
+    async def deliver(
+        self, job: Job, *, earlier: bool = False,
+        posting: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Post the video (succeeded) or the reason and refund (failed); raise DeliveryError.
 
         ``earlier``: the job finished under another process (or before a restart), which
-        may have posted it already."""
+        may have posted it already. ``posting`` is awaited just before each post goes out
+        (after the download, the join and the re-encode): it raises when this process no
+        longer holds the job, so that a process that lost it meanwhile posts nothing."""
 
     async def undelivered(self, job: Job, reason: str) -> None:
         """The outcome can't be posted: tell the member by what remains (with the video's
@@ -830,11 +835,15 @@ class Runner:
         attempt = 0
         while attempt < self.settings.delivery_attempts:
             attempt += 1
-            # A post cannot be fenced by a write: renew the lease just before it, so a
-            # process that lost the job (it paused past the lease time) posts nothing.
+            # A post cannot be fenced by a write: renew the lease before the download and
+            # again just before the post itself (after a re-encode that may take longer
+            # than a lease), so a process that lost the job meanwhile posts nothing.
             await self.leases.confirm(job.id)
             try:
-                await self.delivery.deliver(job, earlier=earlier)
+                await self.delivery.deliver(job, earlier=earlier,
+                                            posting=functools.partial(self.leases.confirm, job.id))
+            except LeaseLost:
+                raise
             except VideoUnusable as error:
                 log.warning("%s the provider's video is unusable; failing and returning its "
                             "credits: %s", job_fields(job), error)

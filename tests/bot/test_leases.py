@@ -8,6 +8,7 @@ leases end: it polls them (never submits again), posts each video once, charges 
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sqlite3
 
@@ -118,6 +119,46 @@ async def test_a_paused_process_loses_its_job_and_posts_nothing_for_it(
     assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
     assert report.ok, report.problems
 
+
+
+async def test_a_process_that_lost_its_job_while_fetching_the_video_posts_nothing(
+    fake_discord, providers, tmp_path
+) -> None:
+    """The lease is confirmed again just before the post, after the download (and any
+    re-encode), not only before them: a process paused past its lease while it fetched
+    the video finds, once it wakes, that the job is another's, and posts nothing."""
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 100)
+    env = lease_env(fake_discord, providers, database)
+
+    async with bot_process(fake_discord, env=env) as first:
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
+        await emulator.wait_for_requests("status", 1)
+        async with bot_process(fake_discord, env=env) as second:
+            await second.wait_for_output("resumed 0 unfinished job(s) (others' jobs")
+            emulator.files_held = asyncio.Event()
+            [task_id] = emulator.tasks
+            emulator.finish(task_id)
+            await emulator.wait_for_requests("file", 1)  # A is fetching the video
+            first.process.send_signal(signal.SIGSTOP)
+            try:
+                await second.wait_for_output("taken over: its lease ended", timeout=30)
+                emulator.files_held.set()
+                await fake_discord.wait_for(lambda: video_posts(fake_discord, alice),
+                                            timeout=30)
+            finally:
+                first.process.send_signal(signal.SIGCONT)
+            await first.wait_for_output("lost its lease", timeout=30)
+
+    assert len(video_posts(fake_discord, alice)) == 1
+    assert len(emulator.submits()) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
+    assert report.ok, report.problems
 
 async def test_a_callback_that_reaches_the_other_process_makes_the_owner_poll(
     fake_discord, providers, tmp_path

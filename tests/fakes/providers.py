@@ -192,6 +192,8 @@ class ProviderEmulator:
         self.video_bytes = FAKE_MP4
         self.video_content_type = "video/mp4"
         self.latency = 0.0  # seconds added to every answer
+        # Set to an unset event, finished videos' downloads wait until it is set.
+        self.files_held: asyncio.Event | None = None
         # Download every picture link of a submit, as the real services do, and refuse
         # the job (400) when one does not answer 200: a dead link shows as a failure.
         self.fetch_pictures = False
@@ -380,6 +382,8 @@ class ProviderEmulator:
             self._arrived.notify_all()
         if self.latency:
             await asyncio.sleep(self.latency)
+        if kind == "file" and self.files_held is not None:
+            await self.files_held.wait()
         fault = self._take_fault(kind)
         if fault is not None and not fault.after_accept:
             return await self._misbehave(fault, request)
