@@ -116,6 +116,8 @@ def checked(embed: discord.Embed) -> discord.Embed:
 
 
 def _check_embed(embed: discord.Embed) -> int:
+    # Every message the bot sends passes here, first answers too: a part is named (its
+    # text formatted) only once it is over its limit.
     size = 0
     for part, text, limit in (
         ("the embed title", embed.title, EMBED_TITLE),
@@ -124,11 +126,16 @@ def _check_embed(embed: discord.Embed) -> int:
         ("the embed author", embed.author.name, AUTHOR),
     ):
         size += _measure(part, text or "", limit)
-    if len(embed.fields) > EMBED_FIELDS:
-        raise MessageTooLarge("the number of embed fields", len(embed.fields), EMBED_FIELDS)
-    for field in embed.fields:
-        size += _measure(f"the name of field {field.name!r}", field.name or "", FIELD_NAME)
-        size += _measure(f"field {field.name!r}", field.value or "", FIELD_VALUE)
+    fields = embed.fields
+    if len(fields) > EMBED_FIELDS:
+        raise MessageTooLarge("the number of embed fields", len(fields), EMBED_FIELDS)
+    for field in fields:
+        name, value = field.name or "", field.value or ""
+        if len(name) > FIELD_NAME:
+            raise MessageTooLarge(f"the name of field {name!r}", len(name), FIELD_NAME)
+        if len(value) > FIELD_VALUE:
+            raise MessageTooLarge(f"field {name!r}", len(value), FIELD_VALUE)
+        size += len(name) + len(value)
     return size
 
 
