@@ -155,6 +155,7 @@ class Paddock(commands.Bot):
         self.metrics.watch_gateway(self.shard_latencies)
 
     async def setup_hook(self) -> None:
+        await self.services.config.preload()  # the first /video answers from memory too
         for path in sorted(COGS_DIR.glob("*.py")):
             if not path.name.startswith("_"):
                 await self.load_extension(f"cogs.{path.stem}")

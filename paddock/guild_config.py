@@ -87,6 +87,9 @@ class GuildConfig:
         self._clock = clock
         self._channels: dict[int, frozenset[int]] = {}
         self._roles: dict[int, int | None] = {}
+        # The version at which every server's settings were read (:meth:`preload`): while
+        # it is the current one, a server missing from the two dicts has none.
+        self._complete: int | None = None
         # Bumped by every write and every announced change, so a read (or a write's
         # result) from before one is never cached after it.
         self._version = 0
@@ -98,6 +101,19 @@ class GuildConfig:
         if self._news is None:
             self._news = await self.store.listen(
                 SETTINGS_CHANNEL, self._changed_elsewhere, self.forget_all)
+
+    async def preload(self) -> None:
+        """Read every server's settings in one go, so that even the first ``/video`` of a
+        server after a start answers from memory (a server without any has none)."""
+        version = self._version
+        channels, roles = await self.store.read(_all_settings)
+        if not self._may_cache(version):
+            return
+        for guild_id, ids in channels.items():
+            self._channels.setdefault(guild_id, ids)
+        for guild_id, role_id in roles.items():
+            self._roles.setdefault(guild_id, role_id)
+        self._complete = version
 
     def forget_all(self) -> None:
         """Drop every cached setting; reads in flight are not cached either."""
@@ -120,6 +136,11 @@ class GuildConfig:
         and a change from now on would be heard."""
         return version == self._version and (self._news is None or self._news.live)
 
+    def _known_unset(self) -> bool:
+        """Whether a server missing from memory has no settings: every server's were read
+        (:meth:`preload`) and nothing changed since."""
+        return self._complete is not None and self._may_cache(self._complete)
+
     def now(self) -> datetime:
         return utc(self._clock())
 
@@ -130,6 +151,8 @@ class GuildConfig:
         cached = self._channels.get(guild_id)
         if cached is not None:
             return cached
+        if self._known_unset():
+            return frozenset()
         version = self._version
         channels = frozenset(await self.store.read(_video_channels, guild_id))
         if self._may_cache(version):
@@ -214,6 +237,8 @@ class GuildConfig:
         """The role whose members moderate this server, besides Manage Server."""
         if guild_id in self._roles:
             return self._roles[guild_id]
+        if self._known_unset():
+            return None
         version = self._version
         role = await self.store.read(_moderator_role, guild_id)
         if self._may_cache(version):
@@ -308,6 +333,17 @@ def _video_channels(db: Database, guild_id: int) -> list[int]:
         [guild_id],
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def _all_settings(db: Database) -> tuple[dict[int, frozenset[int]], dict[int, int | None]]:
+    """Every server's /video channels and moderator role, in one read transaction."""
+    channels: dict[int, set[int]] = {}
+    for guild_id, channel_id in db.execute(
+        "SELECT guild_id, channel_id FROM video_channels"
+    ).fetchall():
+        channels.setdefault(guild_id, set()).add(channel_id)
+    roles = dict(db.execute("SELECT guild_id, moderator_role_id FROM guild_config").fetchall())
+    return {g: frozenset(ids) for g, ids in channels.items()}, roles
 
 
 def _moderator_role(db: Database, guild_id: int) -> int | None:

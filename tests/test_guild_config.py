@@ -182,3 +182,29 @@ def test_newest_first_puts_a_config_change_after_ledger_entries_of_the_same_inst
 
     assert newest_first([entry], [change], 5) == [change, entry]
     assert newest_first([], [], 5) == []
+
+
+async def test_preloaded_settings_answer_from_memory_until_something_changes(
+    store: Store, config: GuildConfig
+) -> None:
+    await config.allow_channel(GUILD, VIDEOS, actor_id=MOD)
+    await config.set_moderator_role(GUILD, MODS_ROLE, actor_id=MOD)
+    started = GuildConfig(store)  # a process starting on this database
+    await started.preload()
+
+    def behind_its_back(db) -> None:  # a row no GuildConfig wrote, so none knows of it
+        db.execute("INSERT INTO video_channels (guild_id, channel_id) VALUES (?, ?)",
+                   [OTHER_GUILD, ART])
+
+    await store.write(behind_its_back)
+    # every server's settings were read at the start: a server with none is not read again
+    assert await started.allowed_channels(GUILD) == frozenset({VIDEOS})
+    assert await started.moderator_role(GUILD) == MODS_ROLE
+    assert await started.allowed_channels(OTHER_GUILD) == frozenset()
+    assert await started.moderator_role(OTHER_GUILD) is None
+
+    await started.allow_channel(GUILD, GENERAL, actor_id=MOD)  # a change: read again
+    assert await started.allowed_channels(OTHER_GUILD) == frozenset({ART})
+    assert await started.allowed_channels(GUILD) == frozenset({VIDEOS, GENERAL})
+    started.forget_all()
+    assert await started.moderator_role(GUILD) == MODS_ROLE
