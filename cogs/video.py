@@ -57,6 +57,27 @@ class VideoCog(commands.Cog, name="Video"):
         self.bot = bot
         self.answering = bot.first_answers
 
+    async def cog_load(self) -> None:
+        self.rehearse_first_answer()
+
+    def rehearse_first_answer(self) -> None:
+        """Build a job card once per provider before any member asks: what a first call
+        costs (compiling the Markdown escapes, the price table's lookups) is paid at
+        start, not by the first member after it."""
+        services = self.bot.services
+        for name in self.bot.settings.usable_providers:
+            if Mode.TEXT not in services.hh.provider(name).offers:
+                continue
+            try:
+                order = prepare(services.hh, name, Mode.TEXT, "A *horse* in the [snow]",
+                                resolution=DEFAULT_RESOLUTION)
+            except OrderRefused as refusal:  # its defaults refused: members hear why
+                log.debug("no rehearsal of a %s card: %s", name, refusal)
+                continue
+            reserving_embed(order.request, job_id=uuid.uuid4().hex, user_id=1,
+                            held=order.credits, price=order.credits, routed=False,
+                            provider_title=services.hh.provider(name).title).to_dict()
+
     # -- commands ---------------------------------------------------------------------------
 
     @video.command(name="text")
