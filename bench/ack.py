@@ -64,13 +64,24 @@ async def one_run(
             card_at: dict[int, float] = {}
             filled_at: dict[int, float] = {}
 
+            looked: dict[int, tuple[int, int, int]] = {}  # each one's answers when last seen
+
             def answered() -> bool:
                 # runs on every change of the fake's state: notes when each card shows,
-                # and when it is filled in (past "Reserving credits…", or refused)
+                # and when it is filled in (past "Reserving credits…", or refused). It
+                # runs on the fake's event loop, which records the first answers, so it
+                # looks again only at answers that changed: rereading every card on every
+                # change took 26 ms of that loop's CPU in a burst of 200 with Paddock,
+                # whose cards stay unfilled longer (4 ms with the bare bot); now 13 ms.
                 now = time.perf_counter()
                 for i in sent:
-                    if i.id in filled_at:
+                    if i.id in filled_at or not i.answered:
                         continue
+                    last = i.answered[-1]
+                    state = (len(i.answered), last.flags, len(last.versions))
+                    if looked.get(i.id) == state:
+                        continue
+                    looked[i.id] = state
                     shown = [m for m in i.answered if not m.thinking]
                     if i.id not in card_at and shown:
                         card_at[i.id] = now
