@@ -140,11 +140,8 @@ class Paddock(commands.Bot):
         self.settings = settings
         self.services = services
         from cogs._delivery import DiscordDelivery
-        from cogs._first_answers import FirstAnswers
 
         self.delivery = DiscordDelivery(self)
-        # One for every command: in a burst, work after a first answer waits for the rest.
-        self.first_answers = FirstAnswers()
         self.router = Router(services.hh, Health(), settings.routable_providers)
         self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
                              callback_url=settings.hiapi_callback_url,

@@ -117,14 +117,9 @@ async def send_private(
 
 async def acknowledge_privately(interaction: discord.Interaction[Paddock]) -> None:
     """Answer at once with a private "thinking" placeholder, before any database work;
-    :func:`send_private` then replaces it. In a burst, the work after it (reads,
-    writes) then waits for the other members' first answers
-    (:class:`cogs._first_answers.FirstAnswers`)."""
-    first_answers = interaction.client.first_answers
+    :func:`send_private` then replaces it."""
     if not interaction.response.is_done():
-        with first_answers.opened():
-            await interaction.response.defer(ephemeral=True, thinking=True)
-    await first_answers.drained()
+        await interaction.response.defer(ephemeral=True, thinking=True)
 
 
 @contextlib.asynccontextmanager

@@ -216,28 +216,3 @@ async def test_in_a_burst_a_reservation_waits_for_the_next_members_first_answer(
     slow_bob.release()  # bob has his answer: alice's reservation goes on
     assert fields(await decided(alices))["Status"].startswith("Queued")
     assert fields(await decided(bobs))["Status"].startswith("Queued")
-
-
-async def test_in_a_burst_a_balance_is_read_after_the_next_members_first_answer(
-    fake_discord, paddock, providers
-) -> None:
-    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
-    for member in (alice, bob):
-        await give_credits(paddock, member, 200)
-    answering = paddock.first_answers
-    answering.patience = 60  # the wait below ends by bob's answer, never by patience
-    slow_bob = fake_discord.hold("POST /interactions/{interaction_id}/{token}/callback",
-                                 lambda call: f"<@{bob.user.id}>" in json.dumps(call.json))
-    bobs = await bob.slash("video text", prompt="an owl")
-    await fake_discord.wait_for(lambda: slow_bob.call)  # bob's card is on its way
-
-    asked = await alice.slash("credits balance")
-    # alice is acknowledged at once; reading her balance waits for bob's first answer
-    assert await asked.acknowledgement() == DEFERRED_CHANNEL_MESSAGE
-    await fake_discord.wait_for(lambda: answering.waiting == 1 or not asked.thinking)
-    assert asked.thinking
-
-    slow_bob.release()  # bob has his answer: alice's balance is read and shown
-    reply = await asked.reply()
-    assert reply.ephemeral and "**200 credits** available" in reply.embed.description
-    assert fields(await decided(bobs))["Status"].startswith("Queued")
