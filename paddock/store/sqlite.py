@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +39,7 @@ from sqlite_utils.migrations import Migrations
 
 from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.store.notifications import OnMissed, OnNotify, Subscription
+from paddock.store.write_queue import Outcome, WriteRequest, send
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +47,8 @@ DEFAULT_PATH = Path("data") / "paddock.db"
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class _WriteRequest:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-    transactional: bool = True
-
-
-@dataclass(slots=True)
-class _Outcome:
-    request: _WriteRequest
-    ok: bool
-    value: Any = field(default=None)
-
-
 def _is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower()
-
-
-def _deliver(outcomes: list[_Outcome]) -> None:
-    """Resolve awaiting futures on their event loop (runs via call_soon_threadsafe)."""
-    for outcome in outcomes:
-        future = outcome.request.future
-        if future.done():  # the caller gave up waiting; the write itself stands
-            continue
-        if outcome.ok:
-            future.set_result(outcome.value)
-        else:
-            future.set_exception(outcome.value)
 
 
 class Store:
@@ -99,7 +71,7 @@ class Store:
         self.path = path
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_WriteRequest | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[WriteRequest | None] = queue.SimpleQueue()
         self._writer = threading.Thread(
             target=self._run_writer, name=f"paddock-writer:{path.name}", daemon=True
         )
@@ -206,7 +178,7 @@ class Store:
             raise StoreUnavailable() from self._broken
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_WriteRequest(fn, args, future, loop, transactional))
+        self._queue.put(WriteRequest(fn, args, future, loop, transactional))
         return await future
 
     def _connect(self, uri: str | None = None) -> sqlite3.Connection:
@@ -234,7 +206,7 @@ class Store:
             log.error("cannot open %s: %s", self.path, exc)
             self._fail_everything(exc)
             return
-        batch: list[_WriteRequest] = []
+        batch: list[WriteRequest] = []
         try:
             while not self._stop_seen:
                 first = self._queue.get()
@@ -267,7 +239,7 @@ class Store:
             error.__cause__ = exc
             self._abandon_connection()
             # Writes of this batch already answered keep their answer: _deliver skips them.
-            self._send([_Outcome(r, False, error) for r in batch])
+            send([Outcome(r, False, error) for r in batch])
             self._fail_everything(error)
             return
         self._conn.close()
@@ -310,17 +282,17 @@ class Store:
             if item is None:
                 self._stop_seen = True
                 break
-            self._send([_Outcome(item, False, error)])
+            send([Outcome(item, False, error)])
 
-    def _run_plain(self, request: _WriteRequest) -> None:
+    def _run_plain(self, request: WriteRequest) -> None:
         try:
             value = request.fn(self._db, *request.args)
         except BaseException as exc:
-            self._send([_Outcome(request, False, exc)])
+            send([Outcome(request, False, exc)])
         else:
-            self._send([_Outcome(request, True, value)])
+            send([Outcome(request, True, value)])
 
-    def _run_batch(self, batch: list[_WriteRequest]) -> None:
+    def _run_batch(self, batch: list[WriteRequest]) -> None:
         """Run ``batch`` in one transaction, a savepoint per write; answer after COMMIT.
 
         Errors of the write functions are answered at once (their writes are rolled back
@@ -334,16 +306,16 @@ class Store:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 error = StoreBusy() if _is_busy(exc) else exc
-                self._send([_Outcome(r, False, error) for r in todo])
+                send([Outcome(r, False, error) for r in todo])
                 return
-            done: list[_Outcome] = []
-            redo: list[_WriteRequest] = []
+            done: list[Outcome] = []
+            redo: list[WriteRequest] = []
             for index, request in enumerate(todo):
                 conn.execute("SAVEPOINT paddock_write")
                 try:
                     value = request.fn(self._db, *request.args)
                 except BaseException as exc:  # even KeyboardInterrupt fails only this write
-                    self._send([_Outcome(request, False, exc)])
+                    send([Outcome(request, False, exc)])
                     if conn.in_transaction:
                         conn.execute("ROLLBACK TO paddock_write")
                         conn.execute("RELEASE paddock_write")
@@ -353,7 +325,7 @@ class Store:
                     done = []
                     break
                 conn.execute("RELEASE paddock_write")
-                done.append(_Outcome(request, True, value))
+                done.append(Outcome(request, True, value))
             if conn.in_transaction:
                 try:
                     conn.execute("COMMIT")
@@ -361,19 +333,9 @@ class Store:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     error = StoreBusy() if _is_busy(exc) else exc
-                    done = [_Outcome(o.request, False, error) for o in done]
-            self._send(done)
+                    done = [Outcome(o.request, False, error) for o in done]
+            send(done)
             todo = redo
-
-    def _send(self, outcomes: list[_Outcome]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome.request.loop, []).append(outcome)
-        for loop, group in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, group)
-            except RuntimeError:  # the loop closed while we worked; nobody is waiting
-                log.warning("dropping %d write result(s) for a closed event loop", len(group))
 
     # -- readers -------------------------------------------------------------------------
 
