@@ -41,7 +41,8 @@ class Run:
     p50_ms: float
     p99_ms: float
     pairs: int
-    retries: int = 0  # PostgreSQL: writes run again after a serialization failure
+    retries: int = 0  # PostgreSQL: transactions run again after a serialization failure
+    commits: int = 0  # PostgreSQL: write transactions committed (writes per COMMIT)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -61,6 +62,7 @@ async def one_run(
     for member in range(members):
         await ledger.grant(GUILD, member, 10**12, actor_id=0, reason="bench", role_ids=())
     latencies: list[float] = []
+    commits_before = getattr(store, "commits", 0)
     stop = time.perf_counter() + seconds
 
     async def member_loop(member: int) -> None:
@@ -87,7 +89,14 @@ async def one_run(
         p99_ms=percentile(latencies, 0.99) * 1000,
         pairs=len(latencies),
         retries=getattr(store, "retries", 0),
+        commits=getattr(store, "commits", 0) - commits_before,
     )
+
+
+def writes_per_commit(runs: list[Run]) -> str:
+    """PostgreSQL's group commit: the pairs' writes (two each) over the COMMITs they took."""
+    commits = sum(r.commits for r in runs)
+    return f"{sum(2 * r.pairs for r in runs) / commits:.1f}" if commits else "-"
 
 
 async def main() -> None:
@@ -124,7 +133,7 @@ async def measure(args: argparse.Namespace, cluster: Any) -> None:
         print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, one file, WAL, "
               "FULL")
     print(f"{'members':>8} {'pairs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'pairs':>9} "
-          f"{'retries':>8}")
+          f"{'retries':>8} {'writes/commit':>14}")
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for members in args.members:
             runs = [
@@ -137,7 +146,8 @@ async def measure(args: argparse.Namespace, cluster: Any) -> None:
                 f"{statistics.median(r.p50_ms for r in runs):>8.2f} "
                 f"{statistics.median(r.p99_ms for r in runs):>8.2f} "
                 f"{sum(r.pairs for r in runs):>9,} "
-                f"{sum(r.retries for r in runs):>8,}",
+                f"{sum(r.retries for r in runs):>8,} "
+                f"{writes_per_commit(runs):>14}",
                 flush=True,
             )
 

@@ -23,12 +23,21 @@ class StoreBusy(PaddockError):
 
 
 class StoreUnavailable(PaddockError):
-    """The store's writer hit an error it cannot recover from; no write can be made.
+    """No write (or read) can be made now; the cause is chained (``__cause__``) and logged.
 
-    The cause is chained (``__cause__``) and logged. Restarting the bot reopens the store.
+    Two different cases, and members are told which: SQLite's writer hit an error it
+    cannot recover from, and only restarting the bot reopens the store; or, with
+    ``server=True``, the PostgreSQL server cannot be reached, and the store reconnects
+    by itself once it can.
     """
 
+    def __init__(self, *, server: bool = False) -> None:
+        super().__init__()
+        self.server = server
+
     def __str__(self) -> str:
+        if self.server:
+            return "The credit ledger's database can't be reached right now; please try again soon."
         return "The credit ledger is unavailable right now; the bot needs a restart."
 
 

@@ -35,11 +35,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import queue
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -50,11 +51,13 @@ from psycopg.adapt import Loader
 
 from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.store.notifications import Listener, OnMissed, OnNotify, Subscription
+from paddock.store.write_queue import Outcome, WriteRequest, send
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs the write again, this often
+WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs the batch again, this often
+DEFAULT_MAX_BATCH = 256  # queued writes committed at once, at most (as SQLite's writer)
 # Writes at once from one process. One, like SQLite's writer: on a 2-core machine, with
 # reserve+settle pairs of 10 members (bench/ledger.py), 1 writer made 147 pairs/s with no
 # retry, 2 made 101 (235 retries), 4 made 109 (492): SERIALIZABLE's predicate locks are
@@ -118,15 +121,38 @@ class _WholeNumberLoader(Loader):
 
 
 class PostgresDatabase:
-    """One connection inside one transaction, with the SQLite side's ``execute`` shape."""
+    """One connection inside one transaction, with the SQLite side's ``execute`` shape.
+
+    Built with ``deferred=True`` (the writer's), ``execute`` sends nothing yet: it returns
+    a :class:`Statement` that is sent when its result is first looked at (``fetchone``,
+    ``rowcount``...), together with every statement queued before it, in one round trip;
+    a statement whose result nobody looks at (a journal row, a hold's insert) goes with
+    the next one that is needed, or with the COMMIT. Errors therefore surface at the next
+    round trip, still inside the same transaction; the store's writer attributes them
+    (see :meth:`PostgresStore._run_writes`). Reads run each statement at once.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, deferred: bool = False) -> None:
         self.conn = conn
+        self.deferred = deferred
+        self.committing = False  # the COMMIT was sent: a lost connection leaves it unknown
+        self._queued: list[Statement] = []
+        self._sent_any = False
+        self._client: psycopg.ClientCursor[Any] | None = None
 
     def execute(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> psycopg.Cursor[Any] | Statement:
+        if self.deferred:
+            statement = Statement(self, sql, params)
+            self._queued.append(statement)
+            return statement
+        return self._run(sql, params)
+
+    def _run(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None
     ) -> psycopg.Cursor[Any]:
         if not params:  # no parameters: psycopg reads the text as it is
             return self.conn.execute(sql)
@@ -135,17 +161,120 @@ class PostgresDatabase:
         return self.conn.execute(to_pyformat(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
+        self.send()
         with self.conn.cursor() as cursor:
             cursor.executemany(to_pyformat(sql), list(rows))
 
     def executescript(self, sql: str) -> None:
         """Several statements without parameters, in the caller's transaction."""
+        self.send()
         self.conn.execute(sql)
 
     def notify(self, channel: str, payload: str) -> None:
         """Announce a change to every listening process, when this transaction commits
         (see :mod:`paddock.store.notifications`)."""
-        self.conn.execute("SELECT pg_notify(%s, %s)", [channel, payload])
+        self.execute("SELECT pg_notify(?, ?)", [channel, payload])
+
+    def send(self, then: str | None = None) -> None:
+        """Send the queued statements, and then ``then`` (a command without parameters:
+        ``COMMIT``, ``SAVEPOINT ...``), in one round trip; each keeps its result."""
+        if then == "COMMIT":
+            if not self._sent_any:
+                # Never COMMIT in the transaction's first round trip: a connection that
+                # died while idle fails that one, and must leave no doubt it wrote nothing.
+                self.send()
+            self.committing = True
+        queued, self._queued = self._queued, []
+        self._sent_any = True
+        if len(queued) == 1 and then is None:  # alone: bound by the server, prepared
+            queued[0].keep_cursor(self._run(queued[0].sql, queued[0].params))
+            return
+        if not queued and then is None:
+            return
+        if self._client is None:
+            self._client = psycopg.ClientCursor(self.conn)
+        client = self._client
+        texts = [statement.bound(client) for statement in queued]
+        client.execute("; ".join(texts + ([then] if then else [])))
+        for index, statement in enumerate(queued):
+            if index:
+                client.nextset()
+            rows = client.fetchall() if client.description is not None else None
+            statement.keep_rows(rows, client.rowcount)
+
+    def discard(self) -> None:
+        """Forget the queued statements (their write failed before they were sent)."""
+        self._queued = []
+
+
+class Statement:
+    """A statement of a deferred :class:`PostgresDatabase`: sent when its result is first
+    needed. It offers what write functions use of a cursor: ``fetchone``, ``fetchall``,
+    iteration and ``rowcount``."""
+
+    __slots__ = ("_cursor", "_db", "_next", "_rowcount", "_rows", "_sent", "params", "sql")
+
+    def __init__(
+        self, db: PostgresDatabase, sql: str, params: Sequence[Any] | Mapping[str, Any] | None
+    ) -> None:
+        self._db = db
+        self.sql = sql
+        self.params = params
+        self._cursor: psycopg.Cursor[Any] | None = None
+        self._rows: list[Any] | None = None
+        self._rowcount = -1
+        self._next = 0
+        self._sent = False
+
+    def bound(self, client: psycopg.ClientCursor[Any]) -> str:
+        """The statement's text with its parameters written in (quoted by psycopg)."""
+        if not self.params:
+            return self.sql
+        params = self.params if isinstance(self.params, Mapping) else list(self.params)
+        return client.mogrify(to_pyformat(self.sql), params)
+
+    def keep_cursor(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+        self._sent = True
+
+    def keep_rows(self, rows: list[Any] | None, rowcount: int) -> None:
+        self._rows = rows
+        self._rowcount = rowcount
+        self._sent = True
+
+    def _result(self) -> list[Any] | None:
+        if not self._sent:
+            self._db.send()
+        if self._cursor is None and self._rows is None:
+            raise psycopg.ProgrammingError("the statement didn't produce a result")
+        return self._rows
+
+    def fetchone(self) -> Any:
+        rows = self._result()
+        if self._cursor is not None:
+            return self._cursor.fetchone()
+        assert rows is not None
+        if self._next >= len(rows):
+            return None
+        self._next += 1
+        return rows[self._next - 1]
+
+    def fetchall(self) -> list[Any]:
+        rows = self._result()
+        if self._cursor is not None:
+            return self._cursor.fetchall()
+        assert rows is not None
+        rest, self._next = rows[self._next :], len(rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        if not self._sent:
+            self._db.send()
+        return self._cursor.rowcount if self._cursor is not None else self._rowcount
 
 
 # -- the store ---------------------------------------------------------------------------
@@ -171,37 +300,39 @@ class PostgresStore:
         writers: int = DEFAULT_WRITERS,
         readers: int = DEFAULT_READERS,
         connect_timeout: float = 10.0,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         self.url = url
         self.writers = writers
         self.readers = readers
         self.connect_timeout = connect_timeout
-        self._writers = psycopg_pool.ConnectionPool(
-            url,
-            min_size=1,
-            max_size=writers,
-            open=False,
-            timeout=connect_timeout,
-            configure=functools.partial(_configure, read_only=False),
-            name="paddock-write",
-        )
-        self._readers = psycopg_pool.ConnectionPool(
-            url,
-            min_size=1,
-            max_size=readers,
-            open=False,
-            timeout=connect_timeout,
-            configure=functools.partial(_configure, read_only=True),
-            name="paddock-read",
-        )
-        # As many threads as connections: a thread never waits for a connection.
-        self._write_threads = ThreadPoolExecutor(writers, "paddock-pg-writer")
+        self.max_batch = max_batch
+        self._writers = self._pool("paddock-write", writers, read_only=False)
+        self._readers = self._pool("paddock-read", readers, read_only=True)
+        self._queue: queue.SimpleQueue[WriteRequest | None] = queue.SimpleQueue()
+        self._write_threads = [
+            threading.Thread(target=self._run_writer, name=f"paddock-pg-writer-{n}", daemon=True)
+            for n in range(writers)
+        ]
+        # As many reading threads as connections: a thread never waits for a connection.
         self._read_threads = ThreadPoolExecutor(readers, "paddock-pg-reader")
         self._closed = False
         self.listener = Listener(url, connect_timeout=connect_timeout)
         self.server_version = ""
-        self.retries = 0  # writes run again after a serialization failure (for benchmarks)
-        self._retries_lock = threading.Lock()
+        self.retries = 0  # transactions run again after a serialization failure (benchmarks)
+        self.commits = 0  # write transactions committed (benchmarks: writes per COMMIT)
+        self._counts_lock = threading.Lock()
+
+    def _pool(self, name: str, size: int, *, read_only: bool) -> psycopg_pool.ConnectionPool:
+        return psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=size,
+            open=False,
+            timeout=self.connect_timeout,
+            configure=functools.partial(_configure, read_only=read_only),
+            name=name,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -214,6 +345,7 @@ class PostgresStore:
         writers: int = DEFAULT_WRITERS,
         readers: int = DEFAULT_READERS,
         connect_timeout: float = 10.0,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> PostgresStore:
         """Connect to ``url`` and apply pending migrations.
 
@@ -225,17 +357,25 @@ class PostgresStore:
             from paddock.store.pg_migrations import MIGRATIONS
 
             migrations = MIGRATIONS
-        store = cls(url, writers=writers, readers=readers, connect_timeout=connect_timeout)
+        store = cls(
+            url,
+            writers=writers,
+            readers=readers,
+            connect_timeout=connect_timeout,
+            max_batch=max_batch,
+        )
         try:
             await asyncio.to_thread(store._open_pools)
             store.server_version = await store.read(_server_version)
             await asyncio.to_thread(store._migrate, migrations)
         except psycopg.Error as exc:  # e.g. no right to create the tables
             await store.close()
-            raise StoreUnavailable() from exc
+            raise StoreUnavailable(server=True) from exc
         except BaseException:
             await store.close()
             raise
+        for thread in store._write_threads:
+            thread.start()
         return store
 
     def _open_pools(self) -> None:
@@ -246,19 +386,24 @@ class PostgresStore:
             for pool in (self._writers, self._readers):
                 pool.open(wait=True)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable() from exc
+            raise StoreUnavailable(server=True) from exc
 
     def _migrate(self, migrations: Any) -> list[str]:
         with self._writers.connection() as conn:
             return migrations.apply(conn)
 
     async def close(self) -> None:
-        """Finish running writes and reads, then close every connection. Safe to call twice."""
+        """Finish queued writes and running reads, then close every connection. Safe to
+        call twice."""
         if self._closed:
             return
         self._closed = True
         await self.listener.close()
-        await asyncio.to_thread(self._write_threads.shutdown, wait=True)
+        started = [thread for thread in self._write_threads if thread.is_alive()]
+        for _thread in started:
+            self._queue.put(None)  # each writer takes one and stops, after what came before
+        for thread in started:
+            await asyncio.to_thread(thread.join)
         await asyncio.to_thread(self._read_threads.shutdown, wait=True)
         await asyncio.to_thread(self._writers.close)
         await asyncio.to_thread(self._readers.close)
@@ -272,16 +417,20 @@ class PostgresStore:
     # -- public API ----------------------------------------------------------------------
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(db, *args)`` in one SERIALIZABLE transaction; its result once committed.
+        """Run ``fn(db, *args)`` in a SERIALIZABLE transaction; its result once committed.
 
-        An exception from ``fn`` rolls back everything ``fn`` wrote and is raised here.
-        A serialization failure or deadlock runs ``fn`` again (at most
-        :data:`WRITE_ATTEMPTS` times, then :class:`StoreBusy`).
+        The transaction may hold other queued writes too (group commit, see the module's
+        docstring). An exception from ``fn`` rolls back everything ``fn`` wrote, and only
+        that, and is raised here. A serialization failure or deadlock runs the
+        transaction again (at most :data:`WRITE_ATTEMPTS` times, then
+        :class:`StoreBusy`).
         """
         if self._closed:
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._write_threads, self._run_write, fn, args)
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(WriteRequest(fn, args, future, loop))
+        return await future
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(db, *args)`` in one read-only REPEATABLE READ transaction."""
@@ -300,57 +449,176 @@ class PostgresStore:
             raise RuntimeError("store is closed")
         return await self.listener.subscribe(channel, on_notify, on_missed)
 
-    # -- worker threads ------------------------------------------------------------------
+    # -- writer threads ------------------------------------------------------------------
 
-    def _run_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        delay = _BACKOFF_FIRST
-        for _attempt in range(WRITE_ATTEMPTS):
+    def _run_writer(self) -> None:
+        """Take the queued writes, up to ``max_batch`` at once, until close()'s ``None``."""
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
             try:
-                return self._in_transaction(self._writers, fn, args)
+                outcomes = self._run_batch(batch)
+            except (StoreBusy, StoreUnavailable) as exc:
+                outcomes = [Outcome(request, False, exc) for request in batch]
+            except BaseException as exc:  # the writer's own failure: fail this batch, go on
+                log.exception("a batch of %d write(s) failed outside its write functions",
+                              len(batch))
+                outcomes = [Outcome(request, False, exc) for request in batch]
+            send(outcomes)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[WriteRequest]) -> list[Outcome]:
+        """Run ``batch`` in one transaction until it commits; the writes' outcomes.
+
+        First without savepoints (each costs a round trip). When a write raises, that
+        transaction is rolled back and the batch runs again with a savepoint around each
+        write, so the error undoes only its own write. A serialization failure or a
+        deadlock (its whole transaction is lost) runs the batch again after a jittered
+        backoff; after :data:`WRITE_ATTEMPTS` of them, :class:`StoreBusy`.
+        """
+        savepoints = False
+        delay = _BACKOFF_FIRST
+        attempts = 0
+        while True:
+            try:
+                return self._commit_batch(batch, savepoints)
+            except _WriteRaised:
+                savepoints = True  # at once: nothing clashed, a write refused
+                continue
             except psycopg.Error as exc:
                 if not _is_retryable(exc):
                     raise
-            with self._retries_lock:
+            attempts += 1
+            with self._counts_lock:
                 self.retries += 1
+            if attempts >= WRITE_ATTEMPTS:
+                raise StoreBusy()
             time.sleep(random.uniform(0, delay))  # jitter: the rivals don't meet again
             delay = min(delay * 2, _BACKOFF_MAX)
-        raise StoreBusy()
 
-    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        return self._in_transaction(self._readers, fn, args)
-
-    def _in_transaction(
-        self, pool: psycopg_pool.ConnectionPool, fn: Callable[..., T], args: tuple[Any, ...]
-    ) -> T:
-        """Run ``fn`` in a transaction on a pooled connection, and commit.
+    def _commit_batch(self, batch: list[WriteRequest], savepoints: bool) -> list[Outcome]:
+        """Run ``batch`` in a transaction on a pooled connection, and commit.
 
         A pooled connection may have died while idle (the server restarted, a proxy
         dropped it): when it turns out broken before COMMIT was sent, nothing was written,
-        so ``fn`` runs once more on a fresh connection. A connection lost during COMMIT
+        so the batch runs once more on a fresh connection. A connection lost during COMMIT
         leaves the outcome unknown, and is :class:`StoreUnavailable`, as is a second loss.
         """
+        pool = self._writers
         for last_try in (False, True):
+            conn = self._borrow(pool)
+            db = PostgresDatabase(conn, deferred=True)
             try:
-                conn = pool.getconn()
-            except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
-                raise StoreUnavailable() from exc
-            committing = False
+                outcomes = self._run_writes(db, batch, savepoints)
+                with self._counts_lock:
+                    self.commits += 1
+                return outcomes
+            except BaseException as exc:
+                if not conn.broken:
+                    conn.rollback()
+                    raise
+                if db.committing or last_try:
+                    raise StoreUnavailable(server=True) from exc
+            finally:
+                pool.putconn(conn)  # the pool discards a broken connection
+            self._lost_a_connection(pool)
+        raise AssertionError("unreachable")
+
+    def _run_writes(
+        self, db: PostgresDatabase, batch: list[WriteRequest], savepoints: bool
+    ) -> list[Outcome]:
+        """Each write of ``batch`` in one transaction, then COMMIT; their outcomes, to be
+        sent only now that it committed (under SERIALIZABLE, what a transaction read, its
+        refusals included, holds only if it commits).
+
+        Without ``savepoints``, a write that raises (or whose statements, sent later,
+        fail) ends the attempt with :class:`_WriteRaised`, unless it is the batch's only
+        write: then its error is its outcome and nothing is committed. With them, it is
+        rolled back to its savepoint, its statements sent before its savepoint is
+        released, and the others go on. A serialization failure, a deadlock or a lost
+        connection ends the attempt.
+        """
+        conn = db.conn
+        db.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")  # goes with the first statement
+        outcomes: list[Outcome] = []
+        try:
+            for request in batch:
+                if savepoints:
+                    db.send("SAVEPOINT paddock_write")
+                try:
+                    value = request.fn(db, *request.args)
+                    if savepoints:
+                        db.send("RELEASE paddock_write")
+                except BaseException as exc:  # even KeyboardInterrupt fails only this write
+                    if not savepoints or conn.broken or _is_retryable(exc):
+                        raise
+                    db.discard()
+                    conn.execute("ROLLBACK TO SAVEPOINT paddock_write; RELEASE paddock_write")
+                    outcomes.append(Outcome(request, False, exc))
+                    continue
+                outcomes.append(Outcome(request, True, value))
+            db.send("COMMIT")
+        except BaseException as exc:
+            if savepoints or conn.broken or _is_retryable(exc):
+                raise
+            db.discard()
+            conn.rollback()
+            if len(batch) > 1:
+                raise _WriteRaised() from exc
+            return [Outcome(batch[0], False, exc)]
+        return outcomes
+
+    # -- reading threads -----------------------------------------------------------------
+
+    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """Run ``fn`` in a read-only transaction on a pooled connection (once more on a
+        fresh connection if the first turns out to have died while idle)."""
+        pool = self._readers
+        for last_try in (False, True):
+            conn = self._borrow(pool)
             try:
                 value = fn(PostgresDatabase(conn), *args)
-                committing = True
                 conn.commit()
                 return value
             except BaseException as exc:
                 if not conn.broken:
                     conn.rollback()
                     raise
-                if committing or last_try:
-                    raise StoreUnavailable() from exc
+                if last_try:
+                    raise StoreUnavailable(server=True) from exc
             finally:
-                pool.putconn(conn)  # the pool discards a broken connection
-            log.warning("a pooled connection to the database was lost; trying a new one")
-            pool.check()  # drop the other idle connections that died with it
+                pool.putconn(conn)
+            self._lost_a_connection(pool)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _borrow(pool: psycopg_pool.ConnectionPool) -> psycopg.Connection[Any]:
+        try:
+            return pool.getconn()
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(server=True) from exc
+
+    @staticmethod
+    def _lost_a_connection(pool: psycopg_pool.ConnectionPool) -> None:
+        log.warning("a pooled connection to the database was lost; trying a new one")
+        pool.check()  # drop the other idle connections that died with it
+
+
+class _WriteRaised(Exception):
+    """A write of a batch run without savepoints raised: run the batch with them."""
 
 
 def _configure(conn: psycopg.Connection[Any], *, read_only: bool) -> None:
@@ -359,7 +627,10 @@ def _configure(conn: psycopg.Connection[Any], *, read_only: bool) -> None:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
     else:
+        # The writer says BEGIN ISOLATION LEVEL SERIALIZABLE itself, in the same round
+        # trip as its first statement (psycopg would send it alone).
         conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        conn.autocommit = True
     conn.commit()  # leave the pool's setup transaction, if any
 
 
