@@ -5,6 +5,8 @@ are in test_store.py, test_ledger.py and the others, parametrised.)"""
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 import time
 from pathlib import Path
 
@@ -201,6 +203,8 @@ async def test_a_missing_database_is_unavailable_and_the_password_is_not_said(
         await open_store(pg_cluster.url("no_such_database"))
     assert isinstance(raised.value.__cause__, psycopg.OperationalError)
     assert "no_such_database" in str(raised.value.__cause__)
+    # What a member is told: the server is away, not that the bot must be restarted.
+    assert "try again" in str(raised.value) and "restart" not in str(raised.value)
     assert PASSWORD not in str(raised.value) + str(raised.value.__cause__)
 
 
@@ -229,3 +233,102 @@ async def test_connections_lost_while_idle_are_replaced_without_losing_a_write(
 
         await store.write(lambda db: db.execute("INSERT INTO t VALUES (1)"))
         assert await store.read(lambda db: db.execute("SELECT x FROM t").fetchall()) == [(1,)]
+
+
+# -- group commit ----------------------------------------------------------------------------
+
+
+async def _queued_behind_a_held_write(store: PostgresStore, writes: list) -> list:
+    """Run ``writes`` (coroutine functions) queued together: the writer is held in a first
+    write until every one of them is in its queue, so they form one batch."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(db: PostgresDatabase) -> None:
+        started.set()
+        release.wait(10)
+
+    holding = asyncio.ensure_future(store.write(hold))
+    await asyncio.to_thread(started.wait, 10)
+    queued = [asyncio.ensure_future(write()) for write in writes]
+    await asyncio.sleep(0)  # each task runs up to its write's await: all are queued
+    release.set()
+    await holding
+    return await asyncio.gather(*queued, return_exceptions=True)
+
+
+@pytest.mark.postgres
+async def test_queued_writes_commit_together_and_a_refused_one_undoes_only_itself(
+    pg_url: str,
+) -> None:
+    async with await PostgresStore.open(pg_url) as store:
+        await store.write(lambda db: db.execute("CREATE TABLE t (x BIGINT CHECK (x % 4 <> 0))"))
+
+        def insert(db: PostgresDatabase, x: int) -> int:
+            # Nothing reads this statement's result: it is sent with a later one, and the
+            # CHECK refuses it there; still only this write fails.
+            db.execute("INSERT INTO t VALUES (?)", [x])
+            return x
+
+        def insert_and_name_the_transaction(db: PostgresDatabase, x: int) -> int:
+            db.execute("INSERT INTO t VALUES (?)", [x])
+            return db.execute("SELECT txid_current()").fetchone()[0]
+
+        writes = [
+            functools.partial(store.write, insert if x % 2 else insert_and_name_the_transaction, x)
+            for x in range(1, 21)
+        ]
+        results = await _queued_behind_a_held_write(store, writes)
+        refused = [x for x, r in zip(range(1, 21), results, strict=True)
+                   if isinstance(r, BaseException)]
+        assert refused == [4, 8, 12, 16, 20]
+        assert all(isinstance(results[x - 1], psycopg.errors.CheckViolation) for x in refused)
+        named = {r for x, r in zip(range(1, 21), results, strict=True) if x % 2 == 0
+                 and x not in refused}
+        assert len(named) == 1  # one transaction, one COMMIT, for the whole queue
+        stored = await store.read(lambda db: db.execute("SELECT x FROM t ORDER BY x").fetchall())
+        assert [x for (x,) in stored] == [x for x in range(1, 21) if x % 4]
+
+
+@pytest.mark.postgres
+async def test_a_batch_that_loses_a_serialization_race_runs_again_whole_and_once(
+    pg_url: str,
+) -> None:
+    async with await PostgresStore.open(pg_url) as store:
+        await store.write(lambda db: db.executescript(
+            "CREATE TABLE counter (id BIGINT PRIMARY KEY, n BIGINT);"
+            "INSERT INTO counter SELECT i, 0 FROM generate_series(1, 5) i;"))
+        calls: list[int] = []
+
+        def bump(db: PostgresDatabase, row: int) -> int:
+            calls.append(row)
+            seen = db.execute("SELECT n FROM counter WHERE id = ?", [row]).fetchone()[0]
+            if row == 3 and calls.count(3) == 1:  # a rival commits under the batch, once
+                with psycopg.connect(pg_url, autocommit=True) as rival:
+                    rival.execute("UPDATE counter SET n = n + 100 WHERE id = 3")
+            db.execute("UPDATE counter SET n = ? WHERE id = ?", [seen + 1, row])
+            return seen + 1
+
+        results = await _queued_behind_a_held_write(
+            store, [functools.partial(store.write, bump, row) for row in range(1, 6)]
+        )
+        assert results == [1, 1, 101, 1, 1]
+        # The whole batch ran again, the writes before the one that lost included.
+        assert calls.count(1) == 2 and calls[-5:] == [1, 2, 3, 4, 5]
+        assert store.retries == 1
+        rows = await store.read(lambda db: db.execute("SELECT n FROM counter ORDER BY id")
+                                .fetchall())
+        assert rows == [(1,), (1,), (101,), (1,), (1,)]
+
+
+@pytest.mark.postgres
+async def test_a_statement_looked_at_after_later_ones_keeps_its_own_result(pg_url: str) -> None:
+    def run(db: PostgresDatabase) -> tuple:
+        db.execute("CREATE TABLE t (x BIGINT)")
+        inserted = db.execute("INSERT INTO t VALUES (1), (2), (3)")
+        selected = db.execute("SELECT x FROM t ORDER BY x")
+        updated = db.execute("UPDATE t SET x = x + 10 WHERE x > 1")
+        last = db.execute("SELECT COUNT(*) FROM t WHERE x > 10").fetchone()
+        return inserted.rowcount, selected.fetchone(), selected.fetchall(), updated.rowcount, last
+
+    async with await PostgresStore.open(pg_url) as store:
+        assert await store.write(run) == (3, (1,), [(2,), (3,)], 2, (2,))
