@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from paddock.ledger import Ledger
 from paddock.store import Store
-from paddock.store.postgres import DEFAULT_WRITERS, PostgresStore
+from paddock.store.postgres import DEFAULT_MAX_BATCH, DEFAULT_WRITERS, PostgresStore
 from tests.pg_cluster import PostgresCluster
 
 GUILD = 1
@@ -43,6 +43,26 @@ class Run:
     pairs: int
     retries: int = 0  # PostgreSQL: transactions run again after a serialization failure
     commits: int = 0  # PostgreSQL: write transactions committed (writes per COMMIT)
+    bot_cpu: float = 0.0  # CPU seconds of this process (every thread) during the run
+    server_cpu: float = 0.0  # PostgreSQL: CPU seconds of the server's processes
+
+
+def server_cpu_seconds(cluster: Any) -> float:
+    """CPU seconds used so far by the PostgreSQL server: the postmaster and its children
+    (the connections' backends), from /proc; 0 without a server."""
+    if cluster is None:
+        return 0.0
+    postmaster = cluster.process.pid
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if pid == postmaster or int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -51,11 +71,16 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 async def one_run(
-    members: int, seconds: float, folder: Path, cluster: Any = None, writers: int = 1
+    members: int,
+    seconds: float,
+    folder: Path,
+    cluster: Any = None,
+    writers: int = 1,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Run:
     if cluster is not None:
         url = cluster.create_database(f"bench_{members}_{time.monotonic_ns()}")
-        store: Any = await PostgresStore.open(url, writers=writers)
+        store: Any = await PostgresStore.open(url, writers=writers, max_batch=max_batch)
     else:
         store = await Store.open(folder / f"bench-{members}-{time.monotonic_ns()}.db")
     ledger = Ledger(store)
@@ -63,6 +88,7 @@ async def one_run(
         await ledger.grant(GUILD, member, 10**12, actor_id=0, reason="bench", role_ids=())
     latencies: list[float] = []
     commits_before = getattr(store, "commits", 0)
+    cpu_before = time.process_time(), server_cpu_seconds(cluster)
     stop = time.perf_counter() + seconds
 
     async def member_loop(member: int) -> None:
@@ -78,6 +104,8 @@ async def one_run(
     began = time.perf_counter()
     await asyncio.gather(*(member_loop(m) for m in range(members)))
     elapsed = time.perf_counter() - began
+    bot_cpu = time.process_time() - cpu_before[0]
+    server_cpu = server_cpu_seconds(cluster) - cpu_before[1]
     report = await ledger.check()
     await store.close()
     if not report.ok:
@@ -90,6 +118,8 @@ async def one_run(
         pairs=len(latencies),
         retries=getattr(store, "retries", 0),
         commits=getattr(store, "commits", 0) - commits_before,
+        bot_cpu=bot_cpu,
+        server_cpu=server_cpu,
     )
 
 
@@ -108,6 +138,8 @@ async def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--writers", type=int, default=DEFAULT_WRITERS,
                         help="PostgreSQL: writes at once (connections)")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
+                        help="PostgreSQL: queued writes committed together, at most")
     args = parser.parse_args()
     cluster = PostgresCluster.start() if args.backend == "postgres" else None
     try:
@@ -127,17 +159,19 @@ async def measure(args: argparse.Namespace, cluster: Any) -> None:
     if cluster is not None:
         print(f"backend: PostgreSQL {cluster.version.split()[0]} on 127.0.0.1 (fsync off), "
               f"psycopg {version('psycopg')}, {args.writers} writer "
-              f"connection(s), SERIALIZABLE")
+              f"connection(s), SERIALIZABLE, up to {args.max_batch} writes per COMMIT")
         print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, a new database")
     else:
         print(f"each figure: median of {args.runs} runs of {args.seconds:g} s, one file, WAL, "
               "FULL")
     print(f"{'members':>8} {'pairs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'pairs':>9} "
-          f"{'retries':>8} {'writes/commit':>14}")
+          f"{'retries':>8} {'writes/commit':>14} {'CPU ms/pair: bot':>17} {'server':>7}")
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for members in args.members:
             runs = [
-                await one_run(members, args.seconds, Path(folder), cluster, args.writers)
+                await one_run(
+                    members, args.seconds, Path(folder), cluster, args.writers, args.max_batch
+                )
                 for _ in range(args.runs)
             ]
             print(
@@ -147,7 +181,9 @@ async def measure(args: argparse.Namespace, cluster: Any) -> None:
                 f"{statistics.median(r.p99_ms for r in runs):>8.2f} "
                 f"{sum(r.pairs for r in runs):>9,} "
                 f"{sum(r.retries for r in runs):>8,} "
-                f"{writes_per_commit(runs):>14}",
+                f"{writes_per_commit(runs):>14} "
+                f"{statistics.median(r.bot_cpu * 1000 / r.pairs for r in runs):>17.2f} "
+                f"{statistics.median(r.server_cpu * 1000 / r.pairs for r in runs):>7.2f}",
                 flush=True,
             )
 

@@ -2,32 +2,45 @@
 
 Every write in Paddock is a synchronous SQL program ``fn(db, *args)`` (the ledger's
 reserve and settle, a job's transitions, a settings change), shared by both backends.
-Rather than keep a second, async copy of each, this store runs them as they are on a
-bounded pool of worker threads, each borrowing a connection from a
-:mod:`psycopg_pool` pool (psycopg 3), so the event loop never waits on the database:
-``writers`` threads and connections for writes (one by default, see
-:data:`DEFAULT_WRITERS`), ``readers`` for reads.
+Rather than keep a second, async copy of each, this store runs them as they are on
+worker threads, each borrowing a connection from a :mod:`psycopg_pool` pool (psycopg 3),
+so the event loop never waits on the database: ``writers`` writer threads (one by
+default, see :data:`DEFAULT_WRITERS`) taking writes from one queue, and ``readers``
+threads and connections for reads.
 
-``await store.write(fn, *args)`` runs ``fn(db, *args)`` in one
-``BEGIN ISOLATION LEVEL SERIALIZABLE`` transaction. SQLite gets its invariants from its
-single writer; here several processes write at once, and SERIALIZABLE makes their
-transactions behave as if they had run one at a time: when PostgreSQL cannot promise that
-(serialization failure 40001, deadlock 40P01) the whole function runs again, after a
-jittered backoff, up to :data:`WRITE_ATTEMPTS` times, then :class:`StoreBusy`. That is
-safe because write functions touch nothing but the database (the SQLite store's rule too).
+``await store.write(fn, *args)`` queues ``fn(db, *args)``. A writer takes every queued
+write, up to ``max_batch``, into one ``BEGIN ISOLATION LEVEL SERIALIZABLE`` transaction
+(group commit, as SQLite's writer does) and answers them after its COMMIT. It first runs
+them one after the other without savepoints; if one raises, that transaction is rolled
+back and the batch runs again with a savepoint around each write, so the error undoes
+only its own write. SQLite gets its invariants from its single writer; here several
+processes write at once, and SERIALIZABLE makes their transactions behave as if they had
+run one at a time: when PostgreSQL cannot promise that (serialization failure 40001,
+deadlock 40P01) the whole batch runs again, after a jittered backoff, up to
+:data:`WRITE_ATTEMPTS` times, then :class:`StoreBusy`. That is safe because write
+functions touch nothing but the database (the SQLite store's rule too).
+
+Round trips to the server are what a write costs, so the writer's ``db`` defers them
+(:class:`PostgresDatabase` with ``deferred=True``): a statement is sent when its result
+is first looked at, with every statement queued before it in one message; one whose
+result nobody reads (a journal row) waits for the next, and BEGIN goes with the first.
+A reserve+settle pair took 15 round trips (BEGIN and COMMIT each one of them); now 8
+and a share of one COMMIT when writes queue, 10 alone.
+
 ``await store.read(fn, *args)`` runs ``fn(db, *args)`` in a read-only REPEATABLE READ
 transaction: one snapshot, like SQLite's read transaction.
 
 ``db`` offers what the write and read functions use: ``db.execute(sql, params)`` (a
-psycopg cursor: ``fetchone``, ``fetchall``, iteration, ``rowcount``),
-``db.executescript(sql)``, ``db.executemany(sql, rows)`` and ``db.dialect``
-(``"postgresql"``; the SQLite store's ``db.dialect`` is ``"sqlite"``) for the rare
-statement that must differ. The SQL keeps SQLite's ``?`` and ``:name`` placeholders;
-:func:`to_pyformat` translates them once per statement text. Whole numbers come back as
-``int`` (a ``SUM`` of ``BIGINT`` is ``NUMERIC`` in PostgreSQL), as from SQLite.
+psycopg cursor, or a :class:`Statement` with the same ``fetchone``, ``fetchall``,
+iteration and ``rowcount``), ``db.executescript(sql)``, ``db.executemany(sql, rows)`` and
+``db.dialect`` (``"postgresql"``; the SQLite store's ``db.dialect`` is ``"sqlite"``) for
+the rare statement that must differ. The SQL keeps SQLite's ``?`` and ``:name``
+placeholders; :func:`to_pyformat` translates them once per statement text. Whole numbers
+come back as ``int`` (a ``SUM`` of ``BIGINT`` is ``NUMERIC`` in PostgreSQL), as from
+SQLite.
 
 When the server cannot be reached, ``write`` and ``read`` raise :class:`StoreUnavailable`
-(the cause chained).
+(``server=True``: try again later; the cause chained).
 """
 
 from __future__ import annotations
@@ -58,11 +71,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs the batch again, this often
 DEFAULT_MAX_BATCH = 256  # queued writes committed at once, at most (as SQLite's writer)
-# Writes at once from one process. One, like SQLite's writer: on a 2-core machine, with
-# reserve+settle pairs of 10 members (bench/ledger.py), 1 writer made 147 pairs/s with no
-# retry, 2 made 101 (235 retries), 4 made 109 (492): SERIALIZABLE's predicate locks are
-# by index page, so concurrent reserves, which all look up and insert holds, clash.
-# Other processes still write at the same time; SERIALIZABLE keeps that correct.
+# Writer threads (and connections) of one process. One, like SQLite's writer, and it
+# commits whatever is queued at once: with several, each batch's reads and inserts of
+# holds clash with the others' under SERIALIZABLE (its predicate locks are kept per index
+# page) and whole batches run again. Other processes still write at the same time;
+# SERIALIZABLE keeps that correct.
 DEFAULT_WRITERS = 1
 DEFAULT_READERS = 4  # reads at once from one process (a REPEATABLE READ snapshot each)
 _BACKOFF_FIRST = 0.002
