@@ -26,7 +26,8 @@ async def funded_ledger(
     location: Path | str, max_batch: int = 256
 ) -> tuple[Store | PostgresStore, Ledger]:
     if is_postgres_url(location):
-        # Eight writes at once (the default is one): they race inside this process too.
+        # Eight writer threads (the default is one), each committing a batch of what is
+        # queued: their transactions race inside this process too.
         store: Store | PostgresStore = await PostgresStore.open(str(location), writers=8)
     else:
         store = await Store.open(location, max_batch=max_batch)
@@ -52,7 +53,7 @@ async def assert_exactly_affordable_held(ledger: Ledger) -> None:
 async def test_200_tasks_racing_get_exactly_what_the_balance_allows(
     tmp_path: Path, max_batch: int | None, request: pytest.FixtureRequest
 ) -> None:
-    if max_batch is None:  # PostgreSQL: each reserve its own SERIALIZABLE transaction, 8 at once
+    if max_batch is None:  # PostgreSQL: 8 writers' SERIALIZABLE batches at once
         location: Path | str = request.getfixturevalue("pg_url")
     else:
         location = tmp_path / "race.db"
