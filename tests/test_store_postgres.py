@@ -332,3 +332,52 @@ async def test_a_statement_looked_at_after_later_ones_keeps_its_own_result(pg_ur
 
     async with await PostgresStore.open(pg_url) as store:
         assert await store.write(run) == (3, (1,), [(2,), (3,)], 2, (2,))
+
+
+@pytest.mark.postgres
+async def test_a_batch_that_deadlocks_runs_again_one_write_at_a_time(
+    pg_cluster: PostgresCluster,
+) -> None:
+    """Two writes of one batch lock 1 then 2; a rival holding 2 asks for 1 in between."""
+    with pg_cluster.database("deadlock") as url:
+        with psycopg.connect(url, autocommit=True) as admin:  # the store's check comes fast
+            admin.execute("ALTER DATABASE deadlock SET deadlock_timeout = '20ms'")
+        rival = psycopg.connect(url)
+        rival.execute("SET deadlock_timeout = '10s'")  # so the store's session is the victim
+        rival.execute("SELECT pg_advisory_xact_lock(2)")
+        holding_1, rival_waits = threading.Event(), threading.Event()
+
+        def rival_asks_for_1() -> None:
+            holding_1.wait(10)
+            rival.execute("SELECT pg_advisory_xact_lock(1)")
+            rival.commit()
+
+        def lock(db: PostgresDatabase, key: int) -> int:
+            db.execute("SELECT pg_advisory_xact_lock(?)", [key]).fetchone()
+            if key == 1 and not holding_1.is_set():
+                holding_1.set()
+                rival_waits.wait(10)
+            return db.execute("SELECT txid_current()").fetchone()[0]
+
+        def until_the_rival_waits() -> None:
+            with psycopg.connect(url, autocommit=True) as watcher:
+                waiting = ("SELECT COUNT(*) FROM pg_locks"
+                           " WHERE locktype = 'advisory' AND NOT granted")
+                while not watcher.execute(waiting).fetchone()[0]:
+                    time.sleep(0.005)  # until the rival's request is queued: a state
+            rival_waits.set()
+
+        store = await PostgresStore.open(url, migrations=PgMigrations("none", []))
+        try:
+            racing = [asyncio.ensure_future(asyncio.to_thread(rival_asks_for_1)),
+                      asyncio.ensure_future(asyncio.to_thread(until_the_rival_waits))]
+            transactions = await _queued_behind_a_held_write(
+                store, [functools.partial(store.write, lock, key) for key in (1, 2)]
+            )
+            await asyncio.gather(*racing)
+            assert all(isinstance(t, int) for t in transactions), transactions
+            assert transactions[0] != transactions[1]  # after the deadlock, one at a time
+            assert store.retries == 1
+        finally:
+            await store.close()
+            rival.close()

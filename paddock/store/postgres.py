@@ -498,9 +498,12 @@ class PostgresStore:
 
         First without savepoints (each costs a round trip). When a write raises, that
         transaction is rolled back and the batch runs again with a savepoint around each
-        write, so the error undoes only its own write. A serialization failure or a
-        deadlock (its whole transaction is lost) runs the batch again after a jittered
-        backoff; after :data:`WRITE_ATTEMPTS` of them, :class:`StoreBusy`.
+        write, so the error undoes only its own write. A serialization failure (its
+        whole transaction is lost) runs the batch again after a jittered backoff; after
+        :data:`WRITE_ATTEMPTS` of them, :class:`StoreBusy`. A deadlock runs each write
+        of the batch in its own transaction: locks that writes take in a fixed order
+        (the leases' advisory locks) can deadlock only when a batch strings several
+        together.
         """
         savepoints = False
         delay = _BACKOFF_FIRST
@@ -514,6 +517,12 @@ class PostgresStore:
             except psycopg.Error as exc:
                 if not _is_retryable(exc):
                     raise
+                if len(batch) > 1 and isinstance(exc, pg_errors.DeadlockDetected):
+                    # Its writes took locks in an order another transaction crossed; one
+                    # at a time, each takes its own locks in its own order, as before.
+                    with self._counts_lock:
+                        self.retries += 1
+                    return [outcome for request in batch for outcome in self._alone(request)]
             attempts += 1
             with self._counts_lock:
                 self.retries += 1
@@ -521,6 +530,17 @@ class PostgresStore:
                 raise StoreBusy()
             time.sleep(random.uniform(0, delay))  # jitter: the rivals don't meet again
             delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _alone(self, request: WriteRequest) -> list[Outcome]:
+        """One write in its own transaction, retried as any batch; its outcome, even when
+        that is the store's own refusal (the writes before it have committed)."""
+        try:
+            return self._run_batch([request])
+        except (StoreBusy, StoreUnavailable) as exc:
+            return [Outcome(request, False, exc)]
+        except BaseException as exc:  # the writer's own failure, for this write alone
+            log.exception("a write failed outside its write function")
+            return [Outcome(request, False, exc)]
 
     def _commit_batch(self, batch: list[WriteRequest], savepoints: bool) -> list[Outcome]:
         """Run ``batch`` in a transaction on a pooled connection, and commit.
