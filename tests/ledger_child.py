@@ -130,7 +130,7 @@ async def crash(db: str, ack_log: Path, seed: int) -> None:
                 await jobs.mark_delivered(job)
                 ack("delivered", job)
 
-    print("ready", flush=True)
+    _say("ready")
     await asyncio.gather(*(worker(n) for n in range(CRASH_WORKERS)))
 
 
@@ -148,9 +148,16 @@ def forks() -> None:
                 traceback.print_exc()
             finally:
                 os._exit(code)  # a crash that returns is a failure: only a kill may end it
-        print(f"pid {pid}", flush=True)
+        _say(f"pid {pid}")
         _, status = os.waitpid(pid, 0)
-        print(f"ended {os.waitstatus_to_exitcode(status)}", flush=True)
+        _say(f"ended {os.waitstatus_to_exitcode(status)}")
+
+
+def _say(line: str) -> None:
+    """One line to stdout in one write: a forked child and its server share the pipe, and
+    ``print`` writes a line and its end apart when Python runs unbuffered."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), f"{line}\n".encode())
 
 
 def main(argv: list[str]) -> None:
