@@ -346,4 +346,15 @@ class RunnerLock:
             self._file = None
         if self._session is not None:
             session, self._session = self._session, None
-            await asyncio.to_thread(session.close)  # the server drops its locks
+            await asyncio.to_thread(_unlock_and_close, session)
+
+
+def _unlock_and_close(session: Any) -> None:
+    """Drop the session's advisory locks, then close it. Closing alone drops them too, but
+    only once the server's backend has read the goodbye, a moment after ``close``
+    returns: a runner starting just then would find the lock still held."""
+    import psycopg
+
+    with contextlib.suppress(psycopg.Error):  # a connection gone already took its locks
+        session.execute("SELECT pg_advisory_unlock_all()")
+    session.close()
