@@ -109,6 +109,14 @@ STALLED = ("%s stopped unexpectedly in state %s; it is resumed from its stored s
            "once its lease ends")
 CLAIM_BATCH = 500  # jobs claimed in one write
 SHOWN_PLACES = 25  # jobs in line whose message shows their place as it moves
+# A moving line's places are shown once it has been still this long: a burst of commands
+# moves it on every join and every start, and each look at the first places costs up to
+# SHOWN_PLACES edits' worth of work on the event loop.
+PLACES_SETTLE = 0.25  # seconds
+# Jobs on their way to a provider at once (from their turn to the provider's answer): a
+# burst's jobs otherwise take each step together, a hundred callbacks at a time on the
+# event loop, and the members of the next burst wait behind them for their first answer.
+SENDS_AT_ONCE = 16
 
 
 @dataclass(frozen=True)
@@ -240,6 +248,9 @@ class Runner:
         self._wakes: dict[str, asyncio.Event] = {}
         self._throttles: dict[str, _Throttle] = {}
         self._placed: dict[str, int] = {}  # the last place in line shown (or on its way)
+        self._places_due: dict[str, asyncio.TimerHandle] = {}  # provider -> its next look
+        self._sends = asyncio.Semaphore(SENDS_AT_ONCE)
+        self._sending: set[str] = set()  # jobs holding one of `_sends`
         self._waiting: dict[str, Job] = {}  # jobs in a provider's line, as accepted
         self._early_wakes: OrderedDict[str, None] = OrderedDict()  # task ids woken too soon
         self._background: set[asyncio.Task[None]] = set()
@@ -308,6 +319,9 @@ class Runner:
         tasks += self._background
         for task in tasks:
             task.cancel()
+        for look in self._places_due.values():
+            look.cancel()
+        self._places_due.clear()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._idle.set()
@@ -568,8 +582,11 @@ class Runner:
             self._waiting.pop(job.id, None)
             self._placed.pop(job.id, None)
             try:
+                await self._sends.acquire()
+                self._sending.add(job.id)
                 job = await self._send(job.id, job.provider)
             finally:
+                self._sent(job.id)
                 queue.release(job.id)
             if job.state is not JobState.ACCEPTED:
                 return job
@@ -621,6 +638,7 @@ class Runner:
                     log.warning("%s submit outcome unknown; sending it again with the "
                                 "same key in %.2f s: %s", job_fields(job), pause,
                                 error.for_log())
+                    self._sent(job.id)  # no other job waits for this one's retries
                     await asyncio.sleep(pause)
                     job = await self.jobs.get(job.id)
                     if job.state is not JobState.ACCEPTED:
@@ -644,6 +662,7 @@ class Runner:
             )
         self.provider_health.submit_succeeded(provider)
         job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
+        self._sent(job.id)
         log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
         await self._progress(job, Progress("submitted"))
         return await self._await_result(job)
@@ -667,8 +686,15 @@ class Runner:
                     log.info("%s waits for a slot taken by another process: %s",
                              job_fields(job), taken.why)
                     said = True
+            self._sent(job.id)  # waiting for a slot elsewhere: let the others go
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(moved.wait(), self.settings.slot_retry)
+
+    def _sent(self, job_id: str) -> None:
+        """The job's send is over (or waits for something else): another may go."""
+        if job_id in self._sending:
+            self._sending.discard(job_id)
+            self._sends.release()
 
     async def _spare_provider(self, job: Job) -> bool:
         """Whether a routed job has another provider to go to if this one refuses it."""
@@ -931,14 +957,23 @@ class Runner:
             log.warning("%s progress update failed", job_fields(job), exc_info=True)
 
     def _queue_moved(self, provider: str) -> None:
+        """The line moved: show the new places once it has settled. In a burst the line
+        moves on every join and every start, shifting each place shown by one each time;
+        one look after `PLACES_SETTLE` shows where each job ended up."""
+        if provider not in self._places_due:
+            self._places_due[provider] = asyncio.get_running_loop().call_later(
+                PLACES_SETTLE, self._show_places, provider)
+
+    def _show_places(self, provider: str) -> None:
         """Show the new places in line: only the first `SHOWN_PLACES` move often enough to
         matter, and editing every message of a long line would hit Discord's rate limits."""
+        del self._places_due[provider]
         queue = self._queues[provider]
         for position, job_id in enumerate(queue.places(SHOWN_PLACES), start=1):
             if position > SHOWN_PLACES:
                 break
             job = self._waiting.get(job_id)
-            # a place already asked for needs no task: a burst moves a line on every join
+            # a place already asked for needs no task
             if job is not None and job_id in self._tasks and self._placed.get(job_id) != position:
                 self._placed[job_id] = position
                 self._in_background(self._progress(job, Progress("queued", position=position)))
