@@ -61,6 +61,7 @@ import itertools
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -202,6 +203,9 @@ class ProviderEmulator:
         self.require_https_callback = True
         self.callback_proxy: str | None = None
         self.requests: list[Recorded] = []
+        # requests of each kind being answered now, and the most there ever were at once
+        self.at_once: Counter[str] = Counter()
+        self.most_at_once: Counter[str] = Counter()
         self.tasks: dict[str, Task] = {}
         self._faults: list[Fault] = []
         self._flaky: tuple[Fault, float, random.Random] | None = None
@@ -372,6 +376,15 @@ class ProviderEmulator:
     # -- dispatch -----------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        kind, _ = self._route(request)
+        self.at_once[kind] += 1
+        self.most_at_once[kind] = max(self.most_at_once[kind], self.at_once[kind])
+        try:
+            return await self._answer(request)
+        finally:
+            self.at_once[kind] -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         kind, handler = self._route(request)
         self.requests.append(
