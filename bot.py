@@ -28,6 +28,7 @@ from discord import app_commands
 from discord.ext import commands
 from dotenv import load_dotenv
 
+from cogs._first_answers import FirstAnswers
 from paddock.errors import StoreBusy, StoreUnavailable
 from paddock.health import HealthCheck
 from paddock.http_server import SideDoor
@@ -142,12 +143,16 @@ class Paddock(commands.Bot):
         from cogs._delivery import DiscordDelivery
 
         self.delivery = DiscordDelivery(self)
+        # Commands waiting for their first answer (due within 3 s) go before the work
+        # that can wait: reservations, card edits, the runner's sends and status checks.
+        self.first_answers = FirstAnswers()
         self.router = Router(services.hh, Health(), settings.routable_providers)
         self.runner = Runner(services.jobs, services.hh, self.delivery, settings.runner,
                              callback_url=settings.hiapi_callback_url,
                              history=RenderHistory(services.store),
                              member_slots=services.ledger.member_slots, router=self.router,
-                             refused_keys=RefusedKeys(services.store))
+                             refused_keys=RefusedKeys(services.store),
+                             give_way=self.first_answers.drained)
         self.metrics = PaddockMetrics(services.store, self.runner)
         services.hh.on_call = self.metrics.record_call
         self.loop_lag = LoopLagMonitor(self.metrics.registry)

@@ -14,7 +14,6 @@ from discord.ext import commands
 
 from cogs import _limits
 from cogs._checks import is_moderator
-from cogs._first_answers import FirstAnswers
 from cogs._render import progress_embed, reserving_embed
 from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
@@ -56,7 +55,7 @@ class VideoCog(commands.Cog, name="Video"):
 
     def __init__(self, bot: Paddock) -> None:
         self.bot = bot
-        self.answering = FirstAnswers()
+        self.answering = bot.first_answers
 
     async def cog_load(self) -> None:
         self.rehearse_first_answer()

@@ -298,6 +298,7 @@ class HappyHorse:
         wake: asyncio.Event | None = None,
         request: VideoRequest | None = None,
         submitted_at: datetime | None = None,
+        before_check: Callable[[], Awaitable[None]] | None = None,
     ) -> TaskState:
         """Poll until the task ends; return the succeeded state.
 
@@ -306,6 +307,8 @@ class HappyHorse:
         such renders take (tasks submitted by this client are known already).
         `on_update` is called whenever the status (or the provider's word) changes.
         Setting `wake` makes the next poll happen at once (a callback arrived).
+        `before_check` is awaited before each status check: a caller's way to let its
+        more urgent work go first.
         Transient failures while polling are waited out until `timeout`.
         Raises TaskFailedError, WaitTimeoutError (with the task id and last state),
         AuthenticationError or TaskNotFoundError. Cancellation propagates.
@@ -327,6 +330,8 @@ class HappyHorse:
             # just submitted: the provider's answer was the first check
             await self._pause(schedule.pause(self._clock() - sent), wake)
         while True:
+            if before_check is not None:
+                await before_check()
             checked_at = None if sent is None else self._clock() - sent
             try:
                 state = await self.status(provider, task_id)

@@ -213,13 +213,16 @@ class Runner:
         router: Router | None = None,
         refused_keys: RefusedKeys | None = None,
         leases: Leases | None = None,
+        give_way: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`member_slots(guild_id)` reads a server's cap on one member's jobs at providers
         at once (None: no cap); without it every server has the default cap. `router`
         chooses and changes the provider of ``provider: auto`` jobs; `refused_keys` keeps
         the keys providers refused across restarts. `leases`: this process's leases on
         jobs (by default made on the job store's database with ``settings.lease_ttl``);
-        every job accepted through `jobs` from now on is leased to this runner."""
+        every job accepted through `jobs` from now on is leased to this runner.
+        `give_way` is awaited before each send and each status check: it returns once
+        more urgent work (members waiting for a first answer) has gone first."""
         self.leases = leases or Leases(jobs.store, ttl=settings.lease_ttl)
         jobs.lease_new_jobs(self.leases.new_job_lease)
         self.jobs = jobs.fenced(self.leases.fence)
@@ -250,6 +253,7 @@ class Runner:
         self._placed: dict[str, int] = {}  # the last place in line shown (or on its way)
         self._places_due: dict[str, asyncio.TimerHandle] = {}  # provider -> its next look
         self._sends = asyncio.Semaphore(SENDS_AT_ONCE)
+        self._give_way = give_way
         self._sending: set[str] = set()  # jobs holding one of `_sends`
         self._waiting: dict[str, Job] = {}  # jobs in a provider's line, as accepted
         self._early_wakes: OrderedDict[str, None] = OrderedDict()  # task ids woken too soon
@@ -582,6 +586,8 @@ class Runner:
             self._waiting.pop(job.id, None)
             self._placed.pop(job.id, None)
             try:
+                if self._give_way is not None:
+                    await self._give_way()
                 await self._sends.acquire()
                 self._sending.add(job.id)
                 job = await self._send(job.id, job.provider)
@@ -783,6 +789,7 @@ class Runner:
                 poll=self.settings.callback_poll if calls_back else self.settings.poll,
                 on_update=on_update, wake=wake,
                 request=VideoRequest.from_dict(job.request), submitted_at=job.submitted_at,
+                before_check=self._give_way,
             )
             if current.state is JobState.SUBMITTED:
                 current = await self.jobs.mark_running(job.id)
