@@ -22,6 +22,9 @@ from paddock.store.pg_migrations import MIGRATIONS, Migration, PgMigrations
 from paddock.store.postgres import PostgresDatabase, PostgresStore, to_pyformat
 from tests.pg_cluster import PASSWORD, PostgresCluster
 
+# Group commit is off by default on PostgreSQL (see DEFAULT_MAX_BATCH); these tests turn it on.
+GROUP = 256
+
 # -- placeholders ---------------------------------------------------------------------------
 
 
@@ -260,7 +263,7 @@ async def _queued_behind_a_held_write(store: PostgresStore, writes: list) -> lis
 async def test_queued_writes_commit_together_and_a_refused_one_undoes_only_itself(
     pg_url: str,
 ) -> None:
-    async with await PostgresStore.open(pg_url) as store:
+    async with await PostgresStore.open(pg_url, max_batch=GROUP) as store:
         await store.write(lambda db: db.execute("CREATE TABLE t (x BIGINT CHECK (x % 4 <> 0))"))
 
         def insert(db: PostgresDatabase, x: int) -> int:
@@ -293,7 +296,7 @@ async def test_queued_writes_commit_together_and_a_refused_one_undoes_only_itsel
 async def test_a_batch_that_loses_a_serialization_race_runs_again_whole_and_once(
     pg_url: str,
 ) -> None:
-    async with await PostgresStore.open(pg_url) as store:
+    async with await PostgresStore.open(pg_url, max_batch=GROUP) as store:
         await store.write(lambda db: db.executescript(
             "CREATE TABLE counter (id BIGINT PRIMARY KEY, n BIGINT);"
             "INSERT INTO counter SELECT i, 0 FROM generate_series(1, 5) i;"))
@@ -367,7 +370,7 @@ async def test_a_batch_that_deadlocks_runs_again_one_write_at_a_time(
                     time.sleep(0.005)  # until the rival's request is queued: a state
             rival_waits.set()
 
-        store = await PostgresStore.open(url, migrations=PgMigrations("none", []))
+        store = await PostgresStore.open(url, migrations=PgMigrations("none", []), max_batch=GROUP)
         try:
             racing = [asyncio.ensure_future(asyncio.to_thread(rival_asks_for_1)),
                       asyncio.ensure_future(asyncio.to_thread(until_the_rival_waits))]

@@ -8,9 +8,10 @@ so the event loop never waits on the database: ``writers`` writer threads (one b
 default, see :data:`DEFAULT_WRITERS`) taking writes from one queue, and ``readers``
 threads and connections for reads.
 
-``await store.write(fn, *args)`` queues ``fn(db, *args)``. A writer takes every queued
-write, up to ``max_batch``, into one ``BEGIN ISOLATION LEVEL SERIALIZABLE`` transaction
-(group commit, as SQLite's writer does) and answers them after its COMMIT. It first runs
+``await store.write(fn, *args)`` queues ``fn(db, *args)``. A writer takes queued writes,
+up to ``max_batch`` (one by default: see :data:`DEFAULT_MAX_BATCH`), into one ``BEGIN
+ISOLATION LEVEL SERIALIZABLE`` transaction (group commit, as SQLite's writer does, when
+``max_batch`` is more) and answers them after its COMMIT. It first runs
 them one after the other without savepoints; if one raises, that transaction is rolled
 back and the batch runs again with a savepoint around each write, so the error undoes
 only its own write. SQLite gets its invariants from its single writer; here several
@@ -70,7 +71,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs the batch again, this often
-DEFAULT_MAX_BATCH = 256  # queued writes committed at once, at most (as SQLite's writer)
+# Queued writes committed at once, at most. One: group commit (several writes in one
+# SERIALIZABLE transaction, as SQLite's writer does) made one process's ledger 1.2-1.3x
+# faster in bench/ledger.py, but with several processes its batches, each touching many
+# jobs' rows, lost serialization races to one another and ran again whole: in
+# bench/cluster.py (1,000 jobs, 4 processes) 269 members were told the ledger was busy,
+# leases lapsed under live processes and 19 videos were posted twice. With 1 the same run
+# posted 1,100 of 1,100 once, at 30 jobs/s.
+DEFAULT_MAX_BATCH = 1
 # Writer threads (and connections) of one process. One, like SQLite's writer, and it
 # commits whatever is queued at once: with several, each batch's reads and inserts of
 # holds clash with the others' under SERIALIZABLE (its predicate locks are kept per index
