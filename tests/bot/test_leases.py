@@ -38,6 +38,28 @@ def video_posts(fake, member) -> list:
     return [m for m in fake.channel("general").visible if m.pings(member) and m.attachments]
 
 
+async def alice_renders_at_joypix(fake_discord, providers, tmp_path):
+    """Alice with 100 credits, a database, the lease settings, and JoyPix rendering for
+    ever (until the test finishes her task)."""
+    database = tmp_path / "paddock.db"
+    emulator = providers["joypix"]
+    emulator.steps = ["pending"] + ["processing"] * 100000
+    alice = fake_discord.member("alice")
+    await grant(database, fake_discord.guild.id, alice.user.id, 100)
+    return database, emulator, alice, lease_env(fake_discord, providers, database)
+
+
+async def assert_posted_and_charged_once(fake_discord, emulator, database, alice) -> None:
+    """One video posted, one submit, one charge of 70, and the ledger's books balance."""
+    assert len(video_posts(fake_discord, alice)) == 1
+    assert len(emulator.submits()) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
+    assert report.ok, report.problems
+
+
+
 async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
     fake_discord, providers, db_location
 ) -> None:
@@ -88,12 +110,8 @@ async def test_jobs_of_a_killed_process_are_taken_over_polled_and_posted_once(
 async def test_a_paused_process_loses_its_job_and_posts_nothing_for_it(
     fake_discord, providers, tmp_path
 ) -> None:
-    database = tmp_path / "paddock.db"
-    emulator = providers["joypix"]
-    emulator.steps = ["pending"] + ["processing"] * 100000
-    alice = fake_discord.member("alice")
-    await grant(database, fake_discord.guild.id, alice.user.id, 100)
-    env = lease_env(fake_discord, providers, database)
+    database, emulator, alice, env = await alice_renders_at_joypix(
+        fake_discord, providers, tmp_path)
 
     async with bot_process(fake_discord, env=env) as first:
         await decided(await alice.slash("video text", prompt="a lighthouse"))
@@ -112,13 +130,7 @@ async def test_a_paused_process_loses_its_job_and_posts_nothing_for_it(
             # A wakes up, finds at its next write or heartbeat that B holds the job, stops.
             await first.wait_for_output("lost its lease", timeout=30)
 
-    assert len(video_posts(fake_discord, alice)) == 1
-    assert len(emulator.submits()) == 1
-    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
-                                                          alice.user.id)
-    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
-    assert report.ok, report.problems
-
+    await assert_posted_and_charged_once(fake_discord, emulator, database, alice)
 
 
 async def test_a_process_that_lost_its_job_while_fetching_the_video_posts_nothing(
@@ -127,12 +139,8 @@ async def test_a_process_that_lost_its_job_while_fetching_the_video_posts_nothin
     """The lease is confirmed again just before the post, after the download (and any
     re-encode), not only before them: a process paused past its lease while it fetched
     the video finds, once it wakes, that the job is another's, and posts nothing."""
-    database = tmp_path / "paddock.db"
-    emulator = providers["joypix"]
-    emulator.steps = ["pending"] + ["processing"] * 100000
-    alice = fake_discord.member("alice")
-    await grant(database, fake_discord.guild.id, alice.user.id, 100)
-    env = lease_env(fake_discord, providers, database)
+    database, emulator, alice, env = await alice_renders_at_joypix(
+        fake_discord, providers, tmp_path)
 
     async with bot_process(fake_discord, env=env) as first:
         await decided(await alice.slash("video text", prompt="a lighthouse"))
@@ -153,12 +161,7 @@ async def test_a_process_that_lost_its_job_while_fetching_the_video_posts_nothin
                 first.process.send_signal(signal.SIGCONT)
             await first.wait_for_output("lost its lease", timeout=30)
 
-    assert len(video_posts(fake_discord, alice)) == 1
-    assert len(emulator.submits()) == 1
-    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
-                                                          alice.user.id)
-    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
-    assert report.ok, report.problems
+    await assert_posted_and_charged_once(fake_discord, emulator, database, alice)
 
 async def test_a_callback_that_reaches_the_other_process_makes_the_owner_poll(
     fake_discord, providers, tmp_path
@@ -230,12 +233,8 @@ async def test_one_slot_at_a_provider_holds_across_two_processes(
 async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
     fake_discord, providers, tmp_path
 ) -> None:
-    database = tmp_path / "paddock.db"
-    emulator = providers["joypix"]
-    emulator.steps = ["pending"] + ["processing"] * 100000
-    alice = fake_discord.member("alice")
-    await grant(database, fake_discord.guild.id, alice.user.id, 100)
-    env = lease_env(fake_discord, providers, database)
+    database, emulator, alice, env = await alice_renders_at_joypix(
+        fake_discord, providers, tmp_path)
     # A posts the video, then Discord is slow to take its edit of the job card: A dies
     # there, with the video in the channel and the job not yet marked delivered.
     closing = fake_discord.hold("PATCH /channels/{channel_id}/messages/{message_id}",
@@ -328,9 +327,4 @@ async def test_a_job_whose_driver_stopped_on_a_database_fault_is_resumed_when_it
         await fake_discord.wait_for(lambda: video_posts(fake_discord, alice), timeout=30)
         assert "taken over: its lease ended" in bot.output
 
-    assert len(video_posts(fake_discord, alice)) == 1
-    assert len(emulator.submits()) == 1
-    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
-                                                          alice.user.id)
-    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
-    assert report.ok, report.problems
+    await assert_posted_and_charged_once(fake_discord, emulator, database, alice)
