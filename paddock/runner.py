@@ -63,7 +63,7 @@ from hh_api import (
     WaitTimeoutError,
 )
 from hh_api.render_times import RenderKey
-from paddock.errors import AlreadyFinished, InvalidTransition
+from paddock.errors import AlreadyFinished, InvalidTransition, StoreBusy, StoreUnavailable
 from paddock.fair_slots import SLOTS_CHANNEL, SlotTaken, admit_in
 from paddock.jobs import IN_FLIGHT, Job, JobState, JobStore
 from paddock.leases import (
@@ -108,6 +108,9 @@ UNCONFIRMED_SUBMIT = (
 STALLED = ("%s stopped unexpectedly in state %s; it is resumed from its stored state "
            "once its lease ends")
 CLAIM_BATCH = 500  # jobs claimed in one write
+# Seconds between tries to store that a posted job is delivered, while the database refuses.
+RECORD_RETRY_FIRST = 0.25
+RECORD_RETRY_MAX = 5.0
 SHOWN_PLACES = 25  # jobs in line whose message shows their place as it moves
 # A moving line's places are shown once it has been still this long: a burst of commands
 # moves it on every join and every start, and each look at the first places costs up to
@@ -667,7 +670,10 @@ class Runner:
                 attempt="refused" if certain else "unknown",
             )
         self.provider_health.submit_succeeded(provider)
-        job = await self.jobs.mark_submitted(job.id, provider_task_id=submission.task_id)
+        task_id = submission.task_id
+        job = await self._store_after(
+            job, lambda: self.jobs.mark_submitted(job.id, provider_task_id=task_id),
+            lambda stored: stored.provider_task_id == task_id)
         self._sent(job.id)
         log.info("%s submitted as task=%s", job_fields(job), submission.task_id)
         await self._progress(job, Progress("submitted"))
@@ -896,9 +902,43 @@ class Runner:
                 await asyncio.sleep(delay)
                 delay *= 2
             else:
-                await self.jobs.mark_delivered(job.id)
+                await self._record_delivered(job)
                 log.info("%s delivered (%s)", job_fields(job), job.state.value)
                 return
+
+    async def _record_delivered(self, job: Job) -> None:
+        """The outcome is posted: store that (see `_store_after`). Giving up would leave the
+        job unfinished with its lease unrenewed, and its next driver would post it again
+        whenever the post is no longer among the channel's latest messages."""
+        await self._store_after(job, lambda: self.jobs.mark_delivered(job.id),
+                                lambda stored: stored.state is JobState.DELIVERED)
+
+    async def _store_after(
+        self, job: Job, write: Callable[[], Awaitable[Job]], stored: Callable[[Job], bool]
+    ) -> Job:
+        """Store what was done outside the database and cannot be undone (a post went out,
+        a provider took the job), trying again for as long as the database refuses (busy,
+        unreachable) and this process holds the job: were this driver to stop, the next
+        one would do it again or, unable to tell, give the member's credits back for a
+        video being made. ``stored`` tells a write whose COMMIT's answer was lost but
+        which went through."""
+        delay = RECORD_RETRY_FIRST
+        unsure = False  # a COMMIT whose answer was lost may have stored it already
+        while True:
+            try:
+                return await write()
+            except (LeaseLost, InvalidTransition):
+                if unsure:
+                    now = await self.jobs.get(job.id)
+                    if stored(now):
+                        return now
+                raise
+            except (StoreBusy, StoreUnavailable) as error:
+                unsure = unsure or isinstance(error, StoreUnavailable)
+                log.warning("%s storing what was done failed (%s); trying again in %.2f s",
+                            job_fields(job), type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_MAX)
 
     async def _give_up(self, job: Job, reason: str) -> None:
         """Nothing could be posted: a finished video's credits come back first (a failed

@@ -262,6 +262,77 @@ async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
     assert report.ok, report.problems
 
 
+
+async def test_a_posted_video_whose_record_the_database_refused_is_not_posted_again(
+    fake_discord, providers, tmp_path
+) -> None:
+    """The post went out, then storing "delivered" failed (another program held the write
+    lock past the busy timeout; on PostgreSQL, a ledger busy with serialization failures):
+    the driver keeps the job and stores it once the database answers. Were it to stop
+    driving the job, the job's next driver would look for an earlier post among the
+    channel's latest messages only, and here the channel has moved on."""
+    database, emulator, alice, env = await alice_renders_at_joypix(
+        fake_discord, providers, tmp_path)
+    env = {**env, "PADDOCK_SQLITE_BUSY_SECONDS": "0.5"}
+    bob = fake_discord.member("bob")
+    closing = fake_discord.hold("PATCH /channels/{channel_id}/messages/{message_id}",
+                                lambda call: "Done:" in str(call.json))
+
+    async with bot_process(fake_discord, env=env) as bot:
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
+        await emulator.wait_for_requests("status", 1)
+        [task_id] = emulator.tasks
+        emulator.finish(task_id)
+        await fake_discord.wait_for(lambda: closing.call is not None, timeout=30)
+        assert len(video_posts(fake_discord, alice)) == 1
+        for n in range(60):  # the channel moves on: the post leaves its latest 50
+            await bob.say(f"what a horse {n}")
+        blocker = sqlite3.connect(database, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            closing.release()  # the card is closed; next, "delivered" is stored
+            await bot.wait_for_output("StoreBusy", timeout=30)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await bot.wait_for_output("delivered (succeeded)", timeout=30)
+
+    assert len(video_posts(fake_discord, alice)) == 1
+    left, pending, settled, report = await ledger_figures(database, fake_discord.guild.id,
+                                                          alice.user.id)
+    assert (left, pending, [h.charged for h in settled]) == (30, [], [70])
+    assert report.ok, report.problems
+
+
+async def test_a_job_the_provider_took_while_the_database_refused_is_still_made(
+    fake_discord, providers, tmp_path
+) -> None:
+    """JoyPix took the job, then storing its task failed (the write lock held past the
+    busy timeout): the driver stores it once the database answers and the video comes.
+    Were it to stop driving the job, its next driver would find a send of unknown
+    outcome, which JoyPix cannot be asked about, and refund it with no video."""
+    database, emulator, alice, env = await alice_renders_at_joypix(
+        fake_discord, providers, tmp_path)
+    env = {**env, "PADDOCK_SQLITE_BUSY_SECONDS": "0.5"}
+    blocker = sqlite3.connect(database, isolation_level=None)
+    # The lock is taken as JoyPix makes the task, before it answers the submit.
+    emulator.on_task_created = lambda task: blocker.execute("BEGIN IMMEDIATE")
+
+    async with bot_process(fake_discord, env=env) as bot:
+        try:
+            await decided(await alice.slash("video text", prompt="a lighthouse"))
+            await bot.wait_for_output("StoreBusy", timeout=30)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await emulator.wait_for_requests("status", 1)
+        [task_id] = emulator.tasks
+        emulator.finish(task_id)
+        await fake_discord.wait_for(lambda: video_posts(fake_discord, alice), timeout=30)
+        await bot.wait_for_output("delivered (succeeded)", timeout=30)
+
+    await assert_posted_and_charged_once(fake_discord, emulator, database, alice)
+
 async def test_a_job_waiting_in_one_process_is_cancelled_through_the_other(
     fake_discord, providers, tmp_path
 ) -> None:
