@@ -9,15 +9,15 @@ default, see :data:`DEFAULT_WRITERS`) taking writes from one queue, and ``reader
 threads and connections for reads.
 
 ``await store.write(fn, *args)`` queues ``fn(db, *args)``. A writer takes queued writes,
-up to ``max_batch`` (one by default: see :data:`DEFAULT_MAX_BATCH`), into one ``BEGIN
-ISOLATION LEVEL SERIALIZABLE`` transaction (group commit, as SQLite's writer does, when
-``max_batch`` is more) and answers them after its COMMIT. It first runs
-them one after the other without savepoints; if one raises, that transaction is rolled
-back and the batch runs again with a savepoint around each write, so the error undoes
-only its own write. SQLite gets its invariants from its single writer; here several
-processes write at once, and SERIALIZABLE makes their transactions behave as if they had
-run one at a time: when PostgreSQL cannot promise that (serialization failure 40001,
-deadlock 40P01) the whole batch runs again, after a jittered backoff, up to
+up to ``max_batch`` (:data:`DEFAULT_MAX_BATCH`), into one ``BEGIN ISOLATION LEVEL
+SERIALIZABLE`` transaction (group commit, as SQLite's writer does) and answers them after
+its COMMIT. It first runs them one after the other without savepoints; if one raises,
+that transaction is rolled back and the batch runs again with a savepoint around each
+write, so the error undoes only its own write. SQLite gets its invariants from its single
+writer; here several processes write at once, and SERIALIZABLE makes their transactions
+behave as if they had run one at a time: when PostgreSQL cannot promise that
+(serialization failure 40001, deadlock 40P01) a batch of several writes runs again one
+write per transaction, and a single write runs again after a jittered backoff, up to
 :data:`WRITE_ATTEMPTS` times, then :class:`StoreBusy`. That is safe because write
 functions touch nothing but the database (the SQLite store's rule too).
 
@@ -70,15 +70,13 @@ from paddock.store.write_queue import Outcome, WriteRequest, send
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs the batch again, this often
-# Queued writes committed at once, at most. One: group commit (several writes in one
-# SERIALIZABLE transaction, as SQLite's writer does) made one process's ledger 1.2-1.3x
-# faster in bench/ledger.py, but with several processes its batches, each touching many
-# jobs' rows, lost serialization races to one another and ran again whole: in
-# bench/cluster.py (1,000 jobs, 4 processes) 269 members were told the ledger was busy,
-# leases lapsed under live processes and 19 videos were posted twice. With 1 the same run
-# posted 1,100 of 1,100 once, at 30 jobs/s.
-DEFAULT_MAX_BATCH = 1
+WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs a write again, this often
+# Queued writes committed at once, at most (group commit: 1.2-1.8x the ledger's pairs/s
+# in one process, bench/ledger.py). A batch that loses a race is not run again whole: it
+# reads and writes the rows of many jobs, members and leases, so with other processes
+# writing it lost again and again, and after WRITE_ATTEMPTS every write in it was refused
+# (bench/cluster.py, 4 processes: 269-317 of 1,000 members told the ledger was busy).
+DEFAULT_MAX_BATCH = 256
 # Writer threads (and connections) of one process. One, like SQLite's writer, and it
 # commits whatever is queued at once: with several, each batch's reads and inserts of
 # holds clash with the others' under SERIALIZABLE (its predicate locks are kept per index
@@ -506,12 +504,14 @@ class PostgresStore:
 
         First without savepoints (each costs a round trip). When a write raises, that
         transaction is rolled back and the batch runs again with a savepoint around each
-        write, so the error undoes only its own write. A serialization failure (its
-        whole transaction is lost) runs the batch again after a jittered backoff; after
-        :data:`WRITE_ATTEMPTS` of them, :class:`StoreBusy`. A deadlock runs each write
-        of the batch in its own transaction: locks that writes take in a fixed order
-        (the leases' advisory locks) can deadlock only when a batch strings several
-        together.
+        write, so the error undoes only its own write. A serialization failure of a single
+        write (its whole transaction is lost) runs it again after a jittered backoff; after
+        :data:`WRITE_ATTEMPTS` of them, :class:`StoreBusy`. A batch of several writes
+        that loses a race (a serialization failure or a deadlock) runs each write in its
+        own transaction instead: its footprint is all of theirs, so run again whole it
+        would meet the other processes' writes again, and a deadlock from locks that
+        writes take in a fixed order (the leases' advisory locks) needs a batch to string
+        several together.
         """
         savepoints = False
         delay = _BACKOFF_FIRST
@@ -525,9 +525,7 @@ class PostgresStore:
             except psycopg.Error as exc:
                 if not _is_retryable(exc):
                     raise
-                if len(batch) > 1 and isinstance(exc, pg_errors.DeadlockDetected):
-                    # Its writes took locks in an order another transaction crossed; one
-                    # at a time, each takes its own locks in its own order, as before.
+                if len(batch) > 1:  # one at a time: each meets only its own rivals
                     with self._counts_lock:
                         self.retries += 1
                     return [outcome for request in batch for outcome in self._alone(request)]
@@ -540,8 +538,8 @@ class PostgresStore:
             delay = min(delay * 2, _BACKOFF_MAX)
 
     def _alone(self, request: WriteRequest) -> list[Outcome]:
-        """One write in its own transaction, retried as any batch; its outcome, even when
-        that is the store's own refusal (the writes before it have committed)."""
+        """One write in its own transaction, retried as any; its outcome, even when that
+        is the store's own refusal (the writes before it have committed)."""
         try:
             return self._run_batch([request])
         except (StoreBusy, StoreUnavailable) as exc:
