@@ -71,11 +71,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 40  # a serialization failure or deadlock runs a write again, this often
-# Queued writes committed at once, at most (group commit: 1.2-1.8x the ledger's pairs/s
-# in one process, bench/ledger.py). A batch that loses a race is not run again whole: it
-# reads and writes the rows of many jobs, members and leases, so with other processes
-# writing it lost again and again, and after WRITE_ATTEMPTS every write in it was refused
-# (bench/cluster.py, 4 processes: 269-317 of 1,000 members told the ledger was busy).
+# Queued writes committed at once, at most (group commit: 1.26x / 1.41x the ledger's
+# pairs/s at 100 / 1,000 members in one process, bench/ledger.py). A batch that loses a
+# race is not run again whole: it reads and writes the rows of many jobs, members and
+# leases, so with other processes writing it lost again and again, and after
+# WRITE_ATTEMPTS every write in it was refused (bench/cluster.py, 4 processes: 269-317
+# of 1,000 members told the ledger was busy).
 DEFAULT_MAX_BATCH = 256
 # Writer threads (and connections) of one process. One, like SQLite's writer, and it
 # commits whatever is queued at once: with several, each batch's reads and inserts of
