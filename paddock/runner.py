@@ -1100,6 +1100,8 @@ class Runner:
             if job_id in beat.held or task.done():
                 continue
             holder, job = await self.leases.holder(job_id)
+            if self._tasks.get(job_id) is not task:
+                continue  # it ended (or was driven anew) while the holder was read
             if holder == self.leases.owner:
                 continue  # leased since the renewal read the leases (just accepted)
             if job.state in (JobState.DELIVERED, JobState.CANCELLED):
