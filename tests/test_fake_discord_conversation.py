@@ -530,3 +530,20 @@ async def test_without_embed_links_the_bots_channel_posts_lose_their_embeds(
     probe_bot.behaviour = answer
     reply = await (await fake_discord.member("alice").slash("probe")).reply()
     assert reply.embed is not None and reply.embed.title == "Job 9"
+
+
+async def test_history_pages_as_discord_does(
+    fake_discord: FakeDiscord, probe_bot: ProbeBot
+) -> None:
+    channel = probe_bot.get_channel(fake_discord.default_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    alice = fake_discord.member("alice")
+    said = [await alice.say(f"message {n}") for n in range(150)]
+
+    latest = [m.content async for m in channel.history(limit=3)]
+    after = [m.content async for m in channel.history(limit=120, after=discord.Object(said[9].id))]
+    before = [m.content async for m in channel.history(limit=2, before=discord.Object(said[9].id))]
+
+    assert latest == ["message 149", "message 148", "message 147"]
+    assert after == [f"message {n}" for n in range(10, 130)]  # next to it, over two pages
+    assert before == ["message 8", "message 7"]

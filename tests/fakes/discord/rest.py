@@ -625,8 +625,12 @@ class RestApi:
         limit = min(int(request.query.get("limit", 50)), 100)
         before = int(request.query.get("before", 1 << 63))
         after = int(request.query.get("after", 0))
-        found = [m for m in reversed(channel.visible) if after < m.id < before]
-        return json_response([m.payload() for m in found[:limit]])
+        found = [m for m in channel.visible if after < m.id < before]  # oldest first
+        # Discord gives the messages next to ``after`` when only it is given, else those
+        # next to ``before`` (the newest); either way, newest first.
+        page = found[:limit] if "after" in request.query and "before" not in request.query \
+            else found[-limit:]
+        return json_response([m.payload() for m in reversed(page)])
 
     async def get_channel_message(self, request: web.Request) -> web.Response:
         _channel, message = self._channel_message(request)
