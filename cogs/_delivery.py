@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start a followup on a token about to die
-HISTORY_SCAN = 50  # recent messages searched for a post made before a crash
+# A post made before a crash is searched for among the messages after the job finished
+# (less this margin for our clock against Discord's), oldest first: one page of Discord's.
+HISTORY_SCAN = 100
+POST_CLOCK_MARGIN = timedelta(minutes=2)
 SHEET_PICTURE_MAX = 20 * 1024 * 1024  # the largest reference picture any provider takes
 FIT_SOURCE_MAX = 512 * 1024 * 1024  # the largest video downloaded to re-encode
 DELIVERIES_AT_ONCE = 16  # downloads + uploads of finished videos; well under the bot's pool
@@ -320,7 +323,8 @@ class DiscordDelivery:
         channel = self.bot.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
         marker = f"Job {job.id}"
         try:
-            async for message in channel.history(limit=HISTORY_SCAN):
+            async for message in channel.history(limit=HISTORY_SCAN,
+                                                 after=self._posted_after(job)):
                 mine = self.bot.user is not None and message.author.id == self.bot.user.id
                 if not mine or message.id == job.progress_message_id:
                     continue
@@ -329,6 +333,15 @@ class DiscordDelivery:
         except discord.HTTPException:
             log.warning("%s could not read the channel to check for a post", job_fields(job))
         return None
+
+    @staticmethod
+    def _posted_after(job: Job) -> discord.Object | None:
+        """Where in its channel a job's result can first be: after its job card, and after
+        the job finished. None (the latest messages) when neither is known."""
+        floors = [job.progress_message_id or 0]
+        if job.finished_at is not None:
+            floors.append(discord.utils.time_snowflake(job.finished_at - POST_CLOCK_MARGIN))
+        return discord.Object(max(floors)) if max(floors) else None
 
     async def _reference_sheet(self, job: Job) -> bytes | None:
         """A thumbnail sheet of the reference pictures, or None."""

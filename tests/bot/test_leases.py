@@ -235,6 +235,7 @@ async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
 ) -> None:
     database, emulator, alice, env = await alice_renders_at_joypix(
         fake_discord, providers, tmp_path)
+    bob = fake_discord.member("bob")
     # A posts the video, then Discord is slow to take its edit of the job card: A dies
     # there, with the video in the channel and the job not yet marked delivered.
     closing = fake_discord.hold("PATCH /channels/{channel_id}/messages/{message_id}",
@@ -249,6 +250,8 @@ async def test_a_video_posted_just_before_its_process_died_is_not_posted_again(
             emulator.finish(task_id)
             await fake_discord.wait_for(lambda: closing.call is not None, timeout=30)
             assert len(video_posts(fake_discord, alice)) == 1
+            for n in range(60):  # a busy channel: the post leaves its latest 50 messages
+                await bob.say(f"what a horse {n}")
             await first.stop(signal.SIGKILL)
             # B finds the post A made, closes the card, and posts nothing.
             await second.wait_for_output("result already posted", timeout=30)
