@@ -75,6 +75,7 @@ class Store:
         self._writer = threading.Thread(
             target=self._run_writer, name=f"paddock-writer:{path.name}", daemon=True
         )
+        self._reader_count = readers
         self._readers = ThreadPoolExecutor(
             max_workers=readers, thread_name_prefix=f"paddock-reader:{path.name}"
         )
@@ -113,6 +114,7 @@ class Store:
         store._writer.start()
         try:
             await store._submit(_apply_migrations, (migrations,), transactional=False)
+            await store._start_readers()
         except BaseException:
             await store.close()
             raise
@@ -349,6 +351,22 @@ class Store:
             db.dialect = "sqlite"  # type: ignore[attr-defined]
             self._reader_local.db = db
         return db
+
+    async def _start_readers(self) -> None:
+        """Start every reader thread with its connection now. Left to the first reads, a
+        thread's start (``Thread.start`` waits for the new thread to run) and its connection
+        fell in the first burst of commands, on the event loop's time, before members'
+        first answers."""
+        everyone = threading.Barrier(self._reader_count)  # one read per thread, not reused
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(
+            loop.run_in_executor(self._readers, self._start_reader, everyone)
+            for _ in range(self._reader_count)
+        ))
+
+    def _start_reader(self, everyone: threading.Barrier) -> None:
+        self._reader_db()
+        everyone.wait(timeout=self.busy_timeout)
 
     def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         db = self._reader_db()

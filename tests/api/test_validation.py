@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -140,6 +141,8 @@ def test_requests_survive_a_round_trip_through_json() -> None:
 
     request = VideoRequest("a", Mode.REFERENCE, ONE, "1080p", "1:1", 9, 3, "blur")
     assert VideoRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+    # to_dict names each field: a field added later must be added there too
+    assert set(request.to_dict()) == {f.name for f in dataclasses.fields(VideoRequest)}
 
 
 @pytest.mark.parametrize(
