@@ -150,17 +150,14 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Your c
             await acknowledge_privately(interaction)
             assert interaction.guild_id is not None
             ledger = self.bot.services.ledger
-            balance = await ledger.balance(
+            # one transaction on a reader (the writer only for a new account or a refill)
+            shown = await ledger.statement(
                 interaction.guild_id, target.id, role_ids=role_ids(target)
             )
-            settings = await ledger.settings(interaction.guild_id)
-            pool = None
-            if settings.policy is not FundingPolicy.PERSONAL:
-                pool = await ledger.pool_balance(interaction.guild_id)
             own = target.id == interaction.user.id
             name = _limits.member_text(target.display_name, 100)
             title = "Your credits" if own else f"Credits of {name}"
-            embed = balance_embed(title, balance, ledger.now(), settings.policy, pool)
+            embed = balance_embed(title, shown.balance, ledger.now(), shown.policy, shown.pool)
             await send_private(interaction, embed=embed)
 
     @app_commands.command(name="history")

@@ -60,6 +60,7 @@ in a single transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -120,6 +121,7 @@ __all__ = [
     "Hold",
     "Ledger",
     "Reservation",
+    "Statement",
     "refund_in",
     "reserve_in",
     "settle_in",
@@ -183,24 +185,32 @@ class Ledger:
         current roles, ``()`` for none: a due refill uses the allowance they give.
         A member with an account and no refill due is answered by a read alone.
         """
+        return (await self.statement(guild_id, user_id, role_ids=role_ids)).balance
+
+    async def statement(
+        self, guild_id: int, user_id: int, *, role_ids: Iterable[int]
+    ) -> Statement:
+        """What ``/credits balance`` shows, in one transaction: the member's balance (as
+        :meth:`balance`: a read alone unless the account is new or a refill is due), the
+        server's funding policy, and the pool's balance where the policy draws on it."""
         roles = tuple(role_ids)
 
-        def look(db: Database, now: datetime) -> Balance | None:
+        def look(db: Database, now: datetime) -> Statement | None:
             settings = read_settings(db, guild_id)
             level, period = allowance_for(db, settings, roles)
             account = fetch_account(db, guild_id, "member", user_id)
             if account is None or refill_due(period, parse_timestamp(account.refilled_at), now):
                 return None  # only the writer may create or refill it
-            return balance_of(guild_id, user_id, account, level, period)
+            return _statement(db, settings, balance_of(guild_id, user_id, account, level, period))
 
         found = await self.store.read(look, self.now())
         if found is not None:
             return found
 
-        def run(db: Database, now: datetime) -> Balance:
+        def run(db: Database, now: datetime) -> Statement:
             settings = read_settings(db, guild_id)
             account, level, period = member_account(db, now, settings, user_id, roles)
-            return balance_of(guild_id, user_id, account, level, period)
+            return _statement(db, settings, balance_of(guild_id, user_id, account, level, period))
 
         return await self.store.write(run, self.now())
 
@@ -213,11 +223,7 @@ class Ledger:
         return await self.store.read(never_funded, guild_id)
 
     async def pool_balance(self, guild_id: int) -> Balance:
-        def run(db: Database) -> Balance:
-            account = fetch_account(db, guild_id, "pool", POOL_USER)
-            return balance_of(guild_id, POOL_USER, account or Account(0, 0, 0, 0, None, 0))
-
-        return await self.store.read(run)
+        return await self.store.read(_pool_balance, guild_id)
 
     async def hold(self, job_id: str) -> Hold | None:
         def run(db: Database) -> Hold | None:
@@ -404,3 +410,24 @@ class Ledger:
     async def check(self) -> CheckReport:
         """Prove cached balances equal the journal's sums and nothing is negative."""
         return await self.store.read(check_ledger)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A member's balance with what decides how their videos are paid."""
+
+    balance: Balance
+    policy: FundingPolicy
+    pool: Balance | None  # None when videos are paid from members' own credits only
+
+
+def _statement(db: Database, settings: GuildSettings, balance: Balance) -> Statement:
+    pool = None
+    if settings.policy is not FundingPolicy.PERSONAL:
+        pool = _pool_balance(db, settings.guild_id)
+    return Statement(balance, settings.policy, pool)
+
+
+def _pool_balance(db: Database, guild_id: int) -> Balance:
+    account = fetch_account(db, guild_id, "pool", POOL_USER)
+    return balance_of(guild_id, POOL_USER, account or Account(0, 0, 0, 0, None, 0))
