@@ -117,9 +117,11 @@ async def send_private(
 
 async def acknowledge_privately(interaction: discord.Interaction[Paddock]) -> None:
     """Answer at once with a private "thinking" placeholder, before any database work;
-    :func:`send_private` then replaces it."""
+    :func:`send_private` then replaces it. Until it is sent, the bot's first-answer gate
+    counts it: a burst's reservations and sends wait for it as for the job cards."""
     if not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        with interaction.client.first_answers.opened():
+            await interaction.response.defer(ephemeral=True, thinking=True)
 
 
 @contextlib.asynccontextmanager

@@ -559,7 +559,8 @@ async def _acknowledge(interaction: discord.Interaction[Paddock]) -> None:
     """Answer at once with Discord's public "thinking" placeholder, which the job card
     replaces; a refusal removes it and answers privately (:func:`_refuse`)."""
     if not interaction.response.is_done():
-        answer = await interaction.response.defer(thinking=True)
+        with interaction.client.first_answers.opened():
+            answer = await interaction.response.defer(thinking=True)
         interaction.extras[PLACEHOLDER] = answer.message_id if answer is not None else None
 
 

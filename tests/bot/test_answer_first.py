@@ -15,6 +15,7 @@ from tests.bot.test_video import finished_post
 from tests.fakes.discord import Message, Upload
 
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE = 4, 5
+EPHEMERAL = 1 << 6
 
 
 def fields(message: Message) -> dict[str, str]:
@@ -216,3 +217,29 @@ async def test_in_a_burst_a_reservation_waits_for_the_next_members_first_answer(
     slow_bob.release()  # bob has his answer: alice's reservation goes on
     assert fields(await decided(alices))["Status"].startswith("Queued")
     assert fields(await decided(bobs))["Status"].startswith("Queued")
+
+
+async def test_in_a_burst_a_reservation_waits_for_a_private_acknowledgement_too(
+    fake_discord, paddock, providers
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    await give_credits(paddock, alice, 200)
+    answering = paddock.get_cog("Video").answering
+    answering.patience = 60  # the wait below ends by bob's answer, never by patience
+    slow_bob = fake_discord.hold(
+        "POST /interactions/{interaction_id}/{token}/callback",
+        lambda call: call.json.get("type") == DEFERRED_CHANNEL_MESSAGE
+        and bool((call.json.get("data") or {}).get("flags", 0) & EPHEMERAL))
+
+    bobs = await bob.slash("credits balance")
+    await fake_discord.wait_for(lambda: slow_bob.call)  # on its way to its first answer
+    alices = await alice.slash("video text", prompt="a fox")
+    card = await alices.reply()
+    # alice's reservation waits for bob's acknowledgement, or (without the order) goes on
+    await fake_discord.wait_for(
+        lambda: answering.waiting == 1 or fields(card)["Status"] != RESERVING)
+    assert fields(card)["Status"] == RESERVING and await holds(paddock) == []
+
+    slow_bob.release()  # bob is acknowledged: alice's reservation goes on
+    assert fields(await decided(alices))["Status"].startswith("Queued")
+    assert (await bobs.reply()).ephemeral
