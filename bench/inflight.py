@@ -3,8 +3,9 @@
 Run from the repository root: ``python bench/inflight.py`` (``--jobs`` 1000, ``--render``
 mean render seconds 120, ``--spread`` their standard deviation 10, ``--modes``).
 
-``--profile out.txt`` records where the bot spends its CPU while it waits (py-spy, one
-file a mode). ``python bot.py`` runs in its own process against the fake Discord and a provider
+``--profile out.txt`` records where the bot spends its CPU while it only waits (from every
+card saying "Rendering" to the first render ending; py-spy, one file a mode).
+``python bot.py`` runs in its own process against the fake Discord and a provider
 emulator, which run here. 100 members ask for ``--jobs`` videos with ``/video text``
 (in bursts of 100), every one of which then renders at the provider for its own time.
 Modes:
@@ -21,11 +22,12 @@ per minute of waiting (as a share of one core, and per job) from the moment ever
 at the provider to the first render ending; the same per job from the moment every job's
 card says "Rendering" (its submit, first check, state change and card edit done: only
 the waiting is left; "-" when the first render ends too soon after, under 10 s, so
-give longer ``--render`` times for more jobs); provider requests per job (submit and
-status checks), and the delay from a render ending at the provider to its video being
-in the channel (p50, p99). Also the first answers to the bursts of ``/video text``
-(from the command sent to its first response, p99 and max over every burst): they must
-stay within Discord's 3 s however many jobs are already in flight.
+give longer ``--render`` times for more jobs), and in that window the status checks per
+job per minute and the bot's CPU per check (everything it did, over the checks made);
+provider requests per job (submit and status checks), and the delay from a render ending
+at the provider to its video being in the channel (p50, p99). Also the first answers to
+the bursts of ``/video text`` (from the command sent to its first response, p99 and max
+over every burst): they must stay within Discord's 3 s however many jobs are already in flight.
 """
 
 from __future__ import annotations
@@ -122,24 +124,32 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
             first_end = min(t.created + t.render_seconds for t in measured.values())
             # the waiting: from every job submitted to the first render ending
             spy = None
-            if args.profile is not None:
-                spy = await start_profiler(bot.process.pid, args.profile.with_suffix(
-                    f".{mode}{args.profile.suffix}"), rate=100)
             cpu_start, wall_start = process_cpu(bot.process.pid), time.monotonic()
             peak_rss = process_rss(bot.process.pid)
-            steady: tuple[float, float] | None = None  # (CPU, time) once all are rendering
+            # (CPU, time, requests so far) once all are rendering
+            steady: tuple[float, float, int] | None = None
             while time.monotonic() < first_end - 1:
                 await asyncio.sleep(0.5)
                 peak_rss = max(peak_rss, process_rss(bot.process.pid))
                 if steady is None and all(rendering(i) for i in asked):
-                    steady = process_cpu(bot.process.pid), time.monotonic()
+                    if args.profile is not None:  # the waiting only
+                        spy = await start_profiler(bot.process.pid, args.profile.with_suffix(
+                            f".{mode}{args.profile.suffix}"), rate=100)
+                    steady = (process_cpu(bot.process.pid), time.monotonic(),
+                              len(emulator.requests))
             cpu_end, wall_end = process_cpu(bot.process.pid), time.monotonic()
+            requests_end = len(emulator.requests)
             cpu_waiting, waited = cpu_end - cpu_start, wall_end - wall_start
             if steady is not None and wall_end - steady[1] >= 10:
                 steady_ms = 60_000 * (cpu_end - steady[0]) / (wall_end - steady[1]) / len(asked)
                 steady_note = f"{steady_ms:.2f} ({wall_end - steady[1]:.0f} s)"
+                checks = sum(r.kind == "status"
+                             for r in emulator.requests[steady[2]:requests_end])
+                per_minute = 60 * checks / (wall_end - steady[1]) / len(asked)
+                check_note = (f"{per_minute:.2f} / "
+                              f"{1000 * (cpu_end - steady[0]) / max(checks, 1):.2f} ms")
             else:  # the first renders ended before the last jobs' cards said so
-                steady_note = "-"
+                steady_note = check_note = "-"
             if spy is not None:
                 await stop_profiler(spy)
             files = len(channel.files)
@@ -157,7 +167,7 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         delays.append(shown - (task.created + task.render_seconds))
     return [
         mode, len(measured), peak_rss, 60 * cpu_waiting / waited, 100 * cpu_waiting / waited,
-        60_000 * cpu_waiting / waited / len(measured), steady_note,
+        60_000 * cpu_waiting / waited / len(measured), steady_note, check_note,
         len(requests) / len(measured), percentile(delays, 0.5), percentile(delays, 0.99),
         percentile(firsts, 0.99), max(firsts),
     ]
@@ -183,7 +193,8 @@ async def main() -> None:
         for mode in args.modes:
             rows.append(await one_mode(mode, args, Path(folder)))
     print(table(("mode", "jobs", "peak RSS MB", "CPU s/min", "% of a core",
-                 "CPU ms/job/min", "... all rendering (for)", "requests/job", "delay p50 s",
+                 "CPU ms/job/min", "... all rendering (for)", "checks/job/min, CPU/check",
+                 "requests/job", "delay p50 s",
                  "delay p99 s", "first answer p99 s", "max s"), rows))
 
 
