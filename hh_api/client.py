@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -43,6 +44,8 @@ from hh_api.transport import (
 )
 
 log = logging.getLogger("hh_api")
+# The longest step of the grid that pauses between status checks end on (see `_pause`).
+PAUSE_GRID = 1.0  # seconds
 
 OnUpdate = Callable[[TaskState], Awaitable[None] | None]
 
@@ -419,7 +422,15 @@ class HappyHorse:
         if not wake.is_set():
             # A timer that sets the event: one handle per pause, where wait_for made a
             # task, a timeout and a cancellation: 25-30 us per pause instead of 65-85 us.
-            timer = asyncio.get_running_loop().call_later(seconds, wake.set)
+            # It ends on a grid of a tenth of the pause (at most 1 s) shared by every wait,
+            # so the checks of many tasks go out together, one turn of the event loop and
+            # one wait for the sockets for many, rather than each on its own.
+            loop = asyncio.get_running_loop()
+            tick = min(PAUSE_GRID, seconds / 10)
+            due = loop.time() + seconds
+            if tick > 0:
+                due = math.ceil(due / tick) * tick
+            timer = loop.call_at(due, wake.set)
             try:
                 await wake.wait()
             finally:
