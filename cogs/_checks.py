@@ -118,10 +118,14 @@ async def send_private(
 async def acknowledge_privately(interaction: discord.Interaction[Paddock]) -> None:
     """Answer at once with a private "thinking" placeholder, before any database work;
     :func:`send_private` then replaces it. Until it is sent, the bot's first-answer gate
-    counts it: a burst's reservations and sends wait for it as for the job cards."""
+    counts it: a burst's reservations and sends wait for it as for the job cards. Once it
+    is sent, the command's own work (its reads, writes and the answer that replaces the
+    placeholder) waits in turn for the burst's other first answers, as a reservation does."""
     if not interaction.response.is_done():
-        with interaction.client.first_answers.opened():
+        answers = interaction.client.first_answers
+        with answers.opened():
             await interaction.response.defer(ephemeral=True, thinking=True)
+        await answers.drained()
 
 
 @contextlib.asynccontextmanager

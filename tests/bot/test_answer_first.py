@@ -243,3 +243,33 @@ async def test_in_a_burst_a_reservation_waits_for_a_private_acknowledgement_too(
     slow_bob.release()  # bob is acknowledged: alice's reservation goes on
     assert fields(await decided(alices))["Status"].startswith("Queued")
     assert (await bobs.reply()).ephemeral
+
+
+async def test_in_a_burst_a_balance_waits_for_the_next_members_first_answer(
+    fake_discord, paddock, providers
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    await give_credits(paddock, alice, 200)
+    await give_credits(paddock, bob, 30)
+    answering = paddock.get_cog("Video").answering
+    answering.patience = 60  # the wait below ends by alice's answer, never by patience
+    slow_alice = fake_discord.hold(
+        "POST /interactions/{interaction_id}/{token}/callback",
+        lambda call: f"<@{alice.user.id}>" in json.dumps(call.json))
+
+    alices = await alice.slash("video text", prompt="a fox")
+    await fake_discord.wait_for(lambda: slow_alice.call)  # on its way to its first answer
+    bobs = await bob.slash("credits balance")
+    # bob is acknowledged at once; his balance (a read, then the answer that replaces the
+    # placeholder) waits for alice's card, or (without the order) goes on
+    await fake_discord.wait_for(
+        lambda: answering.waiting == 1
+        or any(not m.thinking for m in bobs.answered))
+    assert bobs.thinking and bobs.original.ephemeral
+    assert [m for m in bobs.answered if not m.thinking] == []
+
+    slow_alice.release()  # alice has her card: bob's balance goes on
+    balance = await bobs.reply()
+    assert balance.ephemeral and balance.embed.title == "Your credits"
+    assert balance.embed.description.startswith("**30 credits** available")
+    assert fields(await decided(alices))["Status"].startswith("Queued")
