@@ -273,3 +273,23 @@ async def test_in_a_burst_a_balance_waits_for_the_next_members_first_answer(
     assert balance.ephemeral and balance.embed.title == "Your credits"
     assert balance.embed.description.startswith("**30 credits** available")
     assert fields(await decided(alices))["Status"].startswith("Queued")
+
+
+async def test_a_balance_held_behind_a_first_answer_that_never_comes_is_sent_after_the_patience(
+    fake_discord, paddock, providers
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    await give_credits(paddock, alice, 200)
+    await give_credits(paddock, bob, 30)
+    paddock.get_cog("Video").answering.patience = 0.05
+    stuck_alice = fake_discord.hold(
+        "POST /interactions/{interaction_id}/{token}/callback",
+        lambda call: f"<@{alice.user.id}>" in json.dumps(call.json))
+
+    alices = await alice.slash("video text", prompt="a fox")
+    await fake_discord.wait_for(lambda: stuck_alice.call)  # her card never reaches Discord
+    bobs = await bob.slash("credits balance")
+    balance = await bobs.reply()  # bob's balance does not wait for it past the patience
+    assert balance.ephemeral and balance.embed.description.startswith("**30 credits**")
+    assert not alices.answered
+    stuck_alice.release()
