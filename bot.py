@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -321,6 +322,15 @@ def check(env: Mapping[str, str]) -> int:
     return 1 if any(finding.problem for finding in findings) else 0
 
 
+# The cycle collector's first generation, in net new container objects (Python's default is
+# 700). A waiting job's check leaves a few objects that live until its next check 15 s
+# later: at 700 the collector scanned them every fraction of a second, moved them on, and
+# passed over the whole heap (about 95 ms with a thousand jobs) twice in a minute and a half,
+# 11-12% of the bot's CPU while jobs only wait. Objects that die by reference count give
+# their place back, so at 50,000 a collection comes only when the heap really grows.
+COLLECT_AFTER = 50_000
+
+
 def main() -> None:
     """``python bot.py``: one clear line, not a traceback, when it cannot start."""
     parser = argparse.ArgumentParser(prog="bot.py", description="Paddock, the Discord bot.")
@@ -334,6 +344,7 @@ def main() -> None:
     if arguments.check:
         sys.exit(check(os.environ))
     setup_logging(os.environ)
+    gc.set_threshold(COLLECT_AFTER, *gc.get_threshold()[1:])
     try:
         settings = Settings.from_env(os.environ)
         asyncio.run(run(settings))
