@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import _limits
-from cogs._checks import is_moderator
+from cogs._checks import acknowledge_privately, is_moderator
 from cogs._render import progress_embed, reserving_embed
 from hh_api import SEED_MAX, HappyHorseError, Mode, VideoRequest
 from paddock.errors import InsufficientCredits, PaddockError
@@ -415,7 +415,7 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
         if self.action == "reroll":
             await _acknowledge(interaction)
         elif self.action == "delete":
-            await interaction.response.defer(ephemeral=True, thinking=True)
+            await acknowledge_privately(interaction)
         try:
             job = await bot.services.jobs.get(self.job_id)
         except PaddockError:

@@ -293,3 +293,33 @@ async def test_a_balance_held_behind_a_first_answer_that_never_comes_is_sent_aft
     assert balance.ephemeral and balance.embed.description.startswith("**30 credits**")
     assert not alices.answered
     stuck_alice.release()
+
+
+async def test_in_a_burst_a_delete_waits_for_the_next_members_first_answer(
+    fake_discord, paddock, providers
+) -> None:
+    alice, bob = fake_discord.member("alice"), fake_discord.member("bob")
+    await give_credits(paddock, alice, 200)
+    await give_credits(paddock, bob, 200)
+    await decided(await bob.slash("video text", prompt="a hare"))
+    post = await finished_post(fake_discord, bob)
+    answering = paddock.get_cog("Video").answering
+    answering.patience = 60  # the wait below ends by alice's answer, never by patience
+    slow_alice = fake_discord.hold(
+        "POST /interactions/{interaction_id}/{token}/callback",
+        lambda call: f"<@{alice.user.id}>" in json.dumps(call.json))
+
+    alices = await alice.slash("video text", prompt="a fox")
+    await fake_discord.wait_for(lambda: slow_alice.call)  # on its way to its first answer
+    pressed = await bob.press(post, "Delete")
+    # bob is acknowledged at once; the delete (a read, the post removed, "Deleted.") waits
+    # for alice's card, or (without the order) goes on
+    await fake_discord.wait_for(
+        lambda: answering.waiting == 1 or any(not m.thinking for m in pressed.answered))
+    assert pressed.thinking and pressed.original.ephemeral
+    assert [m for m in pressed.answered if not m.thinking] == [] and not post.deleted
+
+    slow_alice.release()  # alice has her card: bob's delete goes on
+    assert (await pressed.reply()).content == "Deleted."
+    assert post.deleted
+    assert fields(await decided(alices))["Status"].startswith("Queued")
