@@ -344,9 +344,11 @@ class PostgresStore:
         self._counts_lock = threading.Lock()
 
     def _pool(self, name: str, size: int, *, read_only: bool) -> psycopg_pool.ConnectionPool:
+        # Every connection opened with the store (min_size=size): opened on demand, the
+        # first burst of commands waited for them.
         return psycopg_pool.ConnectionPool(
             self.url,
-            min_size=1,
+            min_size=size,
             max_size=size,
             open=False,
             timeout=self.connect_timeout,
@@ -386,6 +388,7 @@ class PostgresStore:
         )
         try:
             await asyncio.to_thread(store._open_pools)
+            await store._start_readers()
             store.server_version = await store.read(_server_version)
             await asyncio.to_thread(store._migrate, migrations)
         except psycopg.Error as exc:  # e.g. no right to create the tables
@@ -407,6 +410,17 @@ class PostgresStore:
                 pool.open(wait=True)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise StoreUnavailable(server=True) from exc
+
+    async def _start_readers(self) -> None:
+        """Start every reading thread now. Left to the first reads, a thread's start
+        (``Thread.start`` waits for the new thread to run) fell in the first burst of
+        commands, on the event loop's time, before members' first answers."""
+        everyone = threading.Barrier(self.readers)  # one call per thread, not reused
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(
+            loop.run_in_executor(self._read_threads, everyone.wait, self.connect_timeout)
+            for _ in range(self.readers)
+        ))
 
     def _migrate(self, migrations: Any) -> list[str]:
         with self._writers.connection() as conn:
