@@ -877,10 +877,10 @@ class Runner:
             # A post cannot be fenced by a write: renew the lease before the download and
             # again just before the post itself (after a re-encode that may take longer
             # than a lease), so a process that lost the job meanwhile posts nothing.
-            await self.leases.confirm(job.id)
+            await self._confirm(job)
             try:
                 await self.delivery.deliver(job, earlier=earlier,
-                                            posting=functools.partial(self.leases.confirm, job.id))
+                                            posting=functools.partial(self._confirm, job))
             except LeaseLost:
                 raise
             except VideoUnusable as error:
@@ -905,6 +905,20 @@ class Runner:
                 await self._record_delivered(job)
                 log.info("%s delivered (%s)", job_fields(job), job.state.value)
                 return
+
+    async def _confirm(self, job: Job) -> None:
+        """Renew the job's lease before a post (`Leases.confirm`), again while the database
+        refuses (busy, unreachable): the lease stays this process's until another takes it,
+        and setting the job aside would hold its video back until the lease ran out."""
+        delay = RECORD_RETRY_FIRST
+        while True:
+            try:
+                return await self.leases.confirm(job.id)
+            except (StoreBusy, StoreUnavailable) as error:
+                log.warning("%s renewing its lease before the post failed (%s); trying again "
+                            "in %.2f s", job_fields(job), type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_MAX)
 
     async def _record_delivered(self, job: Job) -> None:
         """The outcome is posted: store that (see `_store_after`). Giving up would leave the

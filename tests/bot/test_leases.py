@@ -328,6 +328,42 @@ async def test_a_job_the_provider_took_while_the_database_refused_is_still_made(
     await assert_posted_and_charged_once(fake_discord, emulator, database, alice)
 
 
+async def test_a_video_whose_lease_the_database_would_not_renew_before_its_post_is_posted(
+    fake_discord, providers, tmp_path
+) -> None:
+    """The video is downloaded and about to be posted, and renewing the lease first is
+    refused (the write lock held past the busy timeout): the driver renews it once the
+    database answers and posts. It counted as a failed delivery attempt (a few of those and
+    the video is given up); refused before the download, it set the job aside until its
+    lease ran out."""
+    database, emulator, alice, env = await alice_renders_at_joypix(
+        fake_discord, providers, tmp_path)
+    env = {**env, "PADDOCK_SQLITE_BUSY_SECONDS": "0.5"}
+    emulator.files_held = asyncio.Event()
+
+    async with bot_process(fake_discord, env=env) as bot:
+        await decided(await alice.slash("video text", prompt="a lighthouse"))
+        await emulator.wait_for_requests("status", 1)
+        [task_id] = emulator.tasks
+        emulator.finish(task_id)
+        await emulator.wait_for_requests("file", 1)  # stored as done, lease renewed
+        blocker = sqlite3.connect(database, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            emulator.files_held.set()  # downloaded; next, the lease is renewed for the post
+            await bot.wait_for_output("renewing its lease before the post failed", timeout=30)
+            assert video_posts(fake_discord, alice) == []
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await bot.wait_for_output("delivered (succeeded)", timeout=30)
+
+    # neither a failed delivery attempt (of a few, after which the video is given up and
+    # its credits returned) nor set aside: its driver posted it
+    assert "delivery attempt" not in bot.output and "taken over" not in bot.output
+    await assert_posted_and_charged_once(fake_discord, emulator, database, alice)
+
+
 async def test_a_job_waiting_in_one_process_is_cancelled_through_the_other(
     fake_discord, providers, tmp_path
 ) -> None:
