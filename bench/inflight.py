@@ -28,6 +28,12 @@ provider requests per job (submit and status checks), and the delay from a rende
 at the provider to its video being in the channel (p50, p99). Also the first answers to
 the bursts of ``/video text`` (from the command sent to its first response, p99 and max
 over every burst): they must stay within Discord's 3 s however many jobs are already in flight.
+
+The delivery delay is then split where it goes (p50, p99): from the render's end to the
+status answer that told the bot (how late it learned: the poll interval's share), from
+there to the bot asking the provider for the video (the job's store writes, a delivery
+slot), and from there to the post being in the channel (download, fit, upload); with how
+long the renders took to end, all of them, and the last post after the first ended.
 """
 
 from __future__ import annotations
@@ -80,7 +86,10 @@ def rendering(asked: Interaction) -> bool:
         for e in card.embed_payloads for f in e.get("fields") or ())
 
 
-async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[object]:
+async def one_mode(
+    mode: str, args: argparse.Namespace, folder: Path
+) -> tuple[list[object], list[object]]:
+    """The main table's row for ``mode``, and where its delivery delay went."""
     provider = "hiapi" if mode == "callback" else "joypix"
     callbacks = {"callback_secret": SECRET} if mode == "callback" else {}
     async with (
@@ -160,17 +169,32 @@ async def one_mode(mode: str, args: argparse.Namespace, folder: Path) -> list[ob
         posted = {
             m.embed.description: m.received_at for m in channel.visible if m.attachments
         }
-    delays = []
+    fetched: dict[str, float] = {}  # task id -> when the bot asked for its video
+    for r in emulator.requests[before:]:
+        if r.kind == "file":
+            fetched.setdefault(r.path.removeprefix("/files/").removesuffix(".mp4"), r.at)
+    delays, learned, to_fetch, to_post, ends, shows = [], [], [], [], [], []
     for task in measured.values():
         prompt = task.received.get("prompt") or task.received.get("input", {}).get("prompt")
         shown = next(at for text, at in posted.items() if text and prompt in text)  # "take 1."
-        delays.append(shown - (task.created + task.render_seconds))
-    return [
+        end = task.created + task.render_seconds
+        delays.append(shown - end)
+        ends.append(end)
+        shows.append(shown)
+        if task.ended_at is not None and task.id in fetched:
+            learned.append(task.ended_at - end)
+            to_fetch.append(fetched[task.id] - task.ended_at)
+            to_post.append(shown - fetched[task.id])
+    row = [
         mode, len(measured), peak_rss, 60 * cpu_waiting / waited, 100 * cpu_waiting / waited,
         60_000 * cpu_waiting / waited / len(measured), steady_note, check_note,
         len(requests) / len(measured), percentile(delays, 0.5), percentile(delays, 0.99),
         percentile(firsts, 0.99), max(firsts),
     ]
+    stages = [mode, len(learned), *(f"{percentile(d, 0.5):.2f} / {percentile(d, 0.99):.2f}"
+                                     for d in (learned, to_fetch, to_post)),
+              f"{max(ends) - min(ends):.0f} s / {max(shows) - min(ends):.0f} s"]
+    return row, stages
 
 
 async def main() -> None:
@@ -188,14 +212,22 @@ async def main() -> None:
     print(f"{args.jobs} jobs in flight, renders {args.render:g} s (sd {args.spread:g} s); "
           "aims: < 150 MB, <= 2 ms CPU per job per minute, delay < half the poll interval + upload "
           "(< 1 s with callbacks)")
-    rows = []
+    rows, stages = [], []
     with tempfile.TemporaryDirectory() as folder:
         for mode in args.modes:
-            rows.append(await one_mode(mode, args, Path(folder)))
+            row, stage = await one_mode(mode, args, Path(folder))
+            rows.append(row)
+            stages.append(stage)
     print(table(("mode", "jobs", "peak RSS MB", "CPU s/min", "% of a core",
                  "CPU ms/job/min", "... all rendering (for)", "checks/job/min, CPU/check",
                  "requests/job", "delay p50 s",
                  "delay p99 s", "first answer p99 s", "max s"), rows))
+    print("Where the delay goes, p50 / p99 s: the provider answered a status check that the "
+          "render had ended (learned), then the bot asked for the video (fetch started), then "
+          "it was in the channel (posted); renders ended over, the last posted after the first "
+          "render ended")
+    print(table(("mode", "jobs", "learned", "fetch started", "posted",
+                 "renders ended over / last posted"), stages))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -111,6 +111,7 @@ class Recorded:
     body: bytes
     kind: str  # "submit", "status", "file" or "other"
     raw_path: str = ""  # the path and query as sent, percent-escapes not decoded
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for benchmarks
 
     @property
     def json(self) -> Any:
@@ -150,6 +151,7 @@ class Task:
     polls: int = 0
     finished: str | None = None  # forced outcome: "succeed" or "fail"
     ended: bool = False  # its end was noticed (and its callback sent, if it asked for one)
+    ended_at: float | None = None  # when (time.monotonic), for benchmarks
 
     def terminal_word(self, provider: str) -> str:
         _, _, succeeded, failed = WORDS[provider]
@@ -365,7 +367,7 @@ class ProviderEmulator:
         """The task reached its terminal state: HiAPI posts to its callback URL once."""
         if task.ended:
             return
-        task.ended = True
+        task.ended, task.ended_at = True, time.monotonic()
         wants_callback = isinstance(task.received.get("callback"), dict)
         if self.callback_secret is None or not wants_callback:
             return
