@@ -37,7 +37,9 @@ HISTORY_SCAN = 100
 POST_CLOCK_MARGIN = timedelta(minutes=2)
 SHEET_PICTURE_MAX = 20 * 1024 * 1024  # the largest reference picture any provider takes
 FIT_SOURCE_MAX = 512 * 1024 * 1024  # the largest video downloaded to re-encode
-DELIVERIES_AT_ONCE = 16  # downloads + uploads of finished videos; well under the bot's pool
+# Downloads + uploads of finished videos; well under the bot's pool. The job card's
+# closing edit waits outside (one channel's edits go one at a time).
+DELIVERIES_AT_ONCE = 16
 
 
 class DiscordDelivery:
@@ -85,7 +87,10 @@ class DiscordDelivery:
                 return
         if job.state is JobState.SUCCEEDED:
             async with self._deliveries:
-                await self._deliver_video(job, posting)
+                posted = await self._deliver_video(job, posting)
+            # Outside the slot: Discord takes one channel's edits one at a time, so the
+            # cards of many videos finishing together would hold the slots and their posts.
+            await self._close_job_message(job, self._closing_note(job, posted))
         else:
             posted = await self._post(job, posting, embed=failed_embed(
                 job, provider_title=self._title(job)))
@@ -128,7 +133,8 @@ class DiscordDelivery:
 
     async def _deliver_video(
         self, job: Job, posting: Callable[[], Awaitable[None]] | None
-    ) -> None:
+    ) -> discord.Message:
+        """Fetch, fit and post the finished video; the post."""
         from cogs.video import result_view
 
         services = self.bot.services
@@ -199,7 +205,7 @@ class DiscordDelivery:
                     embed.set_thumbnail(url="attachment://references.png")
                 message = await self._post(job, posting, embed=embed, files=files,
                                            view=result_view(job, link=job.result_url))
-        await self._close_job_message(job, self._closing_note(job, message))
+        return message
 
     async def _join(self, job: Job, extension: Extension, path: Path) -> tuple[Path, str | None]:
         """The continuation at `path` joined after the clip it continues; with the chain's
