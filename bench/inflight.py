@@ -30,16 +30,20 @@ the bursts of ``/video text`` (from the command sent to its first response, p99 
 over every burst): they must stay within Discord's 3 s however many jobs are already in flight.
 
 The delivery delay is then split where it goes (p50, p99): from the render's end to the
-status answer that told the bot (how late it learned: the poll interval's share), from
+status answer that told the bot (how late it learned: the poll interval's share; with
+callbacks, when the callback went out, so the check it prompts falls in the next), from
 there to the bot asking the provider for the video (the job's store writes, a delivery
 slot), and from there to the post being in the channel (download, fit, upload); with how
-long the renders took to end, all of them, and the last post after the first ended.
+long the renders took to end, all of them, and the last post after the first ended;
+and the CPU the bot and this process (the fake Discord and the provider emulator) used
+meanwhile, as a share of one core (either near 100%: that process is the bottleneck).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -162,8 +166,14 @@ async def one_mode(
             if spy is not None:
                 await stop_profiler(spy)
             files = len(channel.files)
+            # the delivering: both processes' CPU from the first render ending to the last post
+            bot_cpu, own_cpu = process_cpu(bot.process.pid), process_cpu(os.getpid())
+            delivering = time.monotonic()
             await fake.wait_for(lambda: len(channel.files) >= files + len(asked),
                                 timeout=args.render * 3)
+            delivering = time.monotonic() - delivering
+            bot_cpu = process_cpu(bot.process.pid) - bot_cpu
+            own_cpu = process_cpu(os.getpid()) - own_cpu
             peak_rss = max(peak_rss, process_rss(bot.process.pid))
         requests = [r for r in emulator.requests[before:] if r.kind in ("submit", "status")]
         posted = {
@@ -193,7 +203,8 @@ async def one_mode(
     ]
     stages = [mode, len(learned), *(f"{percentile(d, 0.5):.2f} / {percentile(d, 0.99):.2f}"
                                      for d in (learned, to_fetch, to_post)),
-              f"{max(ends) - min(ends):.0f} s / {max(shows) - min(ends):.0f} s"]
+              f"{max(ends) - min(ends):.0f} s / {max(shows) - min(ends):.0f} s",
+              f"{100 * bot_cpu / delivering:.0f}% / {100 * own_cpu / delivering:.0f}%"]
     return row, stages
 
 
@@ -225,9 +236,10 @@ async def main() -> None:
     print("Where the delay goes, p50 / p99 s: the provider answered a status check that the "
           "render had ended (learned), then the bot asked for the video (fetch started), then "
           "it was in the channel (posted); renders ended over, the last posted after the first "
-          "render ended")
+          "render ended; the bot's and this process's (the fakes') CPU meanwhile")
     print(table(("mode", "jobs", "learned", "fetch started", "posted",
-                 "renders ended over / last posted"), stages))
+                 "renders ended over / last posted",
+                 "CPU of a core: bot / fakes"), stages))
 
 
 if __name__ == "__main__":
