@@ -22,6 +22,13 @@ def fields(message: Message) -> dict[str, str]:
     return {f.name: f.value for f in message.embed.fields}
 
 
+def first_answer_held(fake_discord, member):
+    """The fake Discord holds `member`'s first answer (its interaction callback) until
+    released: a command still on its way to its first answer."""
+    return fake_discord.hold("POST /interactions/{interaction_id}/{token}/callback",
+                             lambda call: f"<@{member.user.id}>" in json.dumps(call.json))
+
+
 @contextlib.contextmanager
 def writer_held(database: Path) -> Iterator[None]:
     """Another process's write transaction on the bot's database: while it lasts, no
@@ -198,11 +205,8 @@ async def test_in_a_burst_a_reservation_waits_for_the_next_members_first_answer(
     answering = paddock.get_cog("Video").answering
     answering.patience = 60  # the wait below ends by bob's answer, never by patience
 
-    def first_answer_of(member):
-        return fake_discord.hold("POST /interactions/{interaction_id}/{token}/callback",
-                                 lambda call: f"<@{member.user.id}>" in json.dumps(call.json))
-
-    slow_alice, slow_bob = first_answer_of(alice), first_answer_of(bob)
+    slow_alice = first_answer_held(fake_discord, alice)
+    slow_bob = first_answer_held(fake_discord, bob)
     alices = await alice.slash("video text", prompt="a fox")
     bobs = await bob.slash("video text", prompt="an owl")
     # both commands are on their way to their first answer: a burst of two
@@ -253,9 +257,7 @@ async def test_in_a_burst_a_balance_waits_for_the_next_members_first_answer(
     await give_credits(paddock, bob, 30)
     answering = paddock.get_cog("Video").answering
     answering.patience = 60  # the wait below ends by alice's answer, never by patience
-    slow_alice = fake_discord.hold(
-        "POST /interactions/{interaction_id}/{token}/callback",
-        lambda call: f"<@{alice.user.id}>" in json.dumps(call.json))
+    slow_alice = first_answer_held(fake_discord, alice)
 
     alices = await alice.slash("video text", prompt="a fox")
     await fake_discord.wait_for(lambda: slow_alice.call)  # on its way to its first answer
@@ -282,9 +284,7 @@ async def test_a_balance_held_behind_a_first_answer_that_never_comes_is_sent_aft
     await give_credits(paddock, alice, 200)
     await give_credits(paddock, bob, 30)
     paddock.get_cog("Video").answering.patience = 0.05
-    stuck_alice = fake_discord.hold(
-        "POST /interactions/{interaction_id}/{token}/callback",
-        lambda call: f"<@{alice.user.id}>" in json.dumps(call.json))
+    stuck_alice = first_answer_held(fake_discord, alice)
 
     alices = await alice.slash("video text", prompt="a fox")
     await fake_discord.wait_for(lambda: stuck_alice.call)  # her card never reaches Discord
@@ -305,9 +305,7 @@ async def test_in_a_burst_a_delete_waits_for_the_next_members_first_answer(
     post = await finished_post(fake_discord, bob)
     answering = paddock.get_cog("Video").answering
     answering.patience = 60  # the wait below ends by alice's answer, never by patience
-    slow_alice = fake_discord.hold(
-        "POST /interactions/{interaction_id}/{token}/callback",
-        lambda call: f"<@{alice.user.id}>" in json.dumps(call.json))
+    slow_alice = first_answer_held(fake_discord, alice)
 
     alices = await alice.slash("video text", prompt="a fox")
     await fake_discord.wait_for(lambda: slow_alice.call)  # on its way to its first answer
