@@ -43,7 +43,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from hh_api import (
     AuthenticationError,
@@ -83,6 +83,7 @@ from paddock.settings_changes import parse as parse_settings_change
 from paddock.store.notifications import Subscription
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ALL_RESTING = (
     "Every provider that can make this video is resting after errors{back}. Nothing was "
@@ -910,15 +911,8 @@ class Runner:
         """Renew the job's lease before a post (`Leases.confirm`), again while the database
         refuses (busy, unreachable): the lease stays this process's until another takes it,
         and setting the job aside would hold its video back until the lease ran out."""
-        delay = RECORD_RETRY_FIRST
-        while True:
-            try:
-                return await self.leases.confirm(job.id)
-            except (StoreBusy, StoreUnavailable) as error:
-                log.warning("%s renewing its lease before the post failed (%s); trying again "
-                            "in %.2f s", job_fields(job), type(error).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECORD_RETRY_MAX)
+        await self._while_refused(job, lambda: self.leases.confirm(job.id),
+                                  "renewing its lease before the post")
 
     async def _record_delivered(self, job: Job) -> None:
         """The outcome is posted: store that (see `_store_after`). Giving up would leave the
@@ -936,21 +930,35 @@ class Runner:
         one would do it again or, unable to tell, give the member's credits back for a
         video being made. ``stored`` tells a write whose COMMIT's answer was lost but
         which went through."""
-        delay = RECORD_RETRY_FIRST
         unsure = False  # a COMMIT whose answer was lost may have stored it already
-        while True:
+
+        async def attempt() -> Job:
+            nonlocal unsure
             try:
                 return await write()
-            except (LeaseLost, InvalidTransition):
-                if unsure:
-                    now = await self.jobs.get(job.id)
-                    if stored(now):
-                        return now
+            except StoreUnavailable:
+                unsure = True
                 raise
+
+        try:
+            return await self._while_refused(job, attempt, "storing what was done")
+        except (LeaseLost, InvalidTransition):
+            if unsure:
+                now = await self.jobs.get(job.id)
+                if stored(now):
+                    return now
+            raise
+
+    async def _while_refused(self, job: Job, act: Callable[[], Awaitable[T]], doing: str) -> T:
+        """``act()``, again while the database refuses it (busy, unreachable): after 0.25 s,
+        doubling up to 5 s."""
+        delay = RECORD_RETRY_FIRST
+        while True:
+            try:
+                return await act()
             except (StoreBusy, StoreUnavailable) as error:
-                unsure = unsure or isinstance(error, StoreUnavailable)
-                log.warning("%s storing what was done failed (%s); trying again in %.2f s",
-                            job_fields(job), type(error).__name__, delay)
+                log.warning("%s %s failed (%s); trying again in %.2f s", job_fields(job), doing,
+                            type(error).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECORD_RETRY_MAX)
 
